@@ -1,0 +1,21 @@
+# Warnings and sanitizers for every tandem target, through one interface target.
+add_library(tandem_options INTERFACE)
+target_compile_options(tandem_options INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor>)
+if(TANDEM_WERROR)
+  target_compile_options(tandem_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
+endif()
+target_include_directories(tandem_options INTERFACE ${PROJECT_SOURCE_DIR})
+
+if(TANDEM_SANITIZE)
+  set(_san -fsanitize=${TANDEM_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_compile_options(tandem_options INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_san}>)
+  target_link_options(tandem_options INTERFACE ${_san})
+endif()
+
+# The x86 SIMD kernels are compiled with their own flags and chosen at run time,
+# so the binary still runs on a CPU without them.
+set(TANDEM_X86 OFF)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  set(TANDEM_X86 ON)
+endif()

@@ -1,0 +1,82 @@
+// `tandem generate`: stream a completion of a prompt from a model.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "launcher/commands.h"
+#include "runtime/generator.h"
+#include "runtime/loaded_model.h"
+
+namespace tandem::cli {
+namespace {
+
+struct GenerateFlags {
+  std::string model = "models/stories260K";
+  std::string tokenizer;
+  std::string prompt;
+  int64_t steps = 256;
+  float temperature = 1.0f;
+  float top_p = 0.9f;
+  int top_k = 0;
+  int64_t seed = -1;
+  int threads = 0;
+};
+
+int run_generate(const GenerateFlags& f) {
+  GenerateRequest request;
+  request.prompt = f.prompt;
+  request.steps = f.steps;
+  request.sampler.temperature = f.temperature;
+  request.sampler.top_p = f.top_p;
+  request.sampler.top_k = f.top_k;
+  // An unset seed is drawn from the clock and printed, so any run can be repeated.
+  request.sampler.seed = f.seed >= 0
+      ? static_cast<uint64_t>(f.seed)
+      : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  if (Status s = validate(request.sampler); !s.ok()) return report_error(s);
+
+  LoadOptions options;
+  options.tokenizer = f.tokenizer;
+  options.backend.threads = f.threads;
+  auto loaded = load_model(f.model, options);
+  if (!loaded.ok()) return report_error(loaded.status());
+
+  auto stats = generate(*loaded->model, loaded->tokenizer, request, [](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (!stats.ok()) return report_error(stats.status());
+  const double decode_rate = stats->decode_seconds > 0 ? stats->generated_tokens / stats->decode_seconds : 0;
+  std::fprintf(stderr,
+               "tandem: %lld prompt tokens, %lld generated (%s), %.1f tok/s decode, seed %llu, %s\n",
+               static_cast<long long>(stats->prompt_tokens),
+               static_cast<long long>(stats->generated_tokens), stats->stop_reason.c_str(),
+               decode_rate, static_cast<unsigned long long>(request.sampler.seed),
+               loaded->backend->name().c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto flags = std::make_shared<GenerateFlags>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming tokens");
+  cmd->add_option("--model", flags->model, "Model directory or llama2.c checkpoint")
+      ->capture_default_str();
+  cmd->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (default: found beside the model)");
+  cmd->add_option("--prompt", flags->prompt, "Prompt text (default: empty, start from BOS)");
+  cmd->add_option("--steps", flags->steps, "Tokens to print after BOS, prompt included")
+      ->capture_default_str();
+  cmd->add_option("--temperature", flags->temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-p", flags->top_p, "Nucleus sampling threshold, 1 = off")->capture_default_str();
+  cmd->add_option("--top-k", flags->top_k, "Sample among the k most likely, 0 = off")->capture_default_str();
+  cmd->add_option("--seed", flags->seed, "Sampling seed (default: from the clock, printed)");
+  cmd->add_option("--threads", flags->threads, "CPU threads, 0 = all")->capture_default_str();
+  cmd->callback([flags] { set_exit_code(run_generate(*flags)); });
+}
+
+}  // namespace tandem::cli

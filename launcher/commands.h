@@ -1,0 +1,23 @@
+// The subcommands of `tandem`. Each registers its flags on the CLI11 app and
+// returns the process exit code from its run function: 0 on success, 1 with
+// a message on stderr naming the cause otherwise.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/status.h"
+
+namespace tandem::cli {
+
+void add_generate_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+
+// Prints "tandem: error: <status>" to stderr and returns exit code 1.
+int report_error(const Status& status);
+
+// The exit code the subcommand that ran chose (callbacks store it here).
+void set_exit_code(int code);
+int exit_code();
+
+}  // namespace tandem::cli

@@ -1,0 +1,34 @@
+// tandem: one machine out of two DGX Sparks. Entry point of the command line.
+#include <cstdio>
+
+#include "launcher/commands.h"
+
+namespace tandem::cli {
+namespace {
+int g_exit_code = 0;
+}  // namespace
+
+void set_exit_code(int code) { g_exit_code = code; }
+int exit_code() { return g_exit_code; }
+
+int report_error(const Status& status) {
+  std::fprintf(stderr, "tandem: error: %s\n", status.to_string().c_str());
+  return 1;
+}
+
+}  // namespace tandem::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"tandem: LLM inference and training across two machines"};
+  app.set_version_flag("--version", "tandem " TANDEM_VERSION);
+  app.require_subcommand(1);
+  tandem::cli::add_generate_command(app);
+  tandem::cli::add_bench_command(app);
+  tandem::cli::add_info_command(app);
+  try {
+    app.parse(argc, argv);  // the chosen subcommand runs in its callback
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return tandem::cli::exit_code();
+}

@@ -1,0 +1,114 @@
+// The backend interface: where tensors live and what runs on them. The model
+// (runtime/llama_model.h) is written only against this interface and never
+// dereferences a tensor itself, which is what lets a CUDA backend drop in:
+//
+//  - Memory. allocate() returns a Buffer in the backend's memory (host memory
+//    for cpu; device memory from a pool for cuda). import_weights() makes
+//    host-resident weights (a mapped model file) usable by the kernels: cpu uses
+//    them in place; cuda copies them to the device once, in chunks through
+//    pinned staging, or maps them in place where memory is unified (GB10).
+//  - Ordering. Kernels are enqueued in call order on the backend's one stream:
+//    cpu runs each at once (threaded), cuda launches it on a CUDA stream and
+//    returns. copy_to_host() and synchronize() are the only points where the
+//    host waits, so a cuda decode step can later be captured as a CUDA graph.
+//  - Kernels take tensors (views) and check shapes; a mismatch is a
+//    programmer bug and aborts. Host-side inputs (token ids, positions) are
+//    passed by value or as host spans and copied by the backend as needed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "runtime/status.h"
+#include "runtime/tensor.h"
+
+namespace tandem {
+
+class Backend;
+
+// Move-only ownership of backend memory; frees it through its backend.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend* owner, void* data, size_t bytes) : owner_(owner), data_(data), bytes_(bytes) {}
+  ~Buffer() { reset(); }
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  void reset();
+
+ private:
+  Backend* owner_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+struct AttentionShape {
+  int64_t n_heads = 0;     // query heads
+  int64_t n_kv_heads = 0;  // KV heads; query head h reads KV head h / (n_heads / n_kv_heads)
+  int64_t head_dim = 0;
+  int64_t start_pos = 0;   // position of the first query token
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Zero-filled memory of `bytes`, aligned for any kernel. ResourceExhausted
+  // when the backend cannot provide it.
+  virtual Result<Buffer> allocate(size_t bytes) = 0;
+  // Host weights -> weights the kernels can read. The returned view stays
+  // valid while the backend lives (cuda) or while `host` does (cpu).
+  virtual Result<Tensor> import_weights(const Tensor& host) = 0;
+  // Copies `bytes` from the start of `src` to host memory; waits for the
+  // kernels enqueued before it.
+  virtual Status copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
+  virtual Status synchronize() = 0;
+
+  // ---- kernels; x, out: [tokens, width] activations in backend memory ----
+  // out[t] = table[tokens[t]]. Token ids must be validated by the caller.
+  virtual void embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) = 0;
+  // out[t] = x[t] * w / rms(x[t]); out may be x.
+  virtual void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) = 0;
+  // out[t, r] = dot(x[t], w[r]): w is [n_out, n_in] as checkpoints store it.
+  virtual void matmul(const Tensor& out, const Tensor& x, const Tensor& w) = 0;
+  // llama2.c rotary embedding of q and k in place; token t is at start_pos + t.
+  virtual void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, float theta) = 0;
+  // Writes k, v ([tokens, n_kv_heads * head_dim]) to rows start_pos.. of the
+  // caches ([max_seq, n_kv_heads * head_dim]).
+  virtual void store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k,
+                        const Tensor& v, int64_t start_pos) = 0;
+  // Causal grouped-query attention: token t attends to cache rows
+  // [0, start_pos + t]. out, q: [tokens, n_heads * head_dim].
+  virtual void attention(const Tensor& out, const Tensor& q, const Tensor& k_cache,
+                         const Tensor& v_cache, const AttentionShape& shape) = 0;
+  // out = silu(gate) * up; out may be gate.
+  virtual void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
+  // x += y
+  virtual void add(const Tensor& x, const Tensor& y) = 0;
+
+ protected:
+  friend class Buffer;
+  virtual void release(void* data, size_t bytes) = 0;
+};
+
+// The cuda kind joins here with its device ordinal (runtime/cuda/ holds the
+// device layer it builds on).
+enum class BackendKind { kCpu };
+
+struct BackendOptions {
+  BackendKind kind = BackendKind::kCpu;
+  int threads = 0;  // cpu: worker threads, 0 = one per hardware thread
+};
+
+// Fails with a clear Status when the kind is unavailable.
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+
+}  // namespace tandem

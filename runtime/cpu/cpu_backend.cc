@@ -1,0 +1,147 @@
+#include "runtime/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "runtime/cpu/kernels.h"
+
+namespace tandem {
+namespace {
+
+constexpr size_t kAlignment = 64;  // a cache line; enough for any SIMD load
+// Below this many elements an elementwise kernel runs inline: waking threads
+// costs more than it saves.
+constexpr int64_t kElementwiseGrain = 1 << 14;
+
+void check_same_shape(const Tensor& a, const Tensor& b) {
+  TANDEM_CHECK_MSG(a.rows() == b.rows() && a.row_length() == b.row_length(),
+                   a.shape_string() + " vs " + b.shape_string());
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : pool_(threads) {}
+
+std::string CpuBackend::name() const {
+  return "cpu (" + std::string(cpu::isa_name(cpu::active_isa())) + ", " +
+         std::to_string(pool_.size()) + " threads)";
+}
+
+Result<Buffer> CpuBackend::allocate(size_t bytes) {
+  const size_t rounded = (std::max<size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  if (p == nullptr)
+    return ResourceExhausted("cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
+  std::memset(p, 0, rounded);
+  return Buffer(this, p, bytes);
+}
+
+void CpuBackend::release(void* data, size_t) { std::free(data); }
+
+Result<Tensor> CpuBackend::import_weights(const Tensor& host) {
+  if (host.dtype != DType::kF32)
+    return InvalidArgument("cpu backend computes with f32 weights, got " +
+                           std::string(dtype_name(host.dtype)));
+  return host;
+}
+
+Status CpuBackend::copy_to_host(void* dst, const Tensor& src, size_t bytes) {
+  TANDEM_CHECK(bytes <= src.bytes());
+  std::memcpy(dst, src.data, bytes);
+  return Status::Ok();
+}
+
+void CpuBackend::embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) {
+  TANDEM_CHECK(out.rows() == static_cast<int64_t>(tokens.size()));
+  TANDEM_CHECK(out.row_length() == table.row_length());
+  const int64_t width = table.row_length();
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    TANDEM_CHECK(tokens[t] >= 0 && tokens[t] < table.rows());
+    std::memcpy(out.f32() + t * width, table.f32() + tokens[t] * width, width * sizeof(float));
+  }
+}
+
+void CpuBackend::rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) {
+  check_same_shape(out, x);
+  TANDEM_CHECK(w.numel() == x.row_length());
+  const int64_t width = x.row_length();
+  pool_.parallel_for(x.rows(), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t)
+      cpu::rmsnorm(out.f32() + t * width, x.f32() + t * width, w.f32(), width, eps);
+  });
+}
+
+void CpuBackend::matmul(const Tensor& out, const Tensor& x, const Tensor& w) {
+  const int64_t tokens = x.rows(), n_in = x.row_length(), n_out = w.rows();
+  TANDEM_CHECK_MSG(w.row_length() == n_in, x.shape_string() + " x " + w.shape_string());
+  TANDEM_CHECK(out.rows() == tokens && out.row_length() == n_out);
+  // Grain: enough rows per chunk that a chunk reads tens of KiB of weights.
+  const int64_t grain = std::max<int64_t>(4, 16384 / std::max<int64_t>(n_in, 1));
+  pool_.parallel_for(n_out, grain, [&](int64_t begin, int64_t end) {
+    cpu::matmul_rows(out.f32(), x.f32(), w.f32(), tokens, n_in, n_out, begin, end);
+  });
+}
+
+void CpuBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s, float theta) {
+  TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
+  TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
+  for (int64_t t = 0; t < q.rows(); ++t) {
+    cpu::rope_interleaved(q.f32() + t * q.row_length(), s.n_heads, s.head_dim, s.start_pos + t, theta);
+    cpu::rope_interleaved(k.f32() + t * k.row_length(), s.n_kv_heads, s.head_dim, s.start_pos + t,
+                          theta);
+  }
+}
+
+void CpuBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k,
+                          const Tensor& v, int64_t start_pos) {
+  check_same_shape(k, v);
+  check_same_shape(k_cache, v_cache);
+  TANDEM_CHECK(k.row_length() == k_cache.row_length());
+  TANDEM_CHECK(start_pos >= 0 && start_pos + k.rows() <= k_cache.rows());
+  const size_t row_bytes = k.row_length() * sizeof(float);
+  std::memcpy(k_cache.f32() + start_pos * k.row_length(), k.f32(), k.rows() * row_bytes);
+  std::memcpy(v_cache.f32() + start_pos * v.row_length(), v.f32(), v.rows() * row_bytes);
+}
+
+void CpuBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_cache,
+                           const Tensor& v_cache, const AttentionShape& s) {
+  check_same_shape(out, q);
+  TANDEM_CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
+  TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
+  TANDEM_CHECK(k_cache.row_length() == s.n_kv_heads * s.head_dim);
+  const int64_t tokens = q.rows();
+  TANDEM_CHECK(s.start_pos + tokens <= k_cache.rows());
+  const int64_t group = s.n_heads / s.n_kv_heads;
+  const int64_t kv_stride = k_cache.row_length();
+  pool_.parallel_for(tokens * s.n_heads, 1, [&](int64_t begin, int64_t end) {
+    // Scratch grows to the longest context seen, then stays: no allocation per step.
+    thread_local std::vector<float> scores;
+    if (scores.size() < static_cast<size_t>(s.start_pos + tokens)) scores.resize(s.start_pos + tokens);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t t = i / s.n_heads, h = i % s.n_heads;
+      const int64_t kv_offset = (h / group) * s.head_dim;
+      const int64_t row = t * q.row_length() + h * s.head_dim;
+      cpu::attention_head(out.f32() + row, q.f32() + row, k_cache.f32() + kv_offset,
+                          v_cache.f32() + kv_offset, s.start_pos + t + 1, kv_stride, s.head_dim,
+                          scores.data());
+    }
+  });
+}
+
+void CpuBackend::swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) {
+  check_same_shape(out, gate);
+  check_same_shape(gate, up);
+  pool_.parallel_for(gate.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    cpu::swiglu(out.f32() + begin, gate.f32() + begin, up.f32() + begin, end - begin);
+  });
+}
+
+void CpuBackend::add(const Tensor& x, const Tensor& y) {
+  check_same_shape(x, y);
+  pool_.parallel_for(x.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    cpu::add(x.f32() + begin, y.f32() + begin, end - begin);
+  });
+}
+
+}  // namespace tandem

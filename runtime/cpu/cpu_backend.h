@@ -1,0 +1,41 @@
+// The CPU backend: host memory, kernels from runtime/cpu/kernels.h split over
+// a thread pool. Kernels run synchronously, so synchronize() has nothing to do.
+#pragma once
+
+#include "runtime/backend.h"
+#include "runtime/thread_pool.h"
+
+namespace tandem {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads);
+
+  std::string name() const override;
+  int threads() const { return pool_.size(); }
+  ThreadPool& pool() { return pool_; }
+
+  Result<Buffer> allocate(size_t bytes) override;
+  Result<Tensor> import_weights(const Tensor& host) override;
+  Status copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
+  Status synchronize() override { return Status::Ok(); }
+
+  void embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) override;
+  void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) override;
+  void matmul(const Tensor& out, const Tensor& x, const Tensor& w) override;
+  void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, float theta) override;
+  void store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
+                int64_t start_pos) override;
+  void attention(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                 const AttentionShape& shape) override;
+  void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) override;
+  void add(const Tensor& x, const Tensor& y) override;
+
+ protected:
+  void release(void* data, size_t bytes) override;
+
+ private:
+  ThreadPool pool_;
+};
+
+}  // namespace tandem

@@ -1,0 +1,69 @@
+// CPU kernels: the numeric building blocks of the CPU backend, on plain float
+// arrays. Each has a portable scalar version (the reference) and SIMD versions
+// (AVX2+FMA on x86-64) chosen once at run time from the CPU's features; the
+// kernel tests compare every version against a float64 reference.
+//
+// Threading is the caller's job: the kernels are single-threaded and work on
+// the slice they are given (rows, heads), so a thread pool can split the work.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace tandem::cpu {
+
+enum class Isa { kScalar, kAvx2 };
+
+std::string_view isa_name(Isa isa);
+// The best instruction set this CPU supports (and this build compiled).
+Isa best_isa();
+// Whether this CPU and build can run `isa`.
+bool isa_supported(Isa isa);
+// The instruction set the kernels below use. Starts as best_isa(), or as the
+// TANDEM_ISA environment variable says ("scalar", "avx2") when it names one
+// the CPU supports. Not thread-safe: set it before running kernels.
+Isa active_isa();
+// Returns false (and changes nothing) if `isa` is not supported here.
+bool set_active_isa(Isa isa);
+
+// sum_i a[i] * b[i]
+float dot(const float* a, const float* b, int64_t n);
+
+// Matrix multiply with row-major weights, as the model stores them:
+//   y[t * n_out + r] = sum_i x[t * n_in + i] * w[r * n_in + i]
+// for tokens t in [0, n_tokens) and output rows r in [row_begin, row_end).
+// Rows outside the range are not touched, so threads can split the rows.
+// With several tokens, each weight row is read once per group of tokens.
+void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
+                 int64_t n_out, int64_t row_begin, int64_t row_end);
+
+// y[i] += a * x[i]
+void axpy(float* y, float a, const float* x, int64_t n);
+
+// out[i] = x[i] * w[i] / sqrt(mean(x^2) + eps). out may alias x.
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
+
+// In place: x[i] = exp(x[i] - max) / sum_j exp(x[j] - max). n >= 1.
+void softmax(float* x, int64_t n);
+
+// RoPE as llama2.c applies it: within each head of `head_dim` values, pairs
+// (2j, 2j+1) are rotated by the angle pos * theta^(-2j / head_dim).
+// `v` holds n_heads * head_dim values. head_dim must be even.
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta);
+
+// out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). out may alias gate.
+void swiglu(float* out, const float* gate, const float* up, int64_t n);
+
+// y[i] += x[i]
+void add(float* y, const float* x, int64_t n);
+
+// One query head attending over positions [0, n_pos) of a KV cache:
+//   score[p] = dot(q, k_cache + p * kv_stride) / sqrt(head_dim)
+//   out      = sum_p softmax(score)[p] * (v_cache + p * kv_stride)
+// q and out hold head_dim values; k_cache/v_cache point at this head's first
+// value at position 0, consecutive positions kv_stride floats apart. `scores`
+// is scratch space for n_pos floats. n_pos >= 1.
+void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
+                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
+
+}  // namespace tandem::cpu

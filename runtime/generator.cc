@@ -1,0 +1,74 @@
+#include "runtime/generator.h"
+
+#include <chrono>
+#include <vector>
+
+namespace tandem {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
+                               const GenerateRequest& request, const TextSink& on_text) {
+  TANDEM_RETURN_IF_ERROR(validate(request.sampler));
+  if (tokenizer.vocab_size() != model.config().vocab_size)
+    return InvalidArgument("tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                           " tokens but the model's vocabulary is " +
+                           std::to_string(model.config().vocab_size));
+  if (request.steps < 1 || request.steps > model.context())
+    return InvalidArgument("steps=" + std::to_string(request.steps) + " is outside [1, " +
+                           std::to_string(model.context()) + "], the model's context");
+
+  const std::vector<int> prompt = tokenizer.encode(request.prompt, /*add_bos=*/true, /*add_eos=*/false);
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  if (n > request.steps)
+    return InvalidArgument("the prompt is " + std::to_string(n) + " tokens (with BOS), more than steps=" +
+                           std::to_string(request.steps));
+
+  GenerateStats stats;
+  stats.prompt_tokens = n;
+  std::vector<float> logits(model.config().vocab_size);
+  Sampler sampler(static_cast<int>(model.config().vocab_size), request.sampler);
+
+  auto start = std::chrono::steady_clock::now();
+  TANDEM_RETURN_IF_ERROR(model.forward(prompt, 0, logits));
+  stats.prefill_seconds = seconds_since(start);
+
+  if (request.echo_prompt) {
+    for (int64_t i = 1; i < n; ++i) {
+      if (!on_text(tokenizer.decode_piece(prompt[i - 1], prompt[i]))) {
+        stats.stop_reason = "cancelled";
+        return stats;
+      }
+    }
+  }
+
+  start = std::chrono::steady_clock::now();
+  int token = prompt.back();
+  const int64_t to_generate = request.steps - n + 1;
+  stats.stop_reason = "steps";
+  for (int64_t i = 0; i < to_generate; ++i) {
+    const int next = sampler.sample(logits.data());
+    if (next == Tokenizer::kBos || next == Tokenizer::kEos) {
+      stats.stop_reason = "eos";
+      break;
+    }
+    ++stats.generated_tokens;
+    if (!on_text(tokenizer.decode_piece(token, next))) {
+      stats.stop_reason = "cancelled";
+      break;
+    }
+    token = next;
+    if (i + 1 < to_generate) {
+      TANDEM_RETURN_IF_ERROR(model.forward(std::span<const int>(&token, 1), n + i, logits));
+    }
+  }
+  stats.decode_seconds = seconds_since(start);
+  return stats;
+}
+
+}  // namespace tandem

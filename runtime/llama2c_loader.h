@@ -1,0 +1,24 @@
+// Reads llama2.c checkpoints ("legacy" version 0, as run.c reads them): a
+// header of 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+// vocab_size, seq_len; a negative vocab_size means a separate classifier),
+// then float32 weights in llama2.c's order. The file is mapped, not read, and
+// its size must match what the header implies exactly.
+#pragma once
+
+#include <string>
+
+#include "runtime/llama_weights.h"
+
+namespace tandem {
+
+inline constexpr size_t kLlama2cHeaderBytes = 7 * sizeof(int32_t);
+
+// DataLoss / OutOfRange / NotFound with the path and the problem: a file too
+// short for the header, non-positive or absurd dims, dims that do not divide,
+// a size that disagrees with the header.
+Result<LlamaWeights> load_llama2c(const std::string& path);
+
+// The file size a header implies (the checks above, without a file).
+Result<uint64_t> llama2c_expected_bytes(const LlamaConfig& config, std::string_view source);
+
+}  // namespace tandem

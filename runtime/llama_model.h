@@ -1,0 +1,64 @@
+// A Llama-family decoder on a Backend: embedding, per layer RMSNorm ->
+// grouped-query attention with RoPE over a KV cache -> residual, RMSNorm ->
+// SwiGLU MLP -> residual, then the final norm and the classifier.
+//
+// All memory is planned at creation: one buffer of activations for up to
+// `max_batch` tokens per forward and one KV cache for `context` positions.
+// forward() allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "runtime/backend.h"
+#include "runtime/llama_weights.h"
+
+namespace tandem {
+
+struct LlamaModelOptions {
+  int64_t context = 0;     // positions of KV cache; 0 = the model's max_seq_len
+  int64_t max_batch = 64;  // tokens per forward chunk (prefill); longer inputs are chunked
+};
+
+class LlamaModel {
+ public:
+  // Imports the weights into `backend` (which must outlive the model).
+  static Result<std::unique_ptr<LlamaModel>> create(Backend& backend, LlamaWeights weights,
+                                                    const LlamaModelOptions& options);
+
+  const LlamaConfig& config() const { return weights_.config; }
+  int64_t context() const { return context_; }
+  Backend& backend() const { return backend_; }
+
+  // Runs `tokens` at positions [start_pos, start_pos + tokens.size()),
+  // appending their keys and values to the cache (positions after them are
+  // forgotten), and writes the last token's logits (vocab_size floats).
+  // InvalidArgument for an empty input, a token id outside the vocabulary or
+  // a wrong logits size; OutOfRange past the context.
+  Status forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits);
+
+  // Bytes of weights a decode step reads (every matrix once, plus the norms
+  // and the token's embedding row) and of KV cache per position.
+  uint64_t weight_bytes_per_token() const;
+  uint64_t kv_bytes_per_position() const;
+  // Memory this model allocated from the backend (activations + KV cache).
+  uint64_t allocated_bytes() const { return activations_.bytes() + kv_cache_.bytes(); }
+
+ private:
+  LlamaModel(Backend& backend, LlamaWeights weights) : backend_(backend), weights_(std::move(weights)) {}
+  Status plan_memory(const LlamaModelOptions& options);
+  void forward_chunk(std::span<const int> tokens, int64_t start_pos);
+
+  Backend& backend_;
+  LlamaWeights weights_;  // views in backend memory after create()
+  int64_t context_ = 0;
+  int64_t max_batch_ = 0;
+  Buffer activations_;
+  Buffer kv_cache_;
+  // Full-size views into activations_ ([max_batch, width]); sliced per chunk.
+  Tensor x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
+  std::vector<Tensor> k_cache_, v_cache_;  // per layer [context, kv_dim]
+};
+
+}  // namespace tandem

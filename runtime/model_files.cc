@@ -1,0 +1,79 @@
+#include "runtime/model_files.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool is_tokenizer_name(const std::string& name) {
+  return name == "tokenizer.bin" || (name.rfind("tok", 0) == 0 && name.size() > 7 &&
+                                     name.compare(name.size() - 4, 4, ".bin") == 0);
+}
+
+Result<std::vector<fs::path>> bin_files(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> out;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file(ec) && it->path().extension() == ".bin") out.push_back(it->path());
+  }
+  if (ec) return NotFound("cannot list " + dir.string() + ": " + ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<std::string> find_tokenizer(const fs::path& dir) {
+  TANDEM_ASSIGN_OR_RETURN(auto files, bin_files(dir));
+  std::vector<fs::path> candidates;
+  for (const auto& f : files) {
+    if (f.filename() == "tokenizer.bin") return f.string();
+    if (is_tokenizer_name(f.filename().string())) candidates.push_back(f);
+  }
+  if (candidates.empty())
+    return NotFound("no tokenizer (tokenizer.bin or tok*.bin) in " + dir.string() +
+                    "; name one with --tokenizer");
+  if (candidates.size() > 1)
+    return InvalidArgument("several tokenizers in " + dir.string() + " (" +
+                           candidates[0].filename().string() + ", " +
+                           candidates[1].filename().string() + "); name one with --tokenizer");
+  return candidates[0].string();
+}
+
+}  // namespace
+
+Result<ModelFiles> resolve_model_files(const std::string& path, const std::string& tokenizer) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (!fs::exists(p, ec)) return NotFound("model path " + path + " does not exist");
+  ModelFiles files;
+  fs::path dir;
+  if (fs::is_directory(p, ec)) {
+    TANDEM_ASSIGN_OR_RETURN(auto bins, bin_files(p));
+    std::vector<fs::path> checkpoints;
+    for (const auto& f : bins)
+      if (!is_tokenizer_name(f.filename().string())) checkpoints.push_back(f);
+    if (checkpoints.empty()) return NotFound("no model checkpoint (*.bin) in " + path);
+    if (checkpoints.size() > 1)
+      return InvalidArgument("several checkpoints in " + path + " (" +
+                             checkpoints[0].filename().string() + ", " +
+                             checkpoints[1].filename().string() + "); name the file");
+    files.checkpoint = checkpoints[0].string();
+    dir = p;
+  } else {
+    files.checkpoint = path;
+    dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  }
+  if (!tokenizer.empty()) {
+    if (!fs::exists(tokenizer, ec)) return NotFound("tokenizer " + tokenizer + " does not exist");
+    files.tokenizer = tokenizer;
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(files.tokenizer, find_tokenizer(dir));
+  }
+  return files;
+}
+
+}  // namespace tandem

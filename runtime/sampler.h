@@ -1,0 +1,51 @@
+// Chooses the next token from a row of logits: greedy (temperature 0), or
+// sampling at a temperature restricted to the top-k tokens and/or the smallest
+// set whose probability reaches top-p. Seeded: the same seed and logits give
+// the same tokens on every machine (the generator is specified, not std::).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/status.h"
+
+namespace tandem {
+
+struct SamplerConfig {
+  float temperature = 0.0f;  // 0: greedy
+  float top_p = 1.0f;        // in (0, 1]; 1: off
+  int top_k = 0;             // 0: off
+  uint64_t seed = 0;
+};
+
+// Rejects negative or non-finite temperature, top_p outside (0, 1], top_k < 0.
+Status validate(const SamplerConfig& config);
+
+class Sampler {
+ public:
+  // `config` must pass validate().
+  Sampler(int vocab_size, SamplerConfig config);
+
+  // Picks a token from logits[0, vocab_size). Modifies nothing it is given.
+  int sample(const float* logits);
+
+  // The index of the largest logit (the first one on ties).
+  static int argmax(const float* logits, int n);
+
+ private:
+  float next_uniform();  // in [0, 1)
+
+  // A token and its logit, then its unnormalised probability. Sorting these
+  // pairs (not indices into probs_) keeps the comparisons cache-friendly.
+  struct Candidate {
+    float p;
+    int id;
+  };
+
+  int vocab_size_;
+  SamplerConfig config_;
+  uint64_t rng_state_;
+  std::vector<Candidate> candidates_;  // replaces probs_/order_: scratch for one sample()
+};
+
+}  // namespace tandem

@@ -1,0 +1,93 @@
+#include "runtime/synthetic.h"
+
+#include <cmath>
+#include <new>
+
+namespace tandem {
+namespace {
+
+// splitmix64: tiny, fast, and its output is fixed by its definition.
+struct SplitMix64 {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform_pm1() { return static_cast<float>(next() >> 40) * (2.0f / 16777216.0f) - 1.0f; }
+};
+
+LlamaConfig shape(int64_t dim, int64_t hidden, int64_t layers, int64_t heads, int64_t kv_heads,
+                  int64_t vocab, int64_t seq) {
+  LlamaConfig c;
+  c.dim = dim;
+  c.hidden_dim = hidden;
+  c.n_layers = layers;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.vocab_size = vocab;
+  c.max_seq_len = seq;
+  return c;
+}
+
+}  // namespace
+
+std::optional<LlamaConfig> synthetic_shape(std::string_view name) {
+  if (name == "stories260K") return shape(64, 172, 5, 8, 4, 512, 512);
+  if (name == "stories15M") return shape(288, 768, 6, 6, 6, 32000, 256);
+  if (name == "stories110M") return shape(768, 2048, 12, 12, 12, 32000, 1024);
+  if (name == "tiny-gqa") return shape(64, 96, 4, 8, 2, 512, 256);
+  return std::nullopt;
+}
+
+std::string_view synthetic_shape_names() { return "stories260K, stories15M, stories110M, tiny-gqa"; }
+
+Result<LlamaWeights> make_synthetic_weights(const LlamaConfig& c, uint64_t seed) {
+  TANDEM_RETURN_IF_ERROR(validate(c, "synthetic model"));
+  const int64_t total = c.parameter_count();
+  float* data = new (std::nothrow) float[total];
+  if (data == nullptr)
+    return ResourceExhausted("synthetic model: cannot allocate " +
+                             std::to_string(total * sizeof(float)) + " bytes");
+  LlamaWeights w;
+  w.config = c;
+  w.storage = std::shared_ptr<const void>(data, [](const void* p) { delete[] static_cast<const float*>(p); });
+
+  SplitMix64 rng{seed};
+  float* cursor = data;
+  auto matrix = [&](int64_t rows, int64_t cols) {
+    Tensor t = Tensor::view(cursor, DType::kF32, {rows, cols});
+    const float scale = 1.0f / std::sqrt(static_cast<float>(cols));
+    for (int64_t i = 0; i < rows * cols; ++i) cursor[i] = scale * rng.uniform_pm1();
+    cursor += rows * cols;
+    return t;
+  };
+  auto norm = [&](int64_t n) {
+    Tensor t = Tensor::view(cursor, DType::kF32, {n});
+    for (int64_t i = 0; i < n; ++i) cursor[i] = 1.0f + 0.1f * rng.uniform_pm1();
+    cursor += n;
+    return t;
+  };
+  const int64_t q_dim = c.n_heads * c.head_dim();
+  w.embedding = matrix(c.vocab_size, c.dim);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LlamaLayerWeights layer;
+    layer.attn_norm = norm(c.dim);
+    layer.wq = matrix(q_dim, c.dim);
+    layer.wk = matrix(c.kv_dim(), c.dim);
+    layer.wv = matrix(c.kv_dim(), c.dim);
+    layer.wo = matrix(c.dim, q_dim);
+    layer.ffn_norm = norm(c.dim);
+    layer.w_gate = matrix(c.hidden_dim, c.dim);
+    layer.w_down = matrix(c.dim, c.hidden_dim);
+    layer.w_up = matrix(c.hidden_dim, c.dim);
+    w.layers.push_back(layer);
+  }
+  w.final_norm = norm(c.dim);
+  w.classifier = c.shared_classifier ? w.embedding : matrix(c.vocab_size, c.dim);
+  TANDEM_CHECK(cursor == data + total);
+  return w;
+}
+
+}  // namespace tandem
