@@ -29,14 +29,16 @@ class Sampler {
   // Picks a token from logits[0, vocab_size). Modifies nothing it is given.
   int sample(const float* logits);
 
-  // The index of the largest logit (the first one on ties).
+  // The index of the largest logit (the first one on ties; a NaN never wins
+  // unless every logit is NaN).
   static int argmax(const float* logits, int n);
 
  private:
   float next_uniform();  // in [0, 1)
 
-  // A token and its logit, then its unnormalised probability. Sorting these
-  // pairs (not indices into probs_) keeps the comparisons cache-friendly.
+  // A token with its logit, later its unnormalised probability. Sorting the
+  // pairs themselves (not indices into a probability array) keeps the
+  // comparisons cache-friendly at a 128k vocabulary.
   struct Candidate {
     float p;
     int id;
@@ -45,7 +47,7 @@ class Sampler {
   int vocab_size_;
   SamplerConfig config_;
   uint64_t rng_state_;
-  std::vector<Candidate> candidates_;  // replaces probs_/order_: scratch for one sample()
+  std::vector<Candidate> candidates_;  // scratch for one sample()
 };
 
 }  // namespace tandem

@@ -1,0 +1,174 @@
+// ISA detection and dispatch. Each public kernel is one relaxed atomic load
+// of the active table and one indirect call; the ISA is chosen once, on first
+// use, from the CPU's features and TANDEM_ISA.
+#include "runtime/cpu/kernels.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+
+#include "runtime/cpu/kernels_internal.h"
+#include "runtime/status.h"
+
+namespace tandem::cpu {
+namespace {
+
+struct KernelTable {
+  Isa isa;
+  decltype(&scalar::dot) dot;
+  decltype(&scalar::matmul_rows) matmul_rows;
+  decltype(&scalar::axpy) axpy;
+  decltype(&scalar::rmsnorm) rmsnorm;
+  decltype(&scalar::softmax) softmax;
+  decltype(&scalar::rope_interleaved) rope_interleaved;
+  decltype(&scalar::swiglu) swiglu;
+  decltype(&scalar::add) add;
+  decltype(&scalar::attention_head) attention_head;
+};
+
+constexpr KernelTable kScalarTable = {
+    .isa = Isa::kScalar,
+    .dot = &scalar::dot,
+    .matmul_rows = &scalar::matmul_rows,
+    .axpy = &scalar::axpy,
+    .rmsnorm = &scalar::rmsnorm,
+    .softmax = &scalar::softmax,
+    .rope_interleaved = &scalar::rope_interleaved,
+    .swiglu = &scalar::swiglu,
+    .add = &scalar::add,
+    .attention_head = &scalar::attention_head,
+};
+
+#if defined(TANDEM_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
+#define TANDEM_CAN_DETECT_AVX2 1
+constexpr KernelTable kAvx2Table = {
+    .isa = Isa::kAvx2,
+    .dot = &avx2::dot,
+    .matmul_rows = &avx2::matmul_rows,
+    .axpy = &avx2::axpy,
+    .rmsnorm = &avx2::rmsnorm,
+    .softmax = &avx2::softmax,
+    .rope_interleaved = &scalar::rope_interleaved,  // see kernels_internal.h
+    .swiglu = &avx2::swiglu,
+    .add = &avx2::add,
+    .attention_head = &avx2::attention_head,
+};
+#endif
+
+const KernelTable* table_for(Isa isa) {
+#ifdef TANDEM_CAN_DETECT_AVX2
+  if (isa == Isa::kAvx2) return &kAvx2Table;
+#endif
+  (void)isa;
+  return &kScalarTable;
+}
+
+Isa initial_isa_from_environment() {
+  const char* env = std::getenv("TANDEM_ISA");
+  const Isa chosen = choose_initial_isa(env);
+  // A mistyped or unusable TANDEM_ISA must not pass silently: it decides
+  // which code every benchmark and comparison runs.
+  if (env != nullptr && (!parse_isa_name(env) || *parse_isa_name(env) != chosen)) {
+    std::fprintf(stderr, "tandem: TANDEM_ISA=\"%s\" is not a supported ISA here; using %s\n", env,
+                 isa_name(chosen).data());
+  }
+  return chosen;
+}
+
+// Function-local so kernels called during another file's static
+// initialisation still find a table; atomic so a set_active_isa racing a
+// kernel is a documented misuse, not undefined behaviour. Relaxed is enough:
+// the tables are constants.
+std::atomic<const KernelTable*>& active_table_slot() {
+  static std::atomic<const KernelTable*> slot{table_for(initial_isa_from_environment())};
+  return slot;
+}
+
+const KernelTable& active() { return *active_table_slot().load(std::memory_order_relaxed); }
+
+}  // namespace
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+  }
+  return "unknown";
+}
+
+std::optional<Isa> parse_isa_name(std::string_view name) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
+    if (name == isa_name(isa)) return isa;
+  }
+  return std::nullopt;
+}
+
+Isa best_isa() {
+#ifdef TANDEM_CAN_DETECT_AVX2
+  __builtin_cpu_init();  // needed if we run before libgcc's own constructor
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+#endif
+  return Isa::kScalar;
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return best_isa() == Isa::kAvx2;
+  }
+  return false;
+}
+
+Isa choose_initial_isa(const char* tandem_isa_env) {
+  if (tandem_isa_env != nullptr) {
+    const std::optional<Isa> named = parse_isa_name(tandem_isa_env);
+    if (named && isa_supported(*named)) return *named;
+  }
+  return best_isa();
+}
+
+Isa active_isa() { return active().isa; }
+
+bool set_active_isa(Isa isa) {
+  if (!isa_supported(isa)) return false;
+  active_table_slot().store(table_for(isa), std::memory_order_relaxed);
+  return true;
+}
+
+float dot(const float* a, const float* b, int64_t n) { return active().dot(a, b, n); }
+
+void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
+                 int64_t n_out, int64_t row_begin, int64_t row_end) {
+  TANDEM_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= n_out);
+  active().matmul_rows(y, x, w, n_tokens, n_in, n_out, row_begin, row_end);
+}
+
+void axpy(float* y, float a, const float* x, int64_t n) { active().axpy(y, a, x, n); }
+
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+  active().rmsnorm(out, x, w, n, eps);
+}
+
+void softmax(float* x, int64_t n) {
+  TANDEM_CHECK(n >= 1);
+  active().softmax(x, n);
+}
+
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta) {
+  TANDEM_CHECK(head_dim % 2 == 0);
+  active().rope_interleaved(v, n_heads, head_dim, pos, theta);
+}
+
+void swiglu(float* out, const float* gate, const float* up, int64_t n) {
+  active().swiglu(out, gate, up, n);
+}
+
+void add(float* y, const float* x, int64_t n) { active().add(y, x, n); }
+
+void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
+                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
+  TANDEM_CHECK(n_pos >= 1);
+  active().attention_head(out, q, k_cache, v_cache, n_pos, kv_stride, head_dim, scores);
+}
+
+}  // namespace tandem::cpu

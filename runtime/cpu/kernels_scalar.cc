@@ -1,0 +1,151 @@
+// Portable reference kernels: plain C++, no intrinsics, so they build on any
+// target. Sums use four float accumulators: independent chains give the CPU
+// (and the auto-vectoriser) parallelism, and shorter chains round less.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "runtime/cpu/kernels_internal.h"
+
+namespace tandem::cpu {
+
+int64_t matmul_token_block(int64_t n_in) {
+  constexpr int64_t kBlockBytes = 256 * 1024;  // fits in the L2 of the cores we target
+  const int64_t bytes_per_token = std::max<int64_t>(n_in, 1) * static_cast<int64_t>(sizeof(float));
+  return std::max<int64_t>(4, kBlockBytes / bytes_per_token / 4 * 4);
+}
+
+namespace scalar {
+namespace {
+
+// One weight row against kTokens token rows (kTokens in 1..4) in one pass over
+// the row; token t's dot product lands in y[t * n_out]. Four partial sums per
+// token, like dot(), so compilers can keep them in one SIMD register each.
+template <int kTokens>
+void row_times_tokens(float* y, const float* x, const float* w_row, int64_t n_in, int64_t n_out) {
+  float acc[kTokens][4] = {};
+  int64_t i = 0;
+  for (; i + 4 <= n_in; i += 4) {
+    for (int t = 0; t < kTokens; ++t) {
+      const float* x_t = x + t * n_in + i;
+      for (int lane = 0; lane < 4; ++lane) acc[t][lane] += w_row[i + lane] * x_t[lane];
+    }
+  }
+  for (; i < n_in; ++i) {
+    for (int t = 0; t < kTokens; ++t) acc[t][0] += w_row[i] * x[t * n_in + i];
+  }
+  for (int t = 0; t < kTokens; ++t) y[t * n_out] = (acc[t][0] + acc[t][1]) + (acc[t][2] + acc[t][3]);
+}
+
+float sum_of(const float* x, int64_t n) {
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += x[i];
+    s1 += x[i + 1];
+    s2 += x[i + 2];
+    s3 += x[i + 3];
+  }
+  for (; i < n; ++i) s0 += x[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) {
+  float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[i] * b[i];
+    s1 += a[i + 1] * b[i + 1];
+    s2 += a[i + 2] * b[i + 2];
+    s3 += a[i + 3] * b[i + 3];
+  }
+  for (; i < n; ++i) s0 += a[i] * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
+                 int64_t n_out, int64_t row_begin, int64_t row_end) {
+  if (n_tokens == 1) {  // matvec: one pass per row, four accumulators
+    for (int64_t r = row_begin; r < row_end; ++r) y[r] = dot(x, w + r * n_in, n_in);
+    return;
+  }
+  const int64_t block = matmul_token_block(n_in);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += block) {
+    const int64_t t1 = std::min(n_tokens, t0 + block);
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const float* w_row = w + r * n_in;
+      for (int64_t t = t0; t < t1; t += 4) {
+        float* y_t = y + t * n_out + r;
+        const float* x_t = x + t * n_in;
+        switch (std::min<int64_t>(4, t1 - t)) {
+          case 4: row_times_tokens<4>(y_t, x_t, w_row, n_in, n_out); break;
+          case 3: row_times_tokens<3>(y_t, x_t, w_row, n_in, n_out); break;
+          case 2: row_times_tokens<2>(y_t, x_t, w_row, n_in, n_out); break;
+          default: row_times_tokens<1>(y_t, x_t, w_row, n_in, n_out); break;
+        }
+      }
+    }
+  }
+}
+
+void axpy(float* y, float a, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
+  const float sum_squares = dot(x, x, n);
+  const float scale = 1.0f / std::sqrt(sum_squares / static_cast<float>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+void softmax(float* x, int64_t n) {
+  // Subtracting the max keeps every exp in (0, 1]: no overflow for any input.
+  float max_value = x[0];
+  for (int64_t i = 1; i < n; ++i) max_value = std::max(max_value, x[i]);
+  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - max_value);
+  const float inv_sum = 1.0f / sum_of(x, n);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv_sum;
+}
+
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta) {
+  // The angle in double: pos * freq reaches thousands of radians, where a
+  // float angle would already be off by ~1e-4 before cos/sin see it. Each
+  // pair's cos/sin is shared by all heads, so compute it once per pair.
+  for (int64_t j = 0; j < head_dim / 2; ++j) {
+    const double freq =
+        std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
+    const double angle = static_cast<double>(pos) * freq;
+    const float c = static_cast<float>(std::cos(angle));
+    const float s = static_cast<float>(std::sin(angle));
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* pair = v + h * head_dim + 2 * j;
+      const float v0 = pair[0], v1 = pair[1];
+      pair[0] = v0 * c - v1 * s;
+      pair[1] = v0 * s + v1 * c;
+    }
+  }
+}
+
+void swiglu(float* out, const float* gate, const float* up, int64_t n) {
+  // For gate << 0, exp(-gate) overflows to inf and silu is -0: the right limit.
+  for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void add(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
+                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  for (int64_t p = 0; p < n_pos; ++p) scores[p] = dot(q, k_cache + p * kv_stride, head_dim) * scale;
+  softmax(scores, n_pos);
+  // Written only after the scores, so out may alias q.
+  std::fill(out, out + head_dim, 0.0f);
+  for (int64_t p = 0; p < n_pos; ++p) axpy(out, scores[p], v_cache + p * kv_stride, head_dim);
+}
+
+}  // namespace scalar
+}  // namespace tandem::cpu

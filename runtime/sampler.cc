@@ -1,0 +1,190 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+namespace tandem {
+namespace {
+
+std::string format_float(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
+  return buf;
+}
+
+// Spreads any seed (0 included) over the state, so xorshift never sees the
+// all-zero state it cannot leave and nearby seeds give unrelated streams.
+uint64_t splitmix64(uint64_t x) {
+  uint64_t z = x + 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+Status validate(const SamplerConfig& config) {
+  if (!std::isfinite(config.temperature) || config.temperature < 0.0f) {
+    return InvalidArgument("temperature must be finite and >= 0 (0: greedy), got " +
+                           format_float(config.temperature));
+  }
+  if (!(config.top_p > 0.0f && config.top_p <= 1.0f)) {  // also rejects NaN
+    return InvalidArgument("top_p must be in (0, 1] (1: off), got " + format_float(config.top_p));
+  }
+  if (config.top_k < 0) {
+    return InvalidArgument("top_k must be >= 0 (0: off), got " + std::to_string(config.top_k));
+  }
+  return Status::Ok();
+}
+
+Sampler::Sampler(int vocab_size, SamplerConfig config)
+    : vocab_size_(vocab_size), config_(config), rng_state_(splitmix64(config.seed)) {
+  TANDEM_CHECK(vocab_size > 0);
+  TANDEM_CHECK_MSG(validate(config).ok(), validate(config).message());
+  if (rng_state_ == 0) rng_state_ = 0x9E3779B97F4A7C15ULL;  // the one seed splitmix maps to 0
+  candidates_.reserve(static_cast<size_t>(vocab_size));
+}
+
+// xorshift64* (Vigna), the generator llama2.c uses; the top 24 bits make an
+// exact float in [0, 1).
+float Sampler::next_uniform() {
+  uint64_t x = rng_state_;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rng_state_ = x;
+  const uint64_t r = x * 0x2545F4914F6CDD1DULL;
+  return static_cast<float>(r >> 40) * (1.0f / 16777216.0f);
+}
+
+int Sampler::argmax(const float* logits, int n) {
+  int best = 0;
+  float best_v = logits[0];
+  for (int i = 1; i < n; ++i) {
+    const float v = logits[i];
+    // (best_v != best_v) is NaN: the next real logit replaces it.
+    if (v > best_v || (best_v != best_v && v == v)) {
+      best = i;
+      best_v = v;
+    }
+  }
+  return best;
+}
+
+int Sampler::sample(const float* logits) {
+  const int n = vocab_size_;
+  if (config_.temperature == 0.0f || config_.top_k == 1) return argmax(logits, n);
+
+  // Ties broken by id: a total order, so every standard library picks and
+  // orders the same candidates.
+  auto more_probable = [](const Candidate& a, const Candidate& b) {
+    return a.p > b.p || (a.p == b.p && a.id < b.id);
+  };
+  // NaN sorts last and infinities become finite, so the order above is strict
+  // weak and (x - max) below is never inf - inf.
+  auto candidate = [logits](int i) {
+    const float v = logits[i];
+    return Candidate{v != v ? -FLT_MAX : std::clamp(v, -FLT_MAX, FLT_MAX), i};
+  };
+
+  std::vector<Candidate>& c = candidates_;
+  c.clear();
+  bool sorted = false;
+  if (config_.top_k > 0 && config_.top_k < n) {
+    // One pass keeping a k-entry heap whose front is the least probable kept
+    // token: for real logits almost every token is one compare, far cheaper
+    // than nth_element over the whole vocabulary.
+    const size_t k = static_cast<size_t>(config_.top_k);
+    for (int i = 0; i < n; ++i) {
+      const Candidate x = candidate(i);
+      if (c.size() < k) {
+        c.push_back(x);
+        std::push_heap(c.begin(), c.end(), more_probable);
+      } else if (more_probable(x, c.front())) {
+        std::pop_heap(c.begin(), c.end(), more_probable);
+        c.back() = x;
+        std::push_heap(c.begin(), c.end(), more_probable);
+      }
+    }
+    std::sort_heap(c.begin(), c.end(), more_probable);  // most probable first
+    sorted = true;
+  } else {
+    for (int i = 0; i < n; ++i) c.push_back(candidate(i));
+  }
+
+  float max_logit = -FLT_MAX;
+  for (const Candidate& x : c) max_logit = std::max(max_logit, x.p);
+  // Unnormalised softmax(logits / T): the largest is exp(0) = 1, so the total
+  // is >= 1. Dividing the difference (not multiplying by 1/T) keeps a tiny T
+  // from making 0 * inf.
+  const float t = config_.temperature;
+  double total = 0.0;
+  for (Candidate& x : c) {
+    x.p = std::exp((x.p - max_logit) / t);
+    total += x.p;
+  }
+
+  size_t m = c.size();
+  double mass = total;
+  if (config_.top_p < 1.0f && m > 1) {
+    size_t kept = m;
+    if (!sorted) {
+      // llama2.c's shortcut: tokens below (1-p)/(m-1) of the mass hold less
+      // than 1-p together, so none of them is in the nucleus.
+      const double cutoff = (1.0 - config_.top_p) / static_cast<double>(m - 1) * total;
+      kept = 0;
+      for (size_t j = 0; j < m; ++j) {
+        if (c[j].p >= cutoff) c[kept++] = c[j];
+      }
+      if (kept == 0) {
+        // Only when p < 1/m, and then the top token alone reaches p. Nothing
+        // was overwritten, so c still holds every token.
+        c[0] = *std::min_element(c.begin(), c.end(), more_probable);
+        kept = 1;
+      }
+    }
+    // The smallest prefix reaching p (every kept token if rounding falls
+    // short). Unless top-k already sorted them, sort only as far as needed:
+    // select the next, doubling, block of most probable tokens and sort just
+    // that, as a nucleus is usually far smaller than what the cut keeps.
+    const double target = static_cast<double>(config_.top_p) * total;
+    double cumulative = 0.0;
+    size_t last = kept - 1;
+    for (size_t done = 0; done < kept;) {
+      const size_t end = std::min(kept, std::max(2 * done, done + 256));
+      if (!sorted) {
+        const auto first = c.begin() + static_cast<std::ptrdiff_t>(done);
+        const auto mid = c.begin() + static_cast<std::ptrdiff_t>(end);
+        const auto stop = c.begin() + static_cast<std::ptrdiff_t>(kept);
+        if (end < kept) std::nth_element(first, mid - 1, stop, more_probable);
+        std::sort(first, mid, more_probable);
+      }
+      for (; done < end; ++done) {
+        cumulative += c[done].p;
+        if (cumulative >= target) break;
+      }
+      if (done < end) {
+        last = done;
+        break;
+      }
+    }
+    m = last + 1;
+    mass = cumulative;
+  }
+
+  const double r = static_cast<double>(next_uniform()) * mass;
+  double cdf = 0.0;
+  int last_positive = c[0].id;
+  for (size_t j = 0; j < m; ++j) {
+    if (c[j].p <= 0.0f) continue;  // an underflowed token is never picked
+    cdf += c[j].p;
+    if (r < cdf) return c[j].id;
+    last_positive = c[j].id;
+  }
+  return last_positive;  // r rounded up to the full mass
+}
+
+}  // namespace tandem

@@ -1,0 +1,399 @@
+// Every CPU kernel, for every ISA this CPU and build support, against a
+// float64 reference computed here, on sizes that exercise the SIMD tails.
+//
+// Tolerances (the float kernels vs the float64 reference):
+//  - sums (dot, matmul_rows, rmsnorm, softmax): |got - ref| <= 1e-5 * S, where
+//    S is the sum of |terms| (sum |a_i * b_i| for a dot; |ref| for rmsnorm and
+//    softmax, whose sums are of positive terms). Dropping or doubling one term
+//    of a 4099-long dot is ~2e-4 * S, so a tail bug cannot hide under this.
+//  - elementwise (axpy, add, swiglu, rope): |got - ref| <= 1e-6 * S with S the
+//    sum of the |terms| of that element (|y| + |a*x| for axpy), plus 1e-30 so
+//    results that underflow to 0 in float pass.
+//  - attention_head: absolute 1e-5 on outputs of size ~0.1-1 (inputs in
+//    [-1, 1]); a wrong position, scale or weight is off by >1e-3.
+// Inputs sit one float past a 32-byte boundary (like weights mmapped at
+// offset 28) and end exactly at their allocation, so ASan sees overreads;
+// outputs carry guard floats after the end that must stay untouched.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "runtime/cpu/kernels.h"
+#include "runtime/cpu/kernels_internal.h"
+
+namespace tandem::cpu {
+namespace {
+
+constexpr double kSumTol = 1e-5;
+constexpr double kElemTol = 1e-6;
+constexpr double kUnderflowFloor = 1e-30;
+constexpr int64_t kOddSizes[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 257, 1023, 4099};
+constexpr int64_t kGuard = 8;
+constexpr float kGuardValue = -12345.0f;
+
+// A float array starting 4 bytes into its storage (unaligned for SIMD) and
+// ending exactly at the end of the allocation, or followed by guard floats.
+class Buffer {
+ public:
+  explicit Buffer(int64_t n, bool guarded = false)
+      : n_(n), guard_(guarded ? kGuard : 0), storage_(static_cast<size_t>(1 + n + guard_), kGuardValue) {}
+  float* data() { return storage_.data() + 1; }
+  const float* data() const { return storage_.data() + 1; }
+  float& operator[](int64_t i) { return data()[i]; }
+  float operator[](int64_t i) const { return data()[i]; }
+  int64_t size() const { return n_; }
+  bool guards_intact() const {
+    for (int64_t g = 0; g < guard_; ++g) {
+      if (storage_[static_cast<size_t>(1 + n_ + g)] != kGuardValue) return false;
+    }
+    return true;
+  }
+
+ private:
+  int64_t n_, guard_;
+  std::vector<float> storage_;
+};
+
+Buffer random_buffer(int64_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f, bool guarded = false) {
+  Buffer b(n, guarded);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (int64_t i = 0; i < n; ++i) b[i] = dist(rng);
+  return b;
+}
+
+void expect_close(double got, double ref, double tol, const char* what, int64_t i) {
+  EXPECT_LE(std::fabs(got - ref), tol) << what << " index " << i << ": got " << got << ", want " << ref;
+}
+
+class KernelTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!isa_supported(GetParam())) {
+      GTEST_SKIP() << "ISA " << isa_name(GetParam()) << " is not supported by this CPU or build";
+    }
+    saved_ = active_isa();
+    ASSERT_TRUE(set_active_isa(GetParam()));
+  }
+  void TearDown() override {
+    if (saved_) set_active_isa(*saved_);
+  }
+  std::mt19937 rng_{20240611};
+
+ private:
+  std::optional<Isa> saved_;
+};
+
+TEST_P(KernelTest, DotMatchesFloat64) {
+  for (int64_t n : kOddSizes) {
+    Buffer a = random_buffer(n, rng_), b = random_buffer(n, rng_);
+    double ref = 0.0, scale = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      ref += double{a[i]} * b[i];
+      scale += std::fabs(double{a[i]} * b[i]);
+    }
+    expect_close(dot(a.data(), b.data(), n), ref, kSumTol * scale, "dot n", n);
+  }
+  EXPECT_EQ(dot(nullptr, nullptr, 0), 0.0f);
+}
+
+TEST_P(KernelTest, DotCountsEveryIndexOnce) {
+  // One-hot a: the result must be exactly b[k], whatever lane or tail k is in.
+  for (int64_t n : {1, 5, 8, 13, 32, 39, 67}) {
+    Buffer b = random_buffer(n, rng_);
+    for (int64_t k = 0; k < n; ++k) {
+      Buffer a(n);
+      for (int64_t i = 0; i < n; ++i) a[i] = 0.0f;
+      a[k] = 1.0f;
+      ASSERT_EQ(dot(a.data(), b.data(), n), b[k]) << "n " << n << " k " << k;
+    }
+  }
+}
+
+struct MatmulCase {
+  int64_t n_tokens, n_in, n_out, row_begin, row_end;
+};
+
+void check_matmul(const MatmulCase& c, std::mt19937& rng) {
+  SCOPED_TRACE(::testing::Message() << "tokens " << c.n_tokens << " n_in " << c.n_in << " n_out "
+                                    << c.n_out << " rows [" << c.row_begin << ", " << c.row_end << ")");
+  Buffer x = random_buffer(c.n_tokens * c.n_in, rng), w = random_buffer(c.n_out * c.n_in, rng);
+  Buffer y(c.n_tokens * c.n_out, /*guarded=*/true);
+  const float sentinel = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t i = 0; i < y.size(); ++i) y[i] = sentinel;
+  matmul_rows(y.data(), x.data(), w.data(), c.n_tokens, c.n_in, c.n_out, c.row_begin, c.row_end);
+  for (int64_t t = 0; t < c.n_tokens; ++t) {
+    for (int64_t r = 0; r < c.n_out; ++r) {
+      const float got = y[t * c.n_out + r];
+      if (r < c.row_begin || r >= c.row_end) {
+        EXPECT_TRUE(std::isnan(got)) << "row " << r << " outside the range was written";
+        continue;
+      }
+      double ref = 0.0, scale = 0.0;
+      for (int64_t i = 0; i < c.n_in; ++i) {
+        ref += double{x[t * c.n_in + i]} * w[r * c.n_in + i];
+        scale += std::fabs(double{x[t * c.n_in + i]} * w[r * c.n_in + i]);
+      }
+      ASSERT_FALSE(std::isnan(got)) << "token " << t << " row " << r << " not written";
+      expect_close(got, ref, kSumTol * scale, "matmul token*n_out+row", t * c.n_out + r);
+    }
+  }
+  EXPECT_TRUE(y.guards_intact());
+}
+
+TEST_P(KernelTest, MatmulRowsMatchesFloat64) {
+  for (int64_t n_tokens : {1, 2, 3, 4, 5, 9}) {
+    for (int64_t n_in : {1, 7, 8, 9, 33, 257}) {
+      for (int64_t n_out : {1, 3, 4, 5, 9, 17}) {
+        check_matmul({n_tokens, n_in, n_out, 0, n_out}, rng_);
+      }
+    }
+  }
+}
+
+TEST_P(KernelTest, MatmulRowsLeavesRowsOutsideTheRangeUntouched) {
+  for (int64_t n_tokens : {1, 2, 3, 5}) {
+    check_matmul({n_tokens, 33, 11, 1, 10}, rng_);
+    check_matmul({n_tokens, 9, 11, 3, 4}, rng_);
+    check_matmul({n_tokens, 9, 11, 6, 11}, rng_);
+    check_matmul({n_tokens, 9, 11, 5, 5}, rng_);  // empty range writes nothing
+  }
+}
+
+TEST_P(KernelTest, MatmulRowsSpansTokenBlocksAndLongRows) {
+  // More tokens than one cache block holds, rows longer than a 4-wide unroll.
+  const int64_t n_in = 4099;
+  check_matmul({matmul_token_block(n_in) + 1, n_in, 5, 0, 5}, rng_);
+  check_matmul({1, n_in, 7, 0, 7}, rng_);
+  check_matmul({3, 1023, 6, 1, 6}, rng_);
+}
+
+TEST_P(KernelTest, MatmulRowsWithEmptyRowsWritesZero) {
+  Buffer y(6, /*guarded=*/true);
+  for (int64_t i = 0; i < 6; ++i) y[i] = 7.0f;
+  float unused = 0.0f;
+  matmul_rows(y.data(), &unused, &unused, 2, /*n_in=*/0, 3, 0, 3);
+  for (int64_t i = 0; i < 6; ++i) EXPECT_EQ(y[i], 0.0f);
+  EXPECT_TRUE(y.guards_intact());
+}
+
+TEST_P(KernelTest, AxpyAndAddMatchFloat64) {
+  for (int64_t n : kOddSizes) {
+    const Buffer x = random_buffer(n, rng_), y0 = random_buffer(n, rng_);
+    Buffer axpy_y(n, /*guarded=*/true), add_y(n, /*guarded=*/true);
+    for (int64_t i = 0; i < n; ++i) axpy_y[i] = add_y[i] = y0[i];
+    const float a = -0.75f;
+    axpy(axpy_y.data(), a, x.data(), n);
+    add(add_y.data(), x.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double axpy_tol = kElemTol * (std::fabs(y0[i]) + std::fabs(a * x[i])) + kUnderflowFloor;
+      const double add_tol = kElemTol * (std::fabs(y0[i]) + std::fabs(x[i])) + kUnderflowFloor;
+      expect_close(axpy_y[i], double{y0[i]} + double{a} * x[i], axpy_tol, "axpy", i);
+      expect_close(add_y[i], double{y0[i]} + x[i], add_tol, "add", i);
+    }
+    EXPECT_TRUE(axpy_y.guards_intact() && add_y.guards_intact()) << "n " << n;
+  }
+}
+
+void check_rmsnorm(Buffer& out, Buffer& x_copy, Buffer& w, int64_t n, float eps) {
+  double sum_squares = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum_squares += double{x_copy[i]} * x_copy[i];
+  const double scale = 1.0 / std::sqrt(sum_squares / static_cast<double>(n) + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const double ref = x_copy[i] * scale * w[i];
+    expect_close(out[i], ref, kSumTol * std::fabs(ref) + kUnderflowFloor, "rmsnorm", i);
+  }
+}
+
+TEST_P(KernelTest, RmsnormMatchesFloat64AndMayAlias) {
+  for (int64_t n : kOddSizes) {
+    SCOPED_TRACE(::testing::Message() << "n " << n);
+    Buffer x = random_buffer(n, rng_, -3.0f, 3.0f), w = random_buffer(n, rng_, 0.5f, 1.5f);
+    Buffer out(n, /*guarded=*/true);
+    rmsnorm(out.data(), x.data(), w.data(), n, 1e-5f);
+    check_rmsnorm(out, x, w, n, 1e-5f);
+    EXPECT_TRUE(out.guards_intact());
+
+    Buffer in_place(n, /*guarded=*/true);
+    for (int64_t i = 0; i < n; ++i) in_place[i] = x[i];
+    rmsnorm(in_place.data(), in_place.data(), w.data(), n, 1e-5f);
+    check_rmsnorm(in_place, x, w, n, 1e-5f);
+    EXPECT_TRUE(in_place.guards_intact());
+  }
+}
+
+void check_softmax(std::vector<float> values, const char* what) {
+  const int64_t n = static_cast<int64_t>(values.size());
+  Buffer x(n, /*guarded=*/true);
+  for (int64_t i = 0; i < n; ++i) x[i] = values[static_cast<size_t>(i)];
+  softmax(x.data(), n);
+  double max_value = -std::numeric_limits<double>::infinity(), sum = 0.0;
+  for (float v : values) max_value = std::max<double>(max_value, v);
+  for (float v : values) sum += std::exp(double{v} - max_value);
+  for (int64_t i = 0; i < n; ++i) {
+    const double ref = std::exp(double{values[static_cast<size_t>(i)]} - max_value) / sum;
+    expect_close(x[i], ref, kSumTol * ref + kUnderflowFloor, what, i);
+  }
+  EXPECT_TRUE(x.guards_intact()) << what;
+}
+
+TEST_P(KernelTest, SoftmaxMatchesFloat64) {
+  for (int64_t n : kOddSizes) {
+    std::vector<float> values(static_cast<size_t>(n));
+    std::uniform_real_distribution<float> dist(-8.0f, 8.0f);
+    for (float& v : values) v = dist(rng_);
+    check_softmax(values, "softmax random");
+  }
+}
+
+TEST_P(KernelTest, SoftmaxOfLargeAndTinyValuesDoesNotOverflow) {
+  for (int64_t n : {3, 9, 33}) {
+    std::vector<float> values;
+    for (int64_t i = 0; i < n; ++i) values.push_back(1000.0f + static_cast<float>(i));
+    check_softmax(values, "softmax 1000, 1001, ...");
+    for (float& v : values) v = -v;
+    check_softmax(values, "softmax -1000, -1001, ...");
+  }
+  // Spread over e^0 .. e^-110: results range down through subnormals to 0.
+  std::vector<float> spread;
+  for (int i = 0; i < 23; ++i) spread.push_back(-5.0f * static_cast<float>(i));
+  check_softmax(spread, "softmax spread");
+  check_softmax({42.0f}, "softmax n=1");
+}
+
+TEST_P(KernelTest, SoftmaxGivesMinusInfinityZeroWeight) {
+  Buffer x(9);
+  for (int64_t i = 0; i < 9; ++i) x[i] = 0.5f;
+  x[3] = x[8] = -std::numeric_limits<float>::infinity();
+  softmax(x.data(), 9);
+  for (int64_t i = 0; i < 9; ++i) EXPECT_FLOAT_EQ(x[i], (i == 3 || i == 8) ? 0.0f : 1.0f / 7.0f) << i;
+}
+
+TEST_P(KernelTest, SwigluMatchesFloat64AndMayAlias) {
+  for (int64_t n : kOddSizes) {
+    SCOPED_TRACE(::testing::Message() << "n " << n);
+    Buffer gate = random_buffer(n, rng_, -10.0f, 10.0f), up = random_buffer(n, rng_, -2.0f, 2.0f);
+    // Extremes where e^-gate overflows or underflows.
+    const float extremes[] = {-200.0f, -104.0f, -88.7f, -87.5f, 87.5f, 88.7f, 104.0f, 200.0f, 0.0f};
+    for (int64_t i = 0; i < n && i < 9; ++i) gate[n - 1 - i] = extremes[i];
+    Buffer out(n, /*guarded=*/true), in_place(n, /*guarded=*/true);
+    for (int64_t i = 0; i < n; ++i) in_place[i] = gate[i];
+    swiglu(out.data(), gate.data(), up.data(), n);
+    swiglu(in_place.data(), in_place.data(), up.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double g = gate[i];
+      const double ref = g / (1.0 + std::exp(-g)) * up[i];
+      expect_close(out[i], ref, kElemTol * std::fabs(ref) + kUnderflowFloor, "swiglu", i);
+      EXPECT_EQ(in_place[i], out[i]) << "aliased swiglu differs at " << i;
+    }
+    EXPECT_TRUE(out.guards_intact() && in_place.guards_intact());
+  }
+}
+
+TEST_P(KernelTest, RopeRotatesInterleavedPairsByTheFormula) {
+  for (int64_t head_dim : {2, 8, 64, 128}) {
+    for (int64_t pos : {0, 1, 17, 4095}) {
+      const int64_t n_heads = 3;
+      const float theta = 10000.0f;
+      Buffer v = random_buffer(n_heads * head_dim, rng_);
+      Buffer rotated(n_heads * head_dim, /*guarded=*/true);
+      for (int64_t i = 0; i < v.size(); ++i) rotated[i] = v[i];
+      rope_interleaved(rotated.data(), n_heads, head_dim, pos, theta);
+      for (int64_t h = 0; h < n_heads; ++h) {
+        for (int64_t j = 0; j < head_dim / 2; ++j) {
+          const double angle = static_cast<double>(pos) * std::pow(double{theta}, -2.0 * j / head_dim);
+          const int64_t i = h * head_dim + 2 * j;
+          const double v0 = v[i], v1 = v[i + 1];
+          const double tol = kElemTol * (std::fabs(v0) + std::fabs(v1)) + kUnderflowFloor;
+          expect_close(rotated[i], v0 * std::cos(angle) - v1 * std::sin(angle), tol, "rope even", i);
+          expect_close(rotated[i + 1], v0 * std::sin(angle) + v1 * std::cos(angle), tol, "rope odd", i + 1);
+        }
+      }
+      EXPECT_TRUE(rotated.guards_intact());
+    }
+  }
+}
+
+TEST_P(KernelTest, AttentionHeadMatchesFloat64) {
+  for (int64_t head_dim : {8, 9, 64, 128}) {
+    for (int64_t n_pos : {1, 2, 7, 33, 257}) {
+      SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim << " n_pos " << n_pos);
+      // This head is the second of three KV heads: positions kv_stride apart.
+      const int64_t kv_stride = 3 * head_dim;
+      Buffer q = random_buffer(head_dim, rng_), k = random_buffer(n_pos * kv_stride, rng_);
+      Buffer v = random_buffer(n_pos * kv_stride, rng_);
+      Buffer out(head_dim, /*guarded=*/true), scores(n_pos, /*guarded=*/true);
+      const float* k_head = k.data() + head_dim;
+      const float* v_head = v.data() + head_dim;
+      attention_head(out.data(), q.data(), k_head, v_head, n_pos, kv_stride, head_dim, scores.data());
+
+      std::vector<double> weight(static_cast<size_t>(n_pos));
+      double max_score = -std::numeric_limits<double>::infinity(), sum = 0.0;
+      for (int64_t p = 0; p < n_pos; ++p) {
+        double s = 0.0;
+        for (int64_t i = 0; i < head_dim; ++i) s += double{q[i]} * k_head[p * kv_stride + i];
+        weight[static_cast<size_t>(p)] = s / std::sqrt(static_cast<double>(head_dim));
+        max_score = std::max(max_score, weight[static_cast<size_t>(p)]);
+      }
+      for (double& wgt : weight) {
+        wgt = std::exp(wgt - max_score);
+        sum += wgt;
+      }
+      for (int64_t i = 0; i < head_dim; ++i) {
+        double ref = 0.0;
+        for (int64_t p = 0; p < n_pos; ++p) ref += weight[static_cast<size_t>(p)] / sum * v_head[p * kv_stride + i];
+        expect_close(out[i], ref, 1e-5, "attention out", i);
+      }
+      EXPECT_TRUE(out.guards_intact() && scores.guards_intact());
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest, ::testing::Values(Isa::kScalar, Isa::kAvx2),
+                         [](const ::testing::TestParamInfo<Isa>& param_info) {
+                           return std::string(isa_name(param_info.param));
+                         });
+
+TEST(KernelDispatchTest, IsaNamesRoundTripAndUnknownNamesAreRejected) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) EXPECT_EQ(parse_isa_name(isa_name(isa)), isa);
+  for (const char* bad : {"", "AVX2", "avx", "avx512", "scalar ", " scalar", "sse"}) {
+    EXPECT_EQ(parse_isa_name(bad), std::nullopt) << '"' << bad << '"';
+  }
+}
+
+TEST(KernelDispatchTest, InitialIsaFollowsTheEnvironmentOnlyWhenSupported) {
+  EXPECT_EQ(choose_initial_isa(nullptr), best_isa());
+  EXPECT_EQ(choose_initial_isa("scalar"), Isa::kScalar);
+  EXPECT_EQ(choose_initial_isa("bogus"), best_isa());
+  EXPECT_EQ(choose_initial_isa(""), best_isa());
+  EXPECT_EQ(choose_initial_isa("avx2"), isa_supported(Isa::kAvx2) ? Isa::kAvx2 : best_isa());
+}
+
+TEST(KernelDispatchTest, SetActiveIsaRefusesUnsupportedAndKeepsTheCurrentOne) {
+  EXPECT_TRUE(isa_supported(Isa::kScalar));
+  EXPECT_TRUE(isa_supported(best_isa()));
+  const Isa before = active_isa();
+  ASSERT_TRUE(set_active_isa(Isa::kScalar));
+  EXPECT_EQ(active_isa(), Isa::kScalar);
+  EXPECT_FALSE(set_active_isa(static_cast<Isa>(99)));  // never supported
+  EXPECT_EQ(active_isa(), Isa::kScalar);
+  if (!isa_supported(Isa::kAvx2)) {
+    EXPECT_FALSE(set_active_isa(Isa::kAvx2));
+    EXPECT_EQ(active_isa(), Isa::kScalar);
+  }
+  EXPECT_TRUE(set_active_isa(before));
+}
+
+TEST(KernelDispatchDeathTest, MatmulRowsRangePastTheEndIsAProgrammerBug) {
+  float y[4] = {}, x[2] = {}, w[8] = {};
+  EXPECT_DEATH(matmul_rows(y, x, w, 1, 2, 4, 0, 5), "internal check failed");
+}
+
+}  // namespace
+}  // namespace tandem::cpu
