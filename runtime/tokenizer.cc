@@ -1,15 +1,12 @@
 #include "runtime/tokenizer.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <queue>
+
+#include "runtime/mapped_file.h"
 
 namespace tandem {
 namespace {
@@ -21,48 +18,12 @@ static_assert(sizeof(float) == 4 && sizeof(int32_t) == 4);
 // Far beyond any real piece (llama2.c vocabularies top out at a few dozen
 // bytes); anything larger is a corrupt length, not a token.
 constexpr int32_t kMaxPieceBytes = 1 << 20;
-// A 128k vocabulary is ~2 MB; refuse to slurp something that is clearly not a
-// tokenizer (e.g. a checkpoint passed by mistake).
-constexpr off_t kMaxFileBytes = off_t{1} << 30;
+// A 128k vocabulary is ~2 MB; refuse what is clearly not a tokenizer (a
+// checkpoint passed by mistake).
+constexpr size_t kMaxFileBytes = size_t{1} << 30;
 // llama2.c starts its best-pair search at -1e10 with a strict '>', so pairs
 // scoring at or below it never merge; kept for identical output.
 constexpr float kNoMergeScore = -1e10f;
-
-// Fills *out rather than returning Result<std::string>: moving a string out of
-// the variant trips g++ 12's -Wmaybe-uninitialized false positive at -O2.
-Status read_small_file(const std::string& path, std::string* out) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) return TANDEM_ERRNO("opening tokenizer " + path);
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return TANDEM_ERRNO("stat of tokenizer " + path);
-  if (!S_ISREG(st.st_mode)) return InvalidArgument(path + ": tokenizer is not a regular file");
-  if (st.st_size > kMaxFileBytes) {
-    return DataLoss(path + ": " + std::to_string(st.st_size) +
-                    " bytes is too large for a tokenizer file");
-  }
-  std::string& data = *out;
-  data.assign(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < data.size()) {
-    ssize_t n = ::read(fd, data.data() + got, data.size() - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return TANDEM_ERRNO("reading tokenizer " + path);
-    }
-    if (n == 0) break;  // shrank while we read; the parser reports the truncation
-    got += static_cast<size_t>(n);
-  }
-  data.resize(got);
-  return Status::Ok();
-}
 
 // Bounds-checked little-endian cursor over the file bytes.
 class Cursor {
@@ -113,8 +74,10 @@ Result<Tokenizer> Tokenizer::load_llama2c(const std::string& path, int vocab_siz
   if (vocab_size <= 0) {
     return InvalidArgument(path + ": vocab_size must be positive, got " + std::to_string(vocab_size));
   }
-  std::string data;
-  TANDEM_RETURN_IF_ERROR(read_small_file(path, &data));
+  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
+  if (file->size() > kMaxFileBytes)
+    return DataLoss(path + ": " + std::to_string(file->size()) + " bytes is too large for a tokenizer file");
+  const std::string_view data(file->data(), file->size());
   Cursor in(data);
 
   int32_t max_len = 0;
