@@ -9,6 +9,8 @@ std::string_view dtype_name(DType dtype) {
     case DType::kBF16: return "bf16";
     case DType::kQ8_0: return "q8_0";
     case DType::kQ4_0: return "q4_0";
+    case DType::kI32: return "i32";
+    case DType::kI64: return "i64";
   }
   return "unknown";
 }
@@ -19,7 +21,9 @@ int64_t dtype_block_elems(DType dtype) {
 
 int64_t dtype_block_bytes(DType dtype) {
   switch (dtype) {
-    case DType::kF32: return 4;
+    case DType::kF32:
+    case DType::kI32: return 4;
+    case DType::kI64: return 8;
     case DType::kF16:
     case DType::kBF16: return 2;
     case DType::kQ8_0: return 2 + 32;      // f16 scale + 32 int8

@@ -15,9 +15,10 @@
 
 namespace tandem {
 
-// f32 is computed today. The others are the storage types the formats and
-// kernels of later work read (f16/bf16 weights, GGUF's Q8_0/Q4_0 blocks of 32).
-enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0 };
+// f32 is computed today; f16/bf16 and GGUF's Q8_0/Q4_0 (blocks of 32) are the
+// storage types of later formats; i32/i64 carry token ids and counters (and
+// are reduced by the collectives).
+enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kI32, kI64 };
 
 std::string_view dtype_name(DType dtype);
 // Elements per storage block (1 for plain types, 32 for the Q blocks) and the

@@ -1,0 +1,21 @@
+// Every blocking wait in tandem takes a Deadline: a point on the monotonic
+// clock after which the wait gives up with DEADLINE_EXCEEDED. A hung peer is
+// an error, never a hang.
+#pragma once
+
+#include <chrono>
+
+namespace tandem {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+inline Deadline deadline_after(std::chrono::milliseconds timeout) { return Clock::now() + timeout; }
+inline bool expired(Deadline d) { return Clock::now() >= d; }
+// Milliseconds left, at least 0, for APIs that take a timeout.
+inline int64_t remaining_ms(Deadline d) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(d - Clock::now()).count();
+  return left > 0 ? left : 0;
+}
+
+}  // namespace tandem
