@@ -140,6 +140,7 @@ void add_bench_command(CLI::App& app) {
     Status s = run_bench(*flags);
     set_exit_code(s.ok() ? 0 : report_error(s));
   });
+  add_bench_collectives_command(*bench);
 }
 
 }  // namespace tandem::cli

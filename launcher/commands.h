@@ -11,6 +11,8 @@ namespace tandem::cli {
 
 void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+// `bench collectives`, under the `bench` subcommand.
+void add_bench_collectives_command(CLI::App& bench);
 void add_info_command(CLI::App& app);
 
 // Prints "tandem: error: <status>" to stderr and returns exit code 1.
