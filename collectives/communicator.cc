@@ -27,16 +27,7 @@ bool reducible(DType dtype) {
 // 0 for the block-quantised types: they have no per-element size, and callers
 // reject them through reducible() before sizing anything.
 size_t dtype_size(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-    case DType::kI32: return 4;
-    case DType::kI64: return 8;
-    case DType::kF16:
-    case DType::kBF16: return 2;
-    case DType::kQ8_0:
-    case DType::kQ4_0: return 0;
-  }
-  return 0;
+  return reducible(dtype) ? static_cast<size_t>(dtype_block_bytes(dtype)) : 0;
 }
 
 }  // namespace tandem::collectives

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "tests/unit/process_util.h"
 #include "tests/unit/test_paths.h"
 
 namespace tandem {

@@ -146,4 +146,10 @@ std::string describe(const ChildExit& e) {
   return buf;
 }
 
+CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  Child child = Child::spawn(argv);
+  const ChildExit e = child.wait(timeout);
+  return CommandResult{e.exited ? e.code : -1, child.out(), child.err()};
+}
+
 }  // namespace tandem::testing

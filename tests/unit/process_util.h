@@ -56,6 +56,15 @@ class Child {
   std::chrono::steady_clock::time_point start_;
 };
 
+struct CommandResult {
+  int exit_code = -1;  // -1 if it did not exit normally (signal, timeout)
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+// Runs argv to completion (killed after `timeout`), capturing both streams.
+CommandResult run_command(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout = std::chrono::minutes(5));
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_local_port();
 

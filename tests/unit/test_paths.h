@@ -1,5 +1,5 @@
-// Shared test support: where the bundled data is, temporary files, running
-// the tandem binary.
+// Shared test support: where the bundled data is, temporary files, the
+// kernels' instruction set. Child processes: process_util.h.
 #pragma once
 
 #include <string>
@@ -36,13 +36,6 @@ class TempDir {
   std::string path_;
 };
 
-struct CommandResult {
-  int exit_code = -1;  // -1 if the command did not exit normally
-  std::string out;     // stdout
-  std::string err;     // stderr
-};
-// Runs argv[0] with the given arguments (no shell), capturing both streams.
-CommandResult run_command(const std::vector<std::string>& argv);
 
 // Sets the kernels' instruction set for a scope and restores it on leaving,
 // failed assertion or not.
