@@ -49,6 +49,12 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
+// One product of a matmul_shared_input(): out = x @ w^T.
+struct MatmulTarget {
+  Tensor out;
+  Tensor w;
+};
+
 struct AttentionShape {
   int64_t n_heads = 0;     // query heads
   int64_t n_kv_heads = 0;  // KV heads; query head h reads KV head h / (n_heads / n_kv_heads)
@@ -79,6 +85,9 @@ class Backend {
   virtual void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) = 0;
   // out[t, r] = dot(x[t], w[r]): w is [n_out, n_in] as checkpoints store it.
   virtual void matmul(const Tensor& out, const Tensor& x, const Tensor& w) = 0;
+  // Several matmuls of the same x (q/k/v, gate/up) as one unit of work: one
+  // parallel loop on cpu, one grouped launch on cuda. Same checks as matmul.
+  virtual void matmul_shared_input(const Tensor& x, std::span<const MatmulTarget> targets) = 0;
   // llama2.c rotary embedding of q and k in place; token t is at start_pos + t.
   virtual void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, float theta) = 0;
   // Writes k, v ([tokens, n_kv_heads * head_dim]) to rows start_pos.. of the

@@ -107,9 +107,8 @@ void LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos) {
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LlamaLayerWeights& w = weights_.layers[l];
     b.rmsnorm(xb, x, w.attn_norm, c.norm_eps);
-    b.matmul(q, xb, w.wq);
-    b.matmul(k, xb, w.wk);
-    b.matmul(v, xb, w.wv);
+    const MatmulTarget qkv[] = {{q, w.wq}, {k, w.wk}, {v, w.wv}};
+    b.matmul_shared_input(xb, qkv);
     b.rope(q, k, shape, c.rope_theta);
     b.store_kv(k_cache_[l], v_cache_[l], k, v, start_pos);
     b.attention(att, q, k_cache_[l], v_cache_[l], shape);
@@ -117,8 +116,8 @@ void LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos) {
     b.add(x, xb);
 
     b.rmsnorm(xb, x, w.ffn_norm, c.norm_eps);
-    b.matmul(gate, xb, w.w_gate);
-    b.matmul(up, xb, w.w_up);
+    const MatmulTarget gate_up[] = {{gate, w.w_gate}, {up, w.w_up}};
+    b.matmul_shared_input(xb, gate_up);
     b.swiglu(gate, gate, up);
     b.matmul(xb, gate, w.w_down);
     b.add(x, xb);

@@ -23,6 +23,7 @@ class CpuBackend final : public Backend {
   void embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) override;
   void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) override;
   void matmul(const Tensor& out, const Tensor& x, const Tensor& w) override;
+  void matmul_shared_input(const Tensor& x, std::span<const MatmulTarget> targets) override;
   void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, float theta) override;
   void store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                 int64_t start_pos) override;
