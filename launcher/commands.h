@@ -14,6 +14,8 @@ void add_bench_command(CLI::App& app);
 // `bench collectives`, under the `bench` subcommand.
 void add_bench_collectives_command(CLI::App& bench);
 void add_info_command(CLI::App& app);
+// `config show`: the resolved run config (launcher/config.h).
+void add_config_command(CLI::App& app);
 
 // Prints "tandem: error: <status>" to stderr and returns exit code 1.
 int report_error(const Status& status);

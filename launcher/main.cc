@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   tandem::cli::add_generate_command(app);
   tandem::cli::add_bench_command(app);
   tandem::cli::add_info_command(app);
+  tandem::cli::add_config_command(app);
   try {
     app.parse(argc, argv);  // the chosen subcommand runs in its callback
   } catch (const CLI::ParseError& e) {

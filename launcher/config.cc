@@ -1,0 +1,215 @@
+// Resolving a run's config: decode the file over the defaults, apply the
+// overrides, then check the values that are each well-typed but impossible
+// together or alone.
+#include "launcher/config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "launcher/config_decode.h"
+
+namespace tandem::launcher {
+
+std::string_view to_string(JobKind v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
+std::string_view to_string(ModelFormat v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
+std::string_view to_string(DType v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
+std::string_view to_string(ComputeBackend v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
+std::string_view to_string(CommBackend v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
+
+namespace detail {
+
+std::string join_path(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+namespace {
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string unknown_key_message(const std::string& path, std::string_view key,
+                                const std::vector<std::string_view>& allowed) {
+  std::string message = "unknown key '" + join_path(path, key) + "'";
+  std::string_view best;
+  size_t best_distance = 3;  // more edits than this is a different word, not a typo
+  for (std::string_view name : allowed) {
+    const size_t d = edit_distance(key, name);
+    if (d < best_distance && d < std::max(key.size(), name.size())) {
+      best = name;
+      best_distance = d;
+    }
+  }
+  if (!best.empty()) return message + " (did you mean '" + join_path(path, best) + "'?)";
+  std::string list;
+  for (std::string_view name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
+  return message + " (allowed here: " + list + ")";
+}
+
+std::string describe_value(const YAML::Node& node) {
+  if (node.IsScalar()) return "'" + node.Scalar() + "'";
+  if (node.IsMap()) return "a mapping";
+  if (node.IsSequence()) return "a list";
+  return "nothing";
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::Origins;
+
+// Impossible values, each reported at the line (or --set) that chose it.
+class Checker {
+ public:
+  Checker(const Origins& origins, std::string fallback) : origins_(origins), fallback_(std::move(fallback)) {}
+
+  Status fail(const std::string& path, const std::string& problem) const {
+    std::string where = fallback_;
+    // A value set as part of a larger one (a node list from --set) is
+    // reported where its enclosing value was.
+    for (std::string p = path;;) {
+      if (auto it = origins_.find(p); it != origins_.end()) {
+        where = it->second;
+        break;
+      }
+      const size_t cut = p.find_last_of(".[");
+      if (cut == std::string::npos) break;
+      p.resize(cut);
+    }
+    return InvalidArgument((where.empty() ? "" : where + ": ") + path + ": " + problem);
+  }
+
+ private:
+  const Origins& origins_;
+  std::string fallback_;
+};
+
+bool is_env_name(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+std::string outside(int64_t value, int64_t lo, int64_t hi) {
+  return std::to_string(value) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi);
+}
+
+Status check(const RunConfig& c, const Checker& at) {
+  const auto& nodes = c.cluster.nodes;
+  if (nodes.empty()) return at.fail("cluster.nodes", "needs at least one node");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::string node = "cluster.nodes[" + std::to_string(i) + "]";
+    if (nodes[i].host.empty()) return at.fail(node + ".host", "must not be empty");
+    const int port = nodes[i].ssh.port;
+    if (port < 1 || port > 65535) return at.fail(node + ".ssh.port", outside(port, 1, 65535));
+  }
+  if (c.model.path.empty()) return at.fail("model.path", "must not be empty");
+  const ParallelConfig& p = c.parallel;
+  if (p.tp < 1) return at.fail("parallel.tp", "must be at least 1, got " + std::to_string(p.tp));
+  if (p.pp < 1) return at.fail("parallel.pp", "must be at least 1, got " + std::to_string(p.pp));
+  const int64_t ranks = static_cast<int64_t>(p.tp) * p.pp;
+  if (ranks != static_cast<int64_t>(nodes.size())) {
+    return at.fail("parallel.tp", "tp * pp = " + std::to_string(p.tp) + " * " + std::to_string(p.pp) + " = " +
+                                      std::to_string(ranks) + " ranks, but cluster.nodes lists " +
+                                      std::to_string(nodes.size()) + " nodes (one rank per node)");
+  }
+  if (c.backend.comm == CommBackend::kNccl && c.backend.compute != ComputeBackend::kCuda) {
+    return at.fail("backend.comm", "nccl moves GPU buffers, so it needs backend.compute: cuda");
+  }
+  if (c.control.address.empty()) return at.fail("control.address", "must not be empty");
+  if (c.control.port < 0 || c.control.port > 65535) return at.fail("control.port", outside(c.control.port, 0, 65535));
+  const TlsConfig& tls = c.control.tls;
+  if (tls.cert.empty() != tls.key.empty()) {
+    return at.fail(tls.cert.empty() ? "control.tls.cert" : "control.tls.key",
+                   "control.tls.cert and control.tls.key go together: set both or neither");
+  }
+  if (!tls.client_ca.empty() && tls.cert.empty()) {
+    return at.fail("control.tls.client_ca", "checking client certificates needs a server cert and key too");
+  }
+  for (const auto& [name, value] : c.env) {
+    if (!is_env_name(name)) {
+      return at.fail("env." + name, "not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+  }
+  if (c.run_dir.empty()) return at.fail("run_dir", "must not be empty");
+  const GenerateConfig& g = c.generate;
+  if (g.steps < 1) return at.fail("generate.steps", "must be at least 1, got " + std::to_string(g.steps));
+  if (!(std::isfinite(g.temperature) && g.temperature >= 0)) {
+    return at.fail("generate.temperature", "must be finite and >= 0 (0 is greedy)");
+  }
+  if (!(g.top_p > 0 && g.top_p <= 1)) return at.fail("generate.top_p", "must be in (0, 1] (1 is off)");
+  if (g.top_k < 0) return at.fail("generate.top_k", "must be >= 0 (0 is off), got " + std::to_string(g.top_k));
+  if (g.seed < -1) return at.fail("generate.seed", "must be >= 0, or -1 for a seed from the clock");
+  return Status::Ok();
+}
+
+Status apply_override(RunConfig& config, const std::string& text, Origins& origins) {
+  const std::string source = "--set " + text;
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) return InvalidArgument(source + ": expected KEY.PATH=VALUE");
+  YAML::Node value;
+  try {
+    value = YAML::Load(text.substr(eq + 1));
+  } catch (const YAML::ParserException& e) {
+    return InvalidArgument(source + ": the value is not valid YAML: " + e.msg);
+  }
+  detail::Decoder decoder(source, /*has_lines=*/false, origins);
+  return decoder.set(config, std::string_view(text).substr(0, eq), "", value);
+}
+
+}  // namespace
+
+Result<RunConfig> parse_config(std::string_view yaml_text, std::string_view source_name,
+                               const std::vector<std::string>& overrides) {
+  const std::string source = source_name.empty() ? "<config>" : std::string(source_name);
+  RunConfig config;
+  Origins origins;
+  try {
+    const YAML::Node root = YAML::Load(std::string(yaml_text));
+    detail::Decoder decoder(source, /*has_lines=*/true, origins);
+    TANDEM_RETURN_IF_ERROR(decoder.decode(root, root.Mark(), "", config));
+    for (const std::string& text : overrides) TANDEM_RETURN_IF_ERROR(apply_override(config, text, origins));
+  } catch (const YAML::ParserException& e) {
+    return InvalidArgument(source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                           ": invalid YAML: " + e.msg);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(source + ": " + e.what());
+  }
+  TANDEM_RETURN_IF_ERROR(check(config, Checker(origins, source)));
+  return config;
+}
+
+Result<RunConfig> load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (path.empty()) return parse_config(default_config_yaml(), "<embedded configs/local.yaml>", overrides);
+  std::error_code ec;
+  // An ifstream opens a directory and reads it as empty: the defaults, silently.
+  if (std::filesystem::is_directory(path, ec)) return InvalidArgument(path + ": is a directory, not a config file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path + ": cannot open the config file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Internal(path + ": read failed");
+  return parse_config(text.str(), path, overrides);
+}
+
+Status validate_config(const RunConfig& config) { return check(config, Checker(Origins{}, "")); }
+
+}  // namespace tandem::launcher

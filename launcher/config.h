@@ -1,0 +1,157 @@
+// A run's configuration: one YAML file (configs/local.yaml is the embedded
+// default) plus `--set key.path=value` overrides, resolved into RunConfig.
+//
+// Every key is optional; a missing key keeps the default below, which is what
+// configs/local.yaml spells out: two local workers running the bundled model
+// with tp=2 on the CPU. A section given as a mapping sets the keys it names
+// and keeps the rest; a list (`cluster.nodes`) or `env` replaces the current
+// one whole, and a new list entry starts from NodeConfig{}.
+//
+// Rejected, as InvalidArgument naming the source, line:column and key path:
+// unknown keys (with a suggestion), duplicate keys, values of the wrong type,
+// unknown enum names (listing the allowed ones), and impossible values
+// (tp*pp must equal the number of nodes: one worker per node). No exception
+// leaves these functions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/status.h"
+
+namespace tandem::launcher {
+
+enum class JobKind { kGenerate, kServe, kTrain, kBench };
+enum class ModelFormat { kLlama2c, kGguf, kSafetensors };
+enum class DType { kF32, kF16, kBf16, kQ8_0, kQ4_0 };
+enum class ComputeBackend { kCpu, kCuda };
+enum class CommBackend { kUcx, kNccl };
+
+// The names the YAML uses: "generate", "llama2c", "q8_0", "cuda", "nccl", ...
+std::string_view to_string(JobKind v);
+std::string_view to_string(ModelFormat v);
+std::string_view to_string(DType v);
+std::string_view to_string(ComputeBackend v);
+std::string_view to_string(CommBackend v);
+
+struct SshConfig {
+  std::string user;           // empty: whatever the user's ssh config says
+  int port = 22;
+  std::string identity_file;  // empty: ssh's own choice of key
+  bool operator==(const SshConfig&) const = default;
+};
+
+struct NodeConfig {
+  // Where the launcher reaches the node: "localhost" / "127.0.0.1" run the
+  // worker as a child process, anything else goes through ssh.
+  std::string host;
+  SshConfig ssh;
+  // The data link (the ConnectX-7 port between two Sparks): the address peers
+  // dial for collectives and the interface UCX/NCCL should use. Empty: the
+  // host's address and the transports' own choice.
+  std::string data_address;
+  std::string data_interface;
+  bool operator==(const NodeConfig&) const = default;
+};
+
+struct ClusterConfig {
+  // Node i runs rank i. Defaults to two local workers.
+  std::vector<NodeConfig> nodes = {NodeConfig{"localhost", {}, "", ""}, NodeConfig{"localhost", {}, "", ""}};
+  bool operator==(const ClusterConfig&) const = default;
+};
+
+struct ModelConfig {
+  std::string path = "models/stories260K";  // as every node sees it
+  ModelFormat format = ModelFormat::kLlama2c;
+  DType dtype = DType::kF32;  // the weights' type in memory
+  bool operator==(const ModelConfig&) const = default;
+};
+
+struct ParallelConfig {
+  int tp = 2;  // tensor-parallel ranks
+  int pp = 1;  // pipeline stages
+  bool operator==(const ParallelConfig&) const = default;
+};
+
+struct BackendConfig {
+  ComputeBackend compute = ComputeBackend::kCpu;
+  CommBackend comm = CommBackend::kUcx;  // feeds collectives::CommConfig::backend
+  bool operator==(const BackendConfig&) const = default;
+};
+
+struct TlsConfig {
+  // All empty: plaintext. cert and key go together; client_ca also demands
+  // client certificates.
+  std::string cert;
+  std::string key;
+  std::string client_ca;
+  bool operator==(const TlsConfig&) const = default;
+};
+
+struct ControlConfig {
+  std::string address = "127.0.0.1";  // rank 0's control endpoint binds this
+  int port = 0;                       // 0: the OS picks, the launcher reports it
+  TlsConfig tls;
+  bool operator==(const ControlConfig&) const = default;
+};
+
+// The request a `job: generate` run serves, as `tandem generate`'s flags.
+struct GenerateConfig {
+  std::string prompt;
+  int64_t steps = 256;
+  float temperature = 0.0f;  // 0: greedy, the bundled model's published story
+  float top_p = 0.9f;
+  int top_k = 0;
+  int64_t seed = -1;  // -1: drawn from the clock and logged
+  bool operator==(const GenerateConfig&) const = default;
+};
+
+struct RunConfig {
+  ClusterConfig cluster;
+  JobKind job = JobKind::kGenerate;
+  ModelConfig model;
+  ParallelConfig parallel;
+  BackendConfig backend;
+  ControlConfig control;
+  std::map<std::string, std::string> env;  // set on every worker
+  std::string run_dir = "runs";  // each run writes run_dir/<run id>/ (relative: to the launcher's cwd)
+  GenerateConfig generate;
+  bool operator==(const RunConfig&) const = default;
+};
+
+// The text of configs/local.yaml, compiled in; parses to RunConfig{}.
+std::string_view default_config_yaml();
+
+// Reads `path` (NotFound if it cannot be read) and resolves it as
+// parse_config; an empty path resolves the embedded default.
+Result<RunConfig> load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Decodes `yaml_text` over the defaults, applies `overrides` in order (each
+// "key.path=value": `parallel.tp=2`, `cluster.nodes[1].host=10.0.0.2`,
+// `env.NCCL_DEBUG=INFO`, `cluster.nodes=[{host: a}, {host: b}]`; the value is
+// YAML; an index one past the end appends a node), then validates.
+// `source_name` prefixes every message ("configs/x.yaml:12:3: ...").
+Result<RunConfig> parse_config(std::string_view yaml_text, std::string_view source_name,
+                               const std::vector<std::string>& overrides = {});
+
+// The impossible-value checks parse_config runs last, for configs built in
+// code (their messages name key paths but no lines).
+Status validate_config(const RunConfig& config);
+
+// The resolved config as YAML, every key present: parse_config(to_yaml(c))
+// gives back c.
+std::string to_yaml(const RunConfig& config);
+
+// "20250131T120501Z-3fa9c2": UTC time, then a random suffix so two runs
+// started within a second do not collide.
+std::string make_run_id();
+
+// Creates run_dir/<run_id>/ (a fresh id from make_run_id() if run_id is
+// empty; an existing directory is an error, never reused) and writes the
+// resolved config there as config.yaml, atomically. Returns the directory.
+Result<std::string> create_run_directory(const RunConfig& config, std::string_view run_id = {});
+
+}  // namespace tandem::launcher

@@ -1,0 +1,121 @@
+// Internal to the config library: the schema, once. Each struct lists its
+// keys in YAML order through visit_fields, and each enum its names, so the
+// decoder, the override paths, the unknown-key suggestions and to_yaml can
+// never disagree about what a key is called.
+#pragma once
+
+#include <array>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "launcher/config.h"
+
+namespace tandem::launcher::detail {
+
+// Names indexed by the enum's value (the enums are 0..n-1).
+inline std::span<const std::string_view> enum_names(JobKind) {
+  static constexpr std::array<std::string_view, 4> k = {"generate", "serve", "train", "bench"};
+  return k;
+}
+inline std::span<const std::string_view> enum_names(ModelFormat) {
+  static constexpr std::array<std::string_view, 3> k = {"llama2c", "gguf", "safetensors"};
+  return k;
+}
+inline std::span<const std::string_view> enum_names(DType) {
+  static constexpr std::array<std::string_view, 5> k = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+  return k;
+}
+inline std::span<const std::string_view> enum_names(ComputeBackend) {
+  static constexpr std::array<std::string_view, 2> k = {"cpu", "cuda"};
+  return k;
+}
+inline std::span<const std::string_view> enum_names(CommBackend) {
+  static constexpr std::array<std::string_view, 2> k = {"ucx", "nccl"};
+  return k;
+}
+
+// visit(name, member) for every key of a section, in the order to_yaml writes.
+template <class V> void visit_fields(V& v, SshConfig& s) {
+  v("user", s.user);
+  v("port", s.port);
+  v("identity_file", s.identity_file);
+}
+template <class V> void visit_fields(V& v, NodeConfig& s) {
+  v("host", s.host);
+  v("ssh", s.ssh);
+  v("data_address", s.data_address);
+  v("data_interface", s.data_interface);
+}
+template <class V> void visit_fields(V& v, ClusterConfig& s) { v("nodes", s.nodes); }
+template <class V> void visit_fields(V& v, ModelConfig& s) {
+  v("path", s.path);
+  v("format", s.format);
+  v("dtype", s.dtype);
+}
+template <class V> void visit_fields(V& v, ParallelConfig& s) {
+  v("tp", s.tp);
+  v("pp", s.pp);
+}
+template <class V> void visit_fields(V& v, BackendConfig& s) {
+  v("compute", s.compute);
+  v("comm", s.comm);
+}
+template <class V> void visit_fields(V& v, TlsConfig& s) {
+  v("cert", s.cert);
+  v("key", s.key);
+  v("client_ca", s.client_ca);
+}
+template <class V> void visit_fields(V& v, ControlConfig& s) {
+  v("address", s.address);
+  v("port", s.port);
+  v("tls", s.tls);
+}
+template <class V> void visit_fields(V& v, GenerateConfig& s) {
+  v("prompt", s.prompt);
+  v("steps", s.steps);
+  v("temperature", s.temperature);
+  v("top_p", s.top_p);
+  v("top_k", s.top_k);
+  v("seed", s.seed);
+}
+template <class V> void visit_fields(V& v, RunConfig& s) {
+  v("cluster", s.cluster);
+  v("job", s.job);
+  v("model", s.model);
+  v("parallel", s.parallel);
+  v("backend", s.backend);
+  v("control", s.control);
+  v("env", s.env);
+  v("run_dir", s.run_dir);
+  v("generate", s.generate);
+}
+
+template <class T> struct IsVector : std::false_type {};
+template <class T> struct IsVector<std::vector<T>> : std::true_type {};
+using StringMap = std::map<std::string, std::string>;
+
+// Calls fn(member) for the key named `name`; false if the section has none.
+template <class S, class Fn> bool with_field(S& section, std::string_view name, Fn&& fn) {
+  bool found = false;
+  auto visit = [&](std::string_view key, auto& member) {
+    if (!found && key == name) {
+      found = true;
+      fn(member);
+    }
+  };
+  visit_fields(visit, section);
+  return found;
+}
+
+template <class S> std::vector<std::string_view> field_names(S& section) {
+  std::vector<std::string_view> names;
+  auto visit = [&](std::string_view key, auto&) { names.push_back(key); };
+  visit_fields(visit, section);
+  return names;
+}
+
+}  // namespace tandem::launcher::detail
