@@ -19,8 +19,13 @@ if(TANDEM_SANITIZE)
 endif()
 
 # The x86 SIMD kernels are compiled with their own flags and chosen at run time,
-# so the binary still runs on a CPU without them.
+# so the binary still runs on a CPU without them. The NEON kernels need no
+# flags: Advanced SIMD is part of AArch64. Each file is compiled only for its
+# architecture, so no intrinsic header reaches the other's build.
 set(TANDEM_X86 OFF)
+set(TANDEM_AARCH64 OFF)
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
   set(TANDEM_X86 ON)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
+  set(TANDEM_AARCH64 ON)
 endif()

@@ -55,9 +55,31 @@ constexpr KernelTable kAvx2Table = {
 };
 #endif
 
+#if defined(TANDEM_HAVE_NEON_KERNELS) && defined(__aarch64__)
+// Advanced SIMD is mandatory in AArch64, so compiling for it is detection
+// enough. The dot-product and i8mm extensions of the quantized kernels, when
+// those exist, will need a real check (getauxval: HWCAP_ASIMDDP, HWCAP2_I8MM).
+#define TANDEM_HAS_NEON 1
+constexpr KernelTable kNeonTable = {
+    .isa = Isa::kNeon,
+    .dot = &neon::dot,
+    .matmul_rows = &neon::matmul_rows,
+    .axpy = &neon::axpy,
+    .rmsnorm = &neon::rmsnorm,
+    .softmax = &neon::softmax,
+    .rope_interleaved = &scalar::rope_interleaved,  // see kernels_internal.h
+    .swiglu = &neon::swiglu,
+    .add = &neon::add,
+    .attention_head = &neon::attention_head,
+};
+#endif
+
 const KernelTable* table_for(Isa isa) {
 #ifdef TANDEM_CAN_DETECT_AVX2
   if (isa == Isa::kAvx2) return &kAvx2Table;
+#endif
+#ifdef TANDEM_HAS_NEON
+  if (isa == Isa::kNeon) return &kNeonTable;
 #endif
   (void)isa;
   return &kScalarTable;
@@ -92,12 +114,13 @@ std::string_view isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return "scalar";
     case Isa::kAvx2: return "avx2";
+    case Isa::kNeon: return "neon";
   }
   return "unknown";
 }
 
 std::optional<Isa> parse_isa_name(std::string_view name) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kNeon}) {
     if (name == isa_name(isa)) return isa;
   }
   return std::nullopt;
@@ -108,6 +131,9 @@ Isa best_isa() {
   __builtin_cpu_init();  // needed if we run before libgcc's own constructor
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
 #endif
+#ifdef TANDEM_HAS_NEON
+  return Isa::kNeon;
+#endif
   return Isa::kScalar;
 }
 
@@ -115,6 +141,7 @@ bool isa_supported(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return true;
     case Isa::kAvx2: return best_isa() == Isa::kAvx2;
+    case Isa::kNeon: return best_isa() == Isa::kNeon;
   }
   return false;
 }

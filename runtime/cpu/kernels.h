@@ -1,7 +1,7 @@
 // CPU kernels: the numeric building blocks of the CPU backend, on plain float
 // arrays. Each has a portable scalar version (the reference) and SIMD versions
-// (AVX2+FMA on x86-64) chosen once at run time from the CPU's features; the
-// kernel tests compare every version against a float64 reference.
+// (AVX2+FMA on x86-64, NEON on AArch64) chosen once at run time from the CPU's
+// features; the kernel tests compare every version against a float64 reference.
 //
 // Threading is the caller's job: the kernels are single-threaded and work on
 // the slice they are given (rows, heads), so a thread pool can split the work.
@@ -12,7 +12,11 @@
 
 namespace tandem::cpu {
 
-enum class Isa { kScalar, kAvx2 };
+enum class Isa {
+  kScalar,
+  kAvx2,  // x86-64 with AVX2 and FMA, detected at run time
+  kNeon,  // AArch64 Advanced SIMD: part of the architecture, so every aarch64 build has it
+};
 
 std::string_view isa_name(Isa isa);
 // The best instruction set this CPU supports (and this build compiled).
@@ -20,7 +24,7 @@ Isa best_isa();
 // Whether this CPU and build can run `isa`.
 bool isa_supported(Isa isa);
 // The instruction set the kernels below use. Starts as best_isa(), or as the
-// TANDEM_ISA environment variable says ("scalar", "avx2") when it names one
+// TANDEM_ISA environment variable says ("scalar", "avx2", "neon") when it names one
 // the CPU supports. Not thread-safe: set it before running kernels.
 Isa active_isa();
 // Returns false (and changes nothing) if `isa` is not supported here.

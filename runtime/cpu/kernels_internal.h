@@ -12,7 +12,7 @@
 
 namespace tandem::cpu {
 
-// "scalar" -> kScalar, "avx2" -> kAvx2 (exactly as isa_name spells them);
+// "scalar" -> kScalar, "avx2" -> kAvx2, "neon" -> kNeon (exactly as isa_name spells them);
 // anything else, including "", -> nullopt.
 std::optional<Isa> parse_isa_name(std::string_view name);
 
@@ -25,9 +25,10 @@ Isa choose_initial_isa(const char* tandem_isa_env);
 // than once per group of 4 tokens. Returns a multiple of 4, at least 4.
 // Out of line on purpose: an inline function here would also be compiled
 // with -mavx2 in kernels_avx2.cc, and the linker may keep that copy for all.
+// (The same holds for kernels_neon.cc the day it gains feature flags.)
 int64_t matmul_token_block(int64_t n_in);
 
-// Both variant sets have the signatures and semantics of kernels.h; the
+// All variant sets have the signatures and semantics of kernels.h; the
 // preconditions (n >= 1, even head_dim, row range) are checked once, by the
 // dispatcher in kernels.cc.
 
@@ -62,5 +63,21 @@ void add(float* y, const float* x, int64_t n);
 void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
                     int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
 }  // namespace avx2
+
+// NEON, defined only in builds with TANDEM_HAVE_NEON_KERNELS (aarch64), so
+// reference these only under that macro. No neon rope_interleaved, for the
+// reason given for avx2.
+namespace neon {
+float dot(const float* a, const float* b, int64_t n);
+void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
+                 int64_t n_out, int64_t row_begin, int64_t row_end);
+void axpy(float* y, float a, const float* x, int64_t n);
+void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
+void softmax(float* x, int64_t n);
+void swiglu(float* out, const float* gate, const float* up, int64_t n);
+void add(float* y, const float* x, int64_t n);
+void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
+                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
+}  // namespace neon
 
 }  // namespace tandem::cpu

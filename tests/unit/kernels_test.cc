@@ -355,14 +355,14 @@ TEST_P(KernelTest, AttentionHeadMatchesFloat64) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest, ::testing::Values(Isa::kScalar, Isa::kAvx2),
+INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kNeon),
                          [](const ::testing::TestParamInfo<Isa>& param_info) {
                            return std::string(isa_name(param_info.param));
                          });
 
 TEST(KernelDispatchTest, IsaNamesRoundTripAndUnknownNamesAreRejected) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) EXPECT_EQ(parse_isa_name(isa_name(isa)), isa);
-  for (const char* bad : {"", "AVX2", "avx", "avx512", "scalar ", " scalar", "sse"}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kNeon}) EXPECT_EQ(parse_isa_name(isa_name(isa)), isa);
+  for (const char* bad : {"", "AVX2", "avx", "avx512", "scalar ", " scalar", "sse", "NEON", "sve"}) {
     EXPECT_EQ(parse_isa_name(bad), std::nullopt) << '"' << bad << '"';
   }
 }
@@ -372,7 +372,8 @@ TEST(KernelDispatchTest, InitialIsaFollowsTheEnvironmentOnlyWhenSupported) {
   EXPECT_EQ(choose_initial_isa("scalar"), Isa::kScalar);
   EXPECT_EQ(choose_initial_isa("bogus"), best_isa());
   EXPECT_EQ(choose_initial_isa(""), best_isa());
-  EXPECT_EQ(choose_initial_isa("avx2"), isa_supported(Isa::kAvx2) ? Isa::kAvx2 : best_isa());
+  for (Isa isa : {Isa::kAvx2, Isa::kNeon})  // each exists on one architecture at most
+    EXPECT_EQ(choose_initial_isa(isa_name(isa).data()), isa_supported(isa) ? isa : best_isa());
 }
 
 TEST(KernelDispatchTest, SetActiveIsaRefusesUnsupportedAndKeepsTheCurrentOne) {
@@ -383,10 +384,9 @@ TEST(KernelDispatchTest, SetActiveIsaRefusesUnsupportedAndKeepsTheCurrentOne) {
   EXPECT_EQ(active_isa(), Isa::kScalar);
   EXPECT_FALSE(set_active_isa(static_cast<Isa>(99)));  // never supported
   EXPECT_EQ(active_isa(), Isa::kScalar);
-  if (!isa_supported(Isa::kAvx2)) {
-    EXPECT_FALSE(set_active_isa(Isa::kAvx2));
-    EXPECT_EQ(active_isa(), Isa::kScalar);
-  }
+  // An unsupported ISA is refused; a supported one is not tried here.
+  for (Isa isa : {Isa::kAvx2, Isa::kNeon}) EXPECT_TRUE(isa_supported(isa) || !set_active_isa(isa));
+  EXPECT_EQ(active_isa(), Isa::kScalar);
   EXPECT_TRUE(set_active_isa(before));
 }
 
