@@ -1,14 +1,13 @@
 #include "runtime/tokenizer.h"
 
+#include "tests/unit/test_paths.h"
+
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <climits>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -173,24 +172,12 @@ std::string serialize(int32_t max_len, const std::vector<Token>& tokens) {
 
 class TokenizerFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "tandem_tok_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string write(const std::string& name, const std::string& bytes) {
-    std::string path = dir_ + "/" + name;
-    std::ofstream f(path, std::ios::binary);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    EXPECT_TRUE(f.good());
+    const std::string path = temp_.file(name);
+    tandem::testing::write_file(path, bytes);
     return path;
   }
-  static std::string tok512_bytes() {
-    std::ifstream f(tok512_path(), std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  }
+  static std::string tok512_bytes() { return tandem::testing::read_file(tok512_path()); }
   // Expects `code` and a message naming the path and containing `detail`.
   static void expect_error(const Result<Tokenizer>& r, StatusCode code, const std::string& path,
                            const std::string& detail = "") {
@@ -200,7 +187,8 @@ class TokenizerFileTest : public ::testing::Test {
     EXPECT_NE(r.status().message().find(detail), std::string::npos) << r.status().to_string();
   }
 
-  std::string dir_;
+  tandem::testing::TempDir temp_;
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(TokenizerFileTest, MissingFile) {
