@@ -65,7 +65,7 @@ Result<Plan> make_plan(const CollectivesBenchFlags& f) {
       port.size() > 5 || std::stoul(port) > 65535)
     return InvalidArgument("--coordinator must be host:port, got '" + f.coordinator + "'");
   c.bootstrap = {f.rank, f.world_size, f.coordinator.substr(0, colon), static_cast<uint16_t>(std::stoul(port)),
-                 f.job_id, static_cast<uint16_t>(f.protocol_version)};
+                 f.job_id, static_cast<uint16_t>(f.protocol_version), {}};
   if (!f.ucx_tls.empty()) c.ucx["TLS"] = f.ucx_tls;
   if (!f.ucx_net_devices.empty()) c.ucx["NET_DEVICES"] = f.ucx_net_devices;
   for (const std::string& kv : f.ucx_settings) {

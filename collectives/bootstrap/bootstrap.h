@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,8 +38,13 @@ struct BootstrapConfig {
   int world_size = 1;
   std::string coordinator_host = "127.0.0.1";  // rank 0 binds here (its listen address)
   uint16_t coordinator_port = 29500;           // 0 on rank 0: pick a free port (see port())
-  std::string job_id;                          // ranks of different jobs refuse each other
+  // Ranks of different jobs refuse each other. The launcher makes it
+  // "<run id>:<job secret>", so it is never echoed in an error.
+  std::string job_id;
   uint16_t protocol_version = kBootstrapProtocolVersion;  // overridable only to test mismatches
+  // Rank 0, once it listens: the port, so a launcher that let it pick one
+  // (coordinator_port 0) can tell the other ranks before they connect.
+  std::function<void(uint16_t port)> on_listening;
 };
 
 class Bootstrap {

@@ -30,6 +30,7 @@ Status Admission::run(Deadline deadline) {
   const std::string where = cfg_.coordinator_host + ":" + std::to_string(cfg_.coordinator_port);
   if (ec) return fail(Unavailable("cannot listen on " + where + " (" + ec.message() + ")"));
   port_ = acceptor_.local_endpoint(ec).port();
+  if (cfg_.on_listening) cfg_.on_listening(port_);
 
   start_accept();
   const bool formed = run_until(
@@ -135,8 +136,8 @@ void Admission::on_hello(const ConnPtr& c, const Status& st, const wire::FrameHe
   const std::string who = "rank " + std::to_string(hello->rank);
   const std::string world = std::to_string(cfg_.world_size);
   if (hello->job_id != cfg_.job_id) {
-    return refuse(
-        c, InvalidArgument(who + " belongs to job '" + hello->job_id + "', this is job '" + cfg_.job_id + "'"));
+    // Neither id is echoed: the launcher puts the job's secret in it.
+    return refuse(c, InvalidArgument(who + " belongs to another job (its job id differs from this job's)"));
   }
   if (hello->world_size != static_cast<uint32_t>(cfg_.world_size)) {
     return refuse(c, InvalidArgument(who + " expects world size " + std::to_string(hello->world_size) +

@@ -251,7 +251,7 @@ void expect_refused(const BootstrapConfig& joiner_config, StatusCode code, const
 
 TEST(BootstrapFailure, WrongJobIdIsRefused) {
   expect_refused(config(1, 2, free_port(), "job-b"), StatusCode::kInvalidArgument,
-                 "rank 1 belongs to job 'job-b', this is job 'job-a'");
+                 "rank 1 belongs to another job (its job id differs from this job's)");
 }
 
 TEST(BootstrapFailure, WrongWorldSizeIsRefused) {
