@@ -1,6 +1,8 @@
 #include "runtime/generator.h"
 
+#include <algorithm>
 #include <chrono>
+#include <utility>
 #include <vector>
 
 namespace tandem {
@@ -10,37 +12,103 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Streams text but holds back any tail that could still become a stop
+// string, so a client never sees part of one.
+class StopFilter {
+ public:
+  StopFilter(const std::vector<std::string>& stop, const PieceSink& sink) : stop_(stop), sink_(sink) {}
+
+  // Returns false when the client went away; sets stopped() at a stop string.
+  bool push(int token, std::string_view text) {
+    if (stop_.empty()) return sink_(token, text);
+    pending_ += text;
+    size_t first = std::string::npos;
+    for (const std::string& s : stop_) {
+      if (!s.empty()) first = std::min(first, pending_.find(s));
+    }
+    if (first != std::string::npos) {
+      stopped_ = true;
+      const bool ok = sink_(token, std::string_view(pending_).substr(0, first));
+      pending_.clear();
+      return ok;
+    }
+    const size_t keep = pending_.size() - safe_prefix();
+    const bool ok = sink_(token, std::string_view(pending_).substr(0, pending_.size() - keep));
+    pending_.erase(0, pending_.size() - keep);
+    return ok;
+  }
+  // At the end: what was held back was no stop string after all.
+  bool flush() {
+    if (pending_.empty()) return true;
+    const std::string rest = std::exchange(pending_, {});
+    return sink_(-1, rest);
+  }
+  bool stopped() const { return stopped_; }
+
+ private:
+  // Length of the longest prefix of pending_ no stop string can start in.
+  size_t safe_prefix() const {
+    for (size_t i = 0; i < pending_.size(); ++i) {
+      const std::string_view tail = std::string_view(pending_).substr(i);
+      for (const std::string& s : stop_) {
+        if (!s.empty() && std::string_view(s).substr(0, tail.size()) == tail) return i;
+      }
+    }
+    return pending_.size();
+  }
+
+  const std::vector<std::string>& stop_;
+  const PieceSink& sink_;
+  std::string pending_;
+  bool stopped_ = false;
+};
+
 }  // namespace
 
 Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const TextSink& on_text) {
-  TANDEM_RETURN_IF_ERROR(validate(request.sampler));
   if (tokenizer.vocab_size() != model.config().vocab_size)
     return InvalidArgument("tokenizer has " + std::to_string(tokenizer.vocab_size()) +
                            " tokens but the model's vocabulary is " +
                            std::to_string(model.config().vocab_size));
-  if (request.steps < 1 || request.steps > model.context())
-    return InvalidArgument("steps=" + std::to_string(request.steps) + " is outside [1, " +
-                           std::to_string(model.context()) + "], the model's context");
+  auto forward = [&model](std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+    return model.forward(tokens, start_pos, logits);
+  };
+  return generate(forward, model.context(), tokenizer, request,
+                  [&on_text](int, std::string_view text) { return text.empty() || on_text(text); });
+}
 
-  const std::vector<int> prompt = tokenizer.encode(request.prompt, /*add_bos=*/true, /*add_eos=*/false);
+Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const Tokenizer& tokenizer,
+                               const GenerateRequest& request, const PieceSink& on_piece) {
+  TANDEM_RETURN_IF_ERROR(validate(request.sampler));
+  const bool counted_in_steps = request.max_new_tokens < 0;
+  if (counted_in_steps && (request.steps < 1 || request.steps > context))
+    return InvalidArgument("steps=" + std::to_string(request.steps) + " is outside [1, " +
+                           std::to_string(context) + "], the model's context");
+
+  const std::vector<int> prompt = request.prompt_tokens.empty()
+                                      ? tokenizer.encode(request.prompt, /*add_bos=*/true, /*add_eos=*/false)
+                                      : request.prompt_tokens;
   const int64_t n = static_cast<int64_t>(prompt.size());
-  if (n > request.steps)
-    return InvalidArgument("the prompt is " + std::to_string(n) + " tokens (with BOS), more than steps=" +
-                           std::to_string(request.steps));
+  const int64_t limit = counted_in_steps ? request.steps : context;
+  if (n > limit)
+    return InvalidArgument("the prompt is " + std::to_string(n) + " tokens" +
+                           (request.prompt_tokens.empty() ? " (with BOS)" : "") + ", more than " +
+                           (counted_in_steps ? "steps=" : "the context of ") + std::to_string(limit));
 
   GenerateStats stats;
   stats.prompt_tokens = n;
-  std::vector<float> logits(model.config().vocab_size);
-  Sampler sampler(static_cast<int>(model.config().vocab_size), request.sampler);
+  std::vector<float> logits(tokenizer.vocab_size());
+  Sampler sampler(tokenizer.vocab_size(), request.sampler);
+  StopFilter filter(request.stop, on_piece);
 
   auto start = std::chrono::steady_clock::now();
-  TANDEM_RETURN_IF_ERROR(model.forward(prompt, 0, logits));
+  TANDEM_RETURN_IF_ERROR(forward(prompt, 0, logits));
   stats.prefill_seconds = seconds_since(start);
 
   if (request.echo_prompt) {
     for (int64_t i = 1; i < n; ++i) {
-      if (!on_text(tokenizer.decode_piece(prompt[i - 1], prompt[i]))) {
+      if (!on_piece(prompt[i], tokenizer.decode_piece(prompt[i - 1], prompt[i]))) {
         stats.stop_reason = "cancelled";
         return stats;
       }
@@ -49,7 +117,9 @@ Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
 
   start = std::chrono::steady_clock::now();
   int token = prompt.back();
-  const int64_t to_generate = request.steps - n + 1;
+  // Generating k tokens forwards positions up to n + k - 2 < context.
+  const int64_t to_generate =
+      counted_in_steps ? request.steps - n + 1 : std::min(request.max_new_tokens, context - n + 1);
   stats.stop_reason = "steps";
   for (int64_t i = 0; i < to_generate; ++i) {
     const int next = sampler.sample(logits.data());
@@ -58,15 +128,20 @@ Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
       break;
     }
     ++stats.generated_tokens;
-    if (!on_text(tokenizer.decode_piece(token, next))) {
+    if (!filter.push(next, tokenizer.decode_piece(token, next))) {
       stats.stop_reason = "cancelled";
+      break;
+    }
+    if (filter.stopped()) {
+      stats.stop_reason = "stop";
       break;
     }
     token = next;
     if (i + 1 < to_generate) {
-      TANDEM_RETURN_IF_ERROR(model.forward(std::span<const int>(&token, 1), n + i, logits));
+      TANDEM_RETURN_IF_ERROR(forward(std::span<const int>(&token, 1), n + i, logits));
     }
   }
+  if (stats.stop_reason != "cancelled" && !filter.flush()) stats.stop_reason = "cancelled";
   stats.decode_seconds = seconds_since(start);
   return stats;
 }

@@ -4,14 +4,17 @@
 // Counting follows llama2.c's `run`: `steps` is the number of tokens printed
 // after BOS (prompt tokens included), so the forwards cover positions
 // [0, steps) and steps must fit the model's context. Generation stops early at
-// BOS or EOS (the stories models delimit texts with BOS) or when the text
-// callback returns false (a cancelled client).
+// BOS or EOS (the stories models delimit texts with BOS), at a stop string,
+// after max_new_tokens, or when the callback returns false (a cancelled
+// client).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "runtime/llama_model.h"
 #include "runtime/sampler.h"
@@ -21,7 +24,15 @@ namespace tandem {
 
 struct GenerateRequest {
   std::string prompt;
+  // Token ids to start from instead of `prompt` (used as given: no BOS added).
+  std::vector<int> prompt_tokens;
   int64_t steps = 256;
+  // >= 0: generate at most this many tokens after the prompt (still bounded
+  // by the context); -1: llama2.c's `steps` counting above.
+  int64_t max_new_tokens = -1;
+  // Generation ends when the text contains one of these; the stop string and
+  // what follows it are not streamed.
+  std::vector<std::string> stop;
   SamplerConfig sampler;
   bool echo_prompt = true;  // stream the prompt's text before the continuation
 };
@@ -31,13 +42,23 @@ struct GenerateStats {
   int64_t generated_tokens = 0;  // sampled tokens streamed
   double prefill_seconds = 0;    // the prompt's forward
   double decode_seconds = 0;     // sampling and one-token forwards after it
-  std::string stop_reason;       // "steps", "eos", "cancelled"
+  std::string stop_reason;       // "steps", "eos", "stop", "cancelled"
 };
 
 // Returns false to stop generating.
 using TextSink = std::function<bool(std::string_view text)>;
+// The same with the token the text belongs to (-1 for held-back text that a
+// stop string did not claim, streamed at the end). Text may be empty while a
+// possible stop string is held back.
+using PieceSink = std::function<bool(int token, std::string_view text)>;
+// How generate() runs a forward: the model itself, or a wrapper that first
+// tells the job's other ranks to run the same one.
+using ForwardFn = std::function<Status(std::span<const int> tokens, int64_t start_pos, std::span<float> logits)>;
 
 Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const TextSink& on_text);
+// `context` bounds the positions (the model's KV cache length).
+Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const Tokenizer& tokenizer,
+                               const GenerateRequest& request, const PieceSink& on_piece);
 
 }  // namespace tandem
