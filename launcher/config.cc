@@ -158,6 +158,20 @@ Status check(const RunConfig& c, const Checker& at) {
   if (!(g.top_p > 0 && g.top_p <= 1)) return at.fail("generate.top_p", "must be in (0, 1] (1 is off)");
   if (g.top_k < 0) return at.fail("generate.top_k", "must be >= 0 (0 is off), got " + std::to_string(g.top_k));
   if (g.seed < -1) return at.fail("generate.seed", "must be >= 0, or -1 for a seed from the clock");
+  const LaunchConfig& l = c.launch;
+  const std::pair<const char*, double> durations[] = {
+      {"launch.heartbeat_interval_s", l.heartbeat_interval_s}, {"launch.heartbeat_timeout_s", l.heartbeat_timeout_s},
+      {"launch.startup_timeout_s", l.startup_timeout_s},       {"launch.step_timeout_s", l.step_timeout_s},
+      {"launch.stop_grace_s", l.stop_grace_s},                 {"launch.preflight_timeout_s", l.preflight_timeout_s}};
+  for (const auto& [key, seconds] : durations) {
+    if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 86400)) {
+      return at.fail(key, "must be a number of seconds in (0, 86400]");
+    }
+  }
+  if (l.heartbeat_timeout_s < 2 * l.heartbeat_interval_s) {
+    return at.fail("launch.heartbeat_timeout_s",
+                   "must be at least twice launch.heartbeat_interval_s, or one late beat ends the job");
+  }
   return Status::Ok();
 }
 

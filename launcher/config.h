@@ -41,6 +41,9 @@ struct SshConfig {
   std::string user;           // empty: whatever the user's ssh config says
   int port = 22;
   std::string identity_file;  // empty: ssh's own choice of key
+  // Extra `-o` options, e.g. "StrictHostKeyChecking=accept-new" or
+  // "UserKnownHostsFile=/path"; BatchMode=yes is always set.
+  std::vector<std::string> options;
   bool operator==(const SshConfig&) const = default;
 };
 
@@ -54,12 +57,18 @@ struct NodeConfig {
   // host's address and the transports' own choice.
   std::string data_address;
   std::string data_interface;
+  // The tandem binary on the node and the directory the worker starts in
+  // (relative model paths resolve there). Empty: the launcher's own binary
+  // path and working directory, as on a pair of identically set-up machines.
+  std::string tandem;
+  std::string workdir;
   bool operator==(const NodeConfig&) const = default;
 };
 
 struct ClusterConfig {
   // Node i runs rank i. Defaults to two local workers.
-  std::vector<NodeConfig> nodes = {NodeConfig{"localhost", {}, "", ""}, NodeConfig{"localhost", {}, "", ""}};
+  std::vector<NodeConfig> nodes = {NodeConfig{"localhost", {}, "", "", "", ""},
+                                    NodeConfig{"localhost", {}, "", "", "", ""}};
   bool operator==(const ClusterConfig&) const = default;
 };
 
@@ -109,6 +118,20 @@ struct GenerateConfig {
   bool operator==(const GenerateConfig&) const = default;
 };
 
+// How `tandem launch` supervises its workers (launcher/launch.h).
+struct LaunchConfig {
+  // Each worker and the launcher exchange a heartbeat every interval over the
+  // worker's stdio (through ssh for remote nodes); silence for the timeout
+  // ends the job (launcher side) or the worker (worker side).
+  double heartbeat_interval_s = 1.0;
+  double heartbeat_timeout_s = 5.0;
+  double startup_timeout_s = 120.0;    // a worker's start: join, load the model, serve
+  double step_timeout_s = 60.0;        // one collective step of the job (a token, a command)
+  double stop_grace_s = 5.0;           // asked to stop, a worker gets this long before SIGKILL
+  double preflight_timeout_s = 20.0;   // per node, all nodes checked at once
+  bool operator==(const LaunchConfig&) const = default;
+};
+
 struct RunConfig {
   ClusterConfig cluster;
   JobKind job = JobKind::kGenerate;
@@ -119,6 +142,7 @@ struct RunConfig {
   std::map<std::string, std::string> env;  // set on every worker
   std::string run_dir = "runs";  // each run writes run_dir/<run id>/ (relative: to the launcher's cwd)
   GenerateConfig generate;
+  LaunchConfig launch;
   bool operator==(const RunConfig&) const = default;
 };
 

@@ -43,12 +43,15 @@ template <class V> void visit_fields(V& v, SshConfig& s) {
   v("user", s.user);
   v("port", s.port);
   v("identity_file", s.identity_file);
+  v("options", s.options);
 }
 template <class V> void visit_fields(V& v, NodeConfig& s) {
   v("host", s.host);
   v("ssh", s.ssh);
   v("data_address", s.data_address);
   v("data_interface", s.data_interface);
+  v("tandem", s.tandem);
+  v("workdir", s.workdir);
 }
 template <class V> void visit_fields(V& v, ClusterConfig& s) { v("nodes", s.nodes); }
 template <class V> void visit_fields(V& v, ModelConfig& s) {
@@ -82,6 +85,14 @@ template <class V> void visit_fields(V& v, GenerateConfig& s) {
   v("top_k", s.top_k);
   v("seed", s.seed);
 }
+template <class V> void visit_fields(V& v, LaunchConfig& s) {
+  v("heartbeat_interval_s", s.heartbeat_interval_s);
+  v("heartbeat_timeout_s", s.heartbeat_timeout_s);
+  v("startup_timeout_s", s.startup_timeout_s);
+  v("step_timeout_s", s.step_timeout_s);
+  v("stop_grace_s", s.stop_grace_s);
+  v("preflight_timeout_s", s.preflight_timeout_s);
+}
 template <class V> void visit_fields(V& v, RunConfig& s) {
   v("cluster", s.cluster);
   v("job", s.job);
@@ -92,6 +103,7 @@ template <class V> void visit_fields(V& v, RunConfig& s) {
   v("env", s.env);
   v("run_dir", s.run_dir);
   v("generate", s.generate);
+  v("launch", s.launch);
 }
 
 template <class T> struct IsVector : std::false_type {};

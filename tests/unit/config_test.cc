@@ -25,7 +25,9 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
 RunConfig parse_ok(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   auto r = parse_config(yaml, "x.yaml", overrides);
   EXPECT_TRUE(r.ok()) << r.status().to_string();
-  return r.ok() ? *r : RunConfig{};
+  RunConfig config;  // not `r.ok() ? *r : RunConfig{}`: GCC 12 warns falsely on that temporary
+  if (r.ok()) config = std::move(r).value();
+  return config;
 }
 
 TEST(Config, EmbeddedDefaultParsesToTheDefaults) {
@@ -58,10 +60,11 @@ TEST(Config, RoundTripsThroughYaml) {
   // Every key away from its default, with strings YAML would otherwise read
   // as something else.
   RunConfig c;
-  c.cluster.nodes = {NodeConfig{"spark-a", {"ubuntu", 2222, "~/.ssh/id_ed25519"}, "10.0.0.1", "enp1s0f0np0"},
-                     NodeConfig{"null", {"", 22, ""}, "10.0.0.2", ""},
-                     NodeConfig{"2", {}, "", ""},
-                     NodeConfig{"true", {}, "", ""}};
+  c.cluster.nodes = {NodeConfig{"spark-a", {"ubuntu", 2222, "~/.ssh/id_ed25519", {"StrictHostKeyChecking=yes"}},
+                                "10.0.0.1", "enp1s0f0np0", "/opt/tandem/bin/tandem", "/srv/work"},
+                     NodeConfig{"null", {"", 22, "", {}}, "10.0.0.2", "", "", ""},
+                     NodeConfig{"2", {}, "", "", "", ""},
+                     NodeConfig{"true", {}, "", "", "", ""}};
   c.job = JobKind::kServe;
   c.model = {"/models/llama: 3 #1", ModelFormat::kSafetensors, DType::kQ4_0};
   c.parallel = {2, 2};
@@ -70,6 +73,7 @@ TEST(Config, RoundTripsThroughYaml) {
   c.env = {{"NCCL_DEBUG", "INFO"}, {"UCX_TLS", "tcp,self"}, {"EMPTY", ""}, {"NUM", "007"}};
   c.run_dir = "/tmp/runs";
   c.generate = {"Once upon a time\n\"quoted\" ~", 64, 0.7f, 0.95f, 40, 1234567890123};
+  c.launch = {0.5, 2.5, 30, 10, 2, 7};
   const std::string yaml = to_yaml(c);
   EXPECT_EQ(parse_ok(yaml), c) << yaml;
   EXPECT_EQ(to_yaml(parse_ok(yaml)), yaml);
