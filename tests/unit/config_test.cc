@@ -262,3 +262,21 @@ TEST(Config, RunDirectoryWithoutIdGetsAFreshOne) {
 
 }  // namespace
 }  // namespace tandem::launcher
+
+namespace tandem::launcher {
+namespace {
+
+TEST(Config, LaunchTimingsMustBeSane) {
+  EXPECT_EQ(error_of("launch:\n  stop_grace_s: -1\n"),
+            "x.yaml:2:17: launch.stop_grace_s: must be a number of seconds in (0, 86400]");
+  EXPECT_EQ(error_of("launch:\n  heartbeat_interval_s: 2\n  heartbeat_timeout_s: 3\n"),
+            "x.yaml:3:24: launch.heartbeat_timeout_s: must be at least twice launch.heartbeat_interval_s, or one "
+            "late beat ends the job");
+  EXPECT_EQ(error_of("", {"launch.preflight_timeout_s=1e9"}),
+            "--set launch.preflight_timeout_s=1e9: launch.preflight_timeout_s: must be a number of seconds in (0, 86400]");
+  EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n      ssh: {options: yes}\n"),
+            "x.yaml:4:22: cluster.nodes[0].ssh.options: expected a list, got 'yes'");
+}
+
+}  // namespace
+}  // namespace tandem::launcher
