@@ -16,6 +16,11 @@ void add_bench_collectives_command(CLI::App& bench);
 void add_info_command(CLI::App& app);
 // `config show`: the resolved run config (launcher/config.h).
 void add_config_command(CLI::App& app);
+// `launch`: start and supervise a job's workers (launcher/launch.h).
+void add_launch_command(CLI::App& app);
+// Internal, run by `launch` on each node: `worker` and `preflight`.
+void add_worker_command(CLI::App& app);
+void add_preflight_command(CLI::App& app);
 
 // Prints "tandem: error: <status>" to stderr and returns exit code 1.
 int report_error(const Status& status);

@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   tandem::cli::add_bench_command(app);
   tandem::cli::add_info_command(app);
   tandem::cli::add_config_command(app);
+  tandem::cli::add_launch_command(app);
+  tandem::cli::add_worker_command(app);
+  tandem::cli::add_preflight_command(app);
   try {
     app.parse(argc, argv);  // the chosen subcommand runs in its callback
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,119 @@
+// `tandem worker`: one rank of a launched job. Internal: `tandem launch`
+// starts it (as a child or through ssh) and speaks to it over its stdio
+// (launcher/worker_protocol.h); the job secret and the resolved config come
+// in on stdin, never on the command line.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "collectives/collectives.h"
+#include "launcher/cluster.h"
+#include "launcher/commands.h"
+#include "launcher/fd_io.h"
+#include "launcher/worker_job.h"
+#include "launcher/worker_link.h"
+#include "launcher/worker_protocol.h"
+#include "runtime/loaded_model.h"
+
+namespace tandem::cli {
+namespace {
+
+using launcher::LauncherLink;
+using launcher::RunConfig;
+
+std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); }
+
+// What the config says a worker's environment holds: `env`, and the data
+// link's interface for UCX and NCCL unless `env` names them itself.
+void apply_environment(const RunConfig& config, int rank) {
+  for (const auto& [name, value] : config.env) ::setenv(name.c_str(), value.c_str(), 1);
+  const std::string& iface = config.cluster.nodes[rank].data_interface;
+  if (!iface.empty()) {
+    if (!config.env.contains("UCX_NET_DEVICES")) ::setenv("UCX_NET_DEVICES", iface.c_str(), 1);
+    if (!config.env.contains("NCCL_SOCKET_IFNAME")) ::setenv("NCCL_SOCKET_IFNAME", iface.c_str(), 1);
+  }
+}
+
+Status check_supported(const RunConfig& config) {
+  if (config.backend.compute != launcher::ComputeBackend::kCpu) {
+    return Unimplemented("backend.compute: " + std::string(to_string(config.backend.compute)) +
+                         ": workers run on the cpu backend in this build");
+  }
+  if (config.backend.comm != launcher::CommBackend::kUcx) {
+    return Unimplemented("backend.comm: " + std::string(to_string(config.backend.comm)) +
+                         ": workers exchange host buffers through ucx in this build");
+  }
+  if (config.model.format != launcher::ModelFormat::kLlama2c || config.model.dtype != launcher::DType::kF32) {
+    return Unimplemented("model: workers load llama2c checkpoints in f32 in this build");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<collectives::Communicator>> join(const RunConfig& config, int rank, const std::string& job,
+                                                        const std::string& token, LauncherLink& link) {
+  const Deadline deadline = deadline_after(seconds(config.launch.startup_timeout_s));
+  collectives::CommConfig comm;
+  comm.backend = std::string(to_string(config.backend.comm));
+  comm.bootstrap.rank = rank;
+  comm.bootstrap.world_size = static_cast<int>(config.cluster.nodes.size());
+  comm.bootstrap.job_id = job + ":" + token;
+  if (rank == 0) {
+    comm.bootstrap.coordinator_host = launcher::coordinator_bind_address(config);
+    comm.bootstrap.coordinator_port = 0;
+    comm.bootstrap.on_listening = [&link](uint16_t port) { link.record("coordinator", {std::to_string(port)}); };
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(launcher::Endpoint coordinator, link.wait_coordinator(deadline));
+    comm.bootstrap.coordinator_host = coordinator.host;
+    comm.bootstrap.coordinator_port = static_cast<uint16_t>(coordinator.port);
+  }
+  return collectives::make_communicator(comm, deadline);
+}
+
+int run_worker(int rank, const std::string& job) {
+  ::signal(SIGPIPE, SIG_IGN);
+  auto reader = std::make_unique<launcher::LineReader>(0, "the launcher channel (stdin)");
+  auto header = launcher::read_worker_header(*reader);
+  if (!header.ok()) return report_error(header.status());
+  auto config = launcher::parse_config(header->config_yaml, "the launcher's config");
+  if (!config.ok()) return report_error(config.status());
+  const int world = static_cast<int>(config->cluster.nodes.size());
+  if (rank < 0 || rank >= world) {
+    return report_error(InvalidArgument("--rank " + std::to_string(rank) + " outside 0.." + std::to_string(world - 1)));
+  }
+  apply_environment(*config, rank);
+  LauncherLink link(std::move(reader), config->launch.heartbeat_interval_s, config->launch.heartbeat_timeout_s);
+  const std::string where = "rank " + std::to_string(rank) + ": ";
+  if (Status s = check_supported(*config); !s.ok()) return report_error(s);
+
+  auto comm = join(*config, rank, job, header->token, link);
+  if (!comm.ok()) return report_error(comm.status().with_context(where + "joining the job"));
+  LoadOptions options;
+  auto loaded = load_model(config->model.path, options);
+  if (!loaded.ok()) return report_error(loaded.status().with_context(where + "loading the model"));
+
+  launcher::WorkerContext context{*config, rank, header->token, link, **comm, *loaded};
+  Status s = rank == 0 ? launcher::run_leader(context) : launcher::run_follower(context);
+  if (!s.ok()) {
+    (*comm)->abort(s.message());
+    return report_error(s);  // the launcher names the rank
+  }
+  link.record("exit", {"0"});
+  return 0;
+}
+
+}  // namespace
+
+void add_worker_command(CLI::App& app) {
+  auto rank = std::make_shared<int>(-1);
+  auto job = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("worker", "One rank of a job (started by `tandem launch`; reads stdin)");
+  cmd->group("");  // internal: not listed in --help
+  cmd->add_option("--rank", *rank, "This worker's rank")->required();
+  cmd->add_option("--job", *job, "The run id (names the job in errors and `ps`)")->required();
+  cmd->callback([rank, job] { set_exit_code(run_worker(*rank, *job)); });
+}
+
+}  // namespace tandem::cli

@@ -1,0 +1,174 @@
+#include "launcher/worker_job.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "launcher/lockstep.h"
+
+namespace tandem::launcher {
+namespace {
+
+std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); }
+
+// Client mistakes end the request; anything else (a peer lost mid-step)
+// ends the job.
+bool is_request_error(const Status& s) {
+  return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kOutOfRange;
+}
+
+// What this rank holds: the mapped checkpoint and the model's activations
+// and KV cache, exchanged once so rank 0 can report every rank's.
+Result<std::vector<uint64_t>> gather_memory(WorkerContext& ctx) {
+  std::error_code ec;
+  const uint64_t file = std::filesystem::file_size(ctx.model.files.checkpoint, ec);
+  const uint64_t mine = (ec ? 0 : file) + ctx.model.model->allocated_bytes();
+  std::vector<uint64_t> all(static_cast<size_t>(ctx.comm.size()));
+  const Deadline deadline = deadline_after(seconds(ctx.config.launch.step_timeout_s));
+  TANDEM_RETURN_IF_ERROR(ctx.comm.all_gather(&mine, all.data(), 1, tandem::DType::kI64, deadline));
+  return all;
+}
+
+}  // namespace
+
+GenerateRequest request_from_config(const GenerateConfig& config) {
+  GenerateRequest request;
+  request.prompt = config.prompt;
+  request.steps = config.steps;
+  request.sampler.temperature = config.temperature;
+  request.sampler.top_p = config.top_p;
+  request.sampler.top_k = config.top_k;
+  request.sampler.seed = config.seed >= 0
+      ? static_cast<uint64_t>(config.seed)
+      : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  return request;
+}
+
+Leader::Leader(WorkerContext& context) : ctx_(context) {}
+
+double Leader::uptime_s() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
+
+Status Leader::gather_memory() {
+  TANDEM_ASSIGN_OR_RETURN(memory_, launcher::gather_memory(ctx_));
+  return Status::Ok();
+}
+
+Result<GenerateStats> Leader::submit(const GenerateRequest& request, const PieceSink& on_piece,
+                                     const std::atomic<bool>& cancelled) {
+  Pending pending{request, on_piece, cancelled};
+  std::unique_lock lock(mu_);
+  if (shutdown_ || !serving_) return Unavailable("the job is not serving (starting or shutting down)");
+  queue_.push_back(&pending);
+  cv_.notify_all();
+  // The main thread finishes or fails every queued request before run()
+  // returns, and each step has its own deadline, so this wait ends.
+  cv_.wait(lock, [&] { return pending.done; });
+  return std::move(pending.result);
+}
+
+void Leader::request_shutdown() {
+  std::lock_guard lock(mu_);
+  shutdown_ = true;
+  cv_.notify_all();
+}
+
+Result<GenerateStats> Leader::execute(const GenerateRequest& request, const PieceSink& on_piece,
+                                      const std::atomic<bool>& cancelled) {
+  Lockstep step(ctx_.comm, *ctx_.model.model, seconds(ctx_.config.launch.step_timeout_s));
+  auto forward = [&step](std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+    return step.forward(tokens, start_pos, logits);
+  };
+  auto sink = [&](int token, std::string_view text) {
+    if (cancelled.load() || ctx_.link.stop_requested()) return false;
+    return on_piece(token, text);
+  };
+  auto stats = generate(forward, ctx_.model.model->context(), ctx_.model.tokenizer, request, sink);
+  if (stats.ok()) {
+    tokens_served_ += stats->generated_tokens;
+    ++requests_served_;
+  }
+  return stats;
+}
+
+Status Leader::run(const GenerateRequest* first) {
+  Lockstep step(ctx_.comm, *ctx_.model.model, seconds(ctx_.config.launch.step_timeout_s));
+  serving_ = true;
+  Status failure;
+  if (first != nullptr) {
+    const std::atomic<bool> never{false};
+    auto stats = execute(*first, [&](int, std::string_view text) {
+      ctx_.link.log(text);
+      return true;
+    }, never);
+    ctx_.link.log("\n");
+    if (!stats.ok()) {
+      failure = stats.status();
+    } else {
+      std::fprintf(stderr, "tandem: %lld prompt tokens, %lld generated (%s), %.1f tok/s decode, seed %llu\n",
+                   static_cast<long long>(stats->prompt_tokens), static_cast<long long>(stats->generated_tokens),
+                   stats->stop_reason.c_str(),
+                   stats->decode_seconds > 0 ? stats->generated_tokens / stats->decode_seconds : 0.0,
+                   static_cast<unsigned long long>(first->sampler.seed));
+    }
+    request_shutdown();
+  }
+  const auto idle = seconds(ctx_.config.launch.heartbeat_interval_s);
+  std::unique_lock lock(mu_);
+  while (failure.ok()) {
+    cv_.wait_for(lock, idle, [&] { return !queue_.empty() || shutdown_; });
+    if (shutdown_ || ctx_.link.stop_requested()) break;
+    if (queue_.empty()) {
+      lock.unlock();
+      failure = step.noop();
+      lock.lock();
+      continue;
+    }
+    Pending* p = queue_.front();
+    queue_.pop_front();
+    lock.unlock();
+    p->result = execute(p->request, p->on_piece, p->cancelled);
+    if (!p->result.ok() && !is_request_error(p->result.status())) failure = p->result.status();
+    lock.lock();
+    p->done = true;
+    cv_.notify_all();
+  }
+  serving_ = false;
+  shutdown_ = true;
+  for (Pending* p : queue_) {
+    p->result = Unavailable("the job is shutting down");
+    p->done = true;
+  }
+  queue_.clear();
+  cv_.notify_all();
+  lock.unlock();
+  if (!failure.ok()) return failure;
+  if (ctx_.link.stop_requested()) {
+    std::fprintf(stderr, "tandem: stopping: %s\n", ctx_.link.stop_reason().c_str());
+  }
+  return step.shutdown();
+}
+
+Status run_leader(WorkerContext& context) {
+  Leader leader(context);
+  TANDEM_RETURN_IF_ERROR(leader.gather_memory());
+  context.link.record("ready");
+  if (context.config.job == JobKind::kGenerate) {
+    const GenerateRequest request = request_from_config(context.config.generate);
+    return leader.run(&request);
+  }
+  return leader.run(nullptr);
+}
+
+Status run_follower(WorkerContext& context) {
+  TANDEM_RETURN_IF_ERROR(gather_memory(context).status());
+  context.link.record("ready");
+  Lockstep step(context.comm, *context.model.model, seconds(context.config.launch.step_timeout_s));
+  Status s = step.follow([&] { return context.link.stop_requested(); });
+  if (s.code() == StatusCode::kAborted && context.link.stop_requested()) {
+    std::fprintf(stderr, "tandem: stopping: %s\n", context.link.stop_reason().c_str());
+    return Status::Ok();
+  }
+  return s;
+}
+
+}  // namespace tandem::launcher

@@ -1,0 +1,118 @@
+// `tandem launch` with two local workers, end to end: the story, the run
+// directory, and every way a job can end badly (a worker killed, a signal,
+// a worker that fails, problems the preflight finds).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/unit/launch_test_util.h"
+
+namespace tandem::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
+TEST(LaunchLocal, TwoWorkersTellThePublishedStory) {
+  LaunchRun run("story");
+  Child launcher = Child::spawn(run.argv({}));
+  const ChildExit e = launcher.wait(120s);
+  ASSERT_TRUE(e.exited && e.code == 0) << describe(e) << "\n" << launcher.err();
+  EXPECT_EQ(rank_output(launcher.out(), 0), published_story() + "\n");
+  EXPECT_EQ(rank_output(launcher.out(), 1), "");  // followers run the forwards, rank 0 talks
+
+  // The run directory: resolved config, private token, one log per rank, the summary.
+  EXPECT_TRUE(contains(read_file(run.run_dir() + "/config.yaml"), "tp: 2"));
+  struct stat token {};
+  ASSERT_EQ(::stat((run.run_dir() + "/token").c_str(), &token), 0);
+  EXPECT_EQ(token.st_mode & 0777, 0600u);
+  EXPECT_EQ(read_file(run.run_dir() + "/token").size(), 65u);  // 256 bits in hex + newline
+  EXPECT_TRUE(contains(read_file(run.run_dir() + "/rank-0.log"), published_story()));
+  EXPECT_TRUE(contains(read_file(run.run_dir() + "/launcher.log"), "preflight: rank 1"));
+  const auto summary = nlohmann::json::parse(read_file(run.run_dir() + "/summary.json"));
+  EXPECT_TRUE(summary["ok"].get<bool>());
+  ASSERT_EQ(summary["ranks"].size(), 2u);
+  for (const auto& rank : summary["ranks"]) EXPECT_EQ(rank["status"], "exit 0");
+  EXPECT_GT(summary["wall_seconds"].get<double>(), 0);
+  EXPECT_TRUE(run.worker_pids().empty());
+}
+
+TEST(LaunchLocal, AKilledWorkerEndsTheJobNamingIt) {
+  LaunchRun run("killed");
+  Child launcher = Child::spawn(run.argv({"job=serve"}));
+  ASSERT_TRUE(run.wait_for_log("rank 0 (localhost) is ready", 60s)) << launcher.err();
+  ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
+  const std::vector<int> victim = run.worker_pids(1);
+  ASSERT_EQ(victim.size(), 1u);
+  ::kill(victim[0], SIGKILL);
+  const ChildExit e = launcher.wait(10s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_NE(e.code, 0);
+  EXPECT_TRUE(contains(launcher.err(), "job killed failed: rank 1 (localhost): killed by SIGKILL")) << launcher.err();
+  EXPECT_TRUE(run.worker_pids().empty());
+  const auto summary = nlohmann::json::parse(read_file(run.run_dir() + "/summary.json"));
+  EXPECT_FALSE(summary["ok"].get<bool>());
+  EXPECT_EQ(summary["ranks"][1]["status"], "killed by SIGKILL");
+}
+
+TEST(LaunchLocal, SigintStopsEveryWorkerAndExits130) {
+  LaunchRun run("interrupted");
+  Child launcher = Child::spawn(run.argv({"job=serve"}));
+  ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
+  launcher.kill(SIGINT);
+  const ChildExit e = launcher.wait(15s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 130);
+  EXPECT_TRUE(contains(launcher.err(), "interrupted by SIGINT")) << launcher.err();
+  EXPECT_TRUE(run.worker_pids().empty());
+}
+
+TEST(LaunchLocal, AFailingWorkerIsNamedWithItsError) {
+  // Rank 1 starts in a directory where the relative model path does not
+  // resolve; the preflight is skipped so the worker itself meets the error.
+  TempDir elsewhere;
+  LaunchRun run("failing");
+  std::vector<std::string> argv = run.argv({"model.path=models/stories260K",
+                                            "cluster.nodes[0].workdir=" + source_dir(),
+                                            "cluster.nodes[1].workdir=" + elsewhere.path()});
+  argv.push_back("--no-preflight");
+  Child launcher = Child::spawn(argv);
+  const ChildExit e = launcher.wait(60s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 1);
+  EXPECT_TRUE(contains(launcher.err(), "job failing failed: rank 1 (localhost): exit 1: tandem: error:")) << launcher.err();
+  EXPECT_TRUE(contains(launcher.err(), "loading the model")) << launcher.err();
+  EXPECT_TRUE(run.worker_pids().empty());
+}
+
+TEST(LaunchLocal, PreflightReportsEveryProblemAtOnce) {
+  TempDir elsewhere;
+  LaunchRun run("preflight");
+  Child launcher = Child::spawn(run.argv({"model.path=models/stories260K", "cluster.nodes[0].workdir=" + elsewhere.path(),
+                                          "cluster.nodes[1].tandem=" + elsewhere.file("no-such-tandem")}));
+  const ChildExit e = launcher.wait(60s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 1);
+  const std::string err = launcher.err();
+  EXPECT_TRUE(contains(err, "preflight found 2 problems")) << err;
+  EXPECT_TRUE(contains(err, "rank 0 (localhost): model:")) << err;
+  EXPECT_TRUE(contains(err, "rank 1 (localhost): cannot run the tandem binary")) << err;
+  EXPECT_FALSE(contains(read_file(run.run_dir() + "/launcher.log"), "starting rank"));
+}
+
+TEST(LaunchLocal, UnsupportedJobsAndMixedClustersAreRefusedBeforeAnythingStarts) {
+  LaunchRun run("refused");
+  CommandResult r = run_command(run.argv({"job=train"}), 30s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "job: train: this build launches generate and serve jobs")) << r.err;
+  r = run_command(run.argv({"cluster.nodes[1].host=10.9.9.9"}), 30s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "cluster.nodes[0].data_address")) << r.err;
+}
+
+}  // namespace
+}  // namespace tandem::testing
