@@ -74,8 +74,10 @@ def wait_healthy(grpc, pb, stub_cls, proc, endpoint, token_path, channel_factory
         if os.path.exists(token_path):
             with open(token_path, encoding="utf-8") as f:
                 token = f.read().rstrip("\r\n")
-            if not token:
-                raise Failure(f"token file {token_path} is empty")
+            if not token:  # being written: poll again
+                last = f"token file {token_path} is empty"
+                time.sleep(0.2)
+                continue
             if channel is None:
                 channel = channel_factory(endpoint)
             stub = stub_cls(channel)
@@ -141,6 +143,7 @@ def main():
                    help="directory of tandem_pb2*.py (default: $TANDEM_PYTHON_STUBS or build/python)")
     p.add_argument("--run-dir", default="runs", help="run_dir for the launcher (default: runs)")
     p.add_argument("--host", default="127.0.0.1", help="where rank 0's control endpoint is reached")
+    p.add_argument("--port", type=int, help="control.port for the job (default: a free port on this host)")
     p.add_argument("--tls-ca", help="CA certificate (PEM) when the job serves TLS")
     p.add_argument("--prompt", default="Once upon a time")
     p.add_argument("--max-tokens", type=int, default=64)
@@ -155,7 +158,7 @@ def main():
         grpc, pb, pb_grpc = import_stubs(os.path.abspath(args.stubs))
         if not os.access(args.tandem, os.X_OK):
             raise Failure(f"--tandem {args.tandem} is not an executable file")
-        port = free_port(args.host)
+        port = args.port if args.port else free_port("127.0.0.1")
         run_id = f"orchestrate-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{random.getrandbits(24):06x}"
         token_path = os.path.join(args.run_dir, run_id, "token")
         endpoint = f"{args.host}:{port}"

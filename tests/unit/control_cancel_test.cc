@@ -18,7 +18,8 @@ using testing::ControlServerTest;
 auto keep_all = [](const GeneratedPiece&) { return true; };
 
 TEST_F(ControlServerTest, CancelStopsARunningGenerate) {
-  handler.piece_delay = milliseconds(200);  // 7 pieces: 1.4 s unless cancelled
+  handler.use_many_pieces(500);
+  handler.piece_delay = milliseconds(20);  // 10 s unless cancelled
   GenerateParams p;
   p.request_id = "to-cancel";
   std::atomic<int> pieces{0};
@@ -72,10 +73,11 @@ TEST_F(ControlServerTest, ClientDeadlineStopsTheHandler) {
 }
 
 TEST_F(ControlServerTest, ClientDeadlineStopsAStreamingHandler) {
-  handler.piece_delay = milliseconds(150);
+  handler.use_many_pieces(100);
+  handler.piece_delay = milliseconds(50);  // 5 s, the deadline 1.5 s
   std::atomic<int> pieces{0};
   auto r = client->generate(GenerateParams{}, [&](const GeneratedPiece&) { ++pieces; return true; },
-                            deadline_after(milliseconds(400)));
+                            deadline_after(milliseconds(1500)));
   EXPECT_EQ(r.status().code(), StatusCode::kDeadlineExceeded) << r.status().to_string();
   EXPECT_GE(pieces, 1);
   EXPECT_LT(pieces, static_cast<int>(handler.pieces.size()));

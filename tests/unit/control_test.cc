@@ -224,6 +224,7 @@ struct BadRequest {
   std::string name;
   std::function<void(GenerateParams&)> edit;
   std::string field;  // the message must name it
+  friend void PrintTo(const BadRequest& r, std::ostream* os) { *os << r.name; }
 };
 
 class ControlBadRequest : public ControlServerTest, public ::testing::WithParamInterface<BadRequest> {};

@@ -25,6 +25,16 @@ class FakeJobHandler : public control::JobHandler {
   std::vector<control::GeneratedPiece> pieces = {
       {101, "Once"}, {102, " upon"}, {103, " a"}, {104, " time"}, {105, ","}, {106, " Lily"}, {107, " ran"}};
   std::chrono::milliseconds piece_delay{0};
+  // `n` pieces "t0", "t1", ...: with piece_delay, a generation long enough
+  // that a test's cancel or deadline lands in it even on a loaded machine.
+  void use_many_pieces(int n) {
+    pieces.clear();
+    for (int i = 0; i < n; ++i) {
+      control::GeneratedPiece piece{i, std::to_string(i)};
+      piece.text.insert(piece.text.begin(), 't');  // not "t" + ...: GCC 12's -Wrestrict false positive
+      pieces.push_back(std::move(piece));
+    }
+  }
   // Never streams anything; waits for `cancelled` (at most 30 s).
   bool hang = false;
   Status health_status;
