@@ -21,6 +21,8 @@ void add_launch_command(CLI::App& app);
 // Internal, run by `launch` on each node: `worker` and `preflight`.
 void add_worker_command(CLI::App& app);
 void add_preflight_command(CLI::App& app);
+// `ctl`: the control endpoint's client (built with the control plane only).
+void add_ctl_command(CLI::App& app);
 
 // Prints "tandem: error: <status>" to stderr and returns exit code 1.
 int report_error(const Status& status);
@@ -28,5 +30,9 @@ int report_error(const Status& status);
 // The exit code the subcommand that ran chose (callbacks store it here).
 void set_exit_code(int code);
 int exit_code();
+// A subcommand that promises a fixed exit code for command-line errors
+// (`ctl`: 2) sets it as its parsing starts; 0 keeps CLI11's codes.
+void set_usage_exit_code(int code);
+int usage_exit_code();
 
 }  // namespace tandem::cli

@@ -6,10 +6,13 @@
 namespace tandem::cli {
 namespace {
 int g_exit_code = 0;
+int g_usage_exit_code = 0;
 }  // namespace
 
 void set_exit_code(int code) { g_exit_code = code; }
 int exit_code() { return g_exit_code; }
+void set_usage_exit_code(int code) { g_usage_exit_code = code; }
+int usage_exit_code() { return g_usage_exit_code; }
 
 int report_error(const Status& status) {
   std::fprintf(stderr, "tandem: error: %s\n", status.to_string().c_str());
@@ -29,10 +32,14 @@ int main(int argc, char** argv) {
   tandem::cli::add_launch_command(app);
   tandem::cli::add_worker_command(app);
   tandem::cli::add_preflight_command(app);
+#ifdef TANDEM_HAVE_CONTROL
+  tandem::cli::add_ctl_command(app);
+#endif
   try {
     app.parse(argc, argv);  // the chosen subcommand runs in its callback
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    return code != 0 && tandem::cli::usage_exit_code() != 0 ? tandem::cli::usage_exit_code() : code;
   }
   return tandem::cli::exit_code();
 }

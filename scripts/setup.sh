@@ -25,6 +25,8 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3
+  # control-plane tests: a throwaway TLS CA; the Python stubs and orchestrate.py
+  openssl python3-grpcio python3-protobuf
   # two-node tests: network namespaces and a real sshd
   iproute2 openssh-server openssh-client procps
 )
