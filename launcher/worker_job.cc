@@ -5,6 +5,9 @@
 #include <filesystem>
 
 #include "launcher/lockstep.h"
+#ifdef TANDEM_HAVE_CONTROL
+#include "launcher/control_handler.h"
+#endif
 
 namespace tandem::launcher {
 namespace {
@@ -151,12 +154,32 @@ Status Leader::run(const GenerateRequest* first) {
 Status run_leader(WorkerContext& context) {
   Leader leader(context);
   TANDEM_RETURN_IF_ERROR(leader.gather_memory());
-  context.link.record("ready");
-  if (context.config.job == JobKind::kGenerate) {
-    const GenerateRequest request = request_from_config(context.config.generate);
-    return leader.run(&request);
+  const RunConfig& config = context.config;
+#ifdef TANDEM_HAVE_CONTROL
+  LeaderControl handler(leader, config, context.model.model->config());
+  const control::ControlServerOptions options{config.control.address, config.control.port, context.token,
+                                              config.control.tls.cert, config.control.tls.key,
+                                              config.control.tls.client_ca};
+  auto server = control::ControlServer::start(options, &handler);
+  if (!server.ok()) return server.status().with_context("control endpoint");
+  context.link.record("control", {(*server)->endpoint()});
+#else
+  if (config.job == JobKind::kServe) {
+    return Unimplemented("job: serve needs the control plane, which this build lacks (no grpc++ for this target)");
   }
-  return leader.run(nullptr);
+#endif
+  context.link.record("ready");
+  Status s;
+  if (config.job == JobKind::kGenerate) {
+    const GenerateRequest request = request_from_config(config.generate);
+    s = leader.run(&request);
+  } else {
+    s = leader.run(nullptr);
+  }
+#ifdef TANDEM_HAVE_CONTROL
+  (*server)->shutdown(deadline_after(std::chrono::seconds(5)));
+#endif
+  return s;
 }
 
 Status run_follower(WorkerContext& context) {

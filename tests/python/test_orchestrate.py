@@ -23,8 +23,16 @@ def orchestrate(*extra, env=None, tandem=FAKE, run_dir=None):
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, SCRIPT, "--tandem", tandem, "--stubs", STUBS, "--run-dir", run_dir or tmp,
                 "--startup-timeout", "30", "--timeout", "30", *extra, CONFIG]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120,
+        # From the checkout: configs/local.yaml names the bundled model relative to it.
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=SOURCE,
                               env={**os.environ, **(env or {})})
+
+
+def published_story():
+    with open(os.path.join(SOURCE, "models", "stories260K", "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    start = readme.index("```\n") + 4
+    return readme[start:readme.index("\n```", start)]
 
 
 class StubsTest(unittest.TestCase):
@@ -39,6 +47,17 @@ class StubsTest(unittest.TestCase):
 
 
 class OrchestrateTest(unittest.TestCase):
+    def test_drives_a_real_two_worker_job(self):
+        # The real launcher and workers: the greedy story comes back through
+        # rank 0's Generate, streamed, then the status of both ranks.
+        r = orchestrate("--prompt", "", "--max-tokens", "256", tandem=os.environ["TANDEM_BINARY"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(published_story()), r.stdout)
+        self.assertIn("parallel  tp=2 pp=1", r.stdout)
+        self.assertIn("rank 1    localhost", r.stdout)
+        self.assertIn("served    1 requests, 256 tokens", r.stdout)
+        self.assertIn("2 ranks exited 0", r.stderr)
+
     def test_runs_a_job_end_to_end(self):
         r = orchestrate("--prompt", "Once", "--max-tokens", "4")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -114,5 +114,50 @@ TEST(LaunchLocal, UnsupportedJobsAndMixedClustersAreRefusedBeforeAnythingStarts)
   EXPECT_TRUE(contains(r.err, "cluster.nodes[0].data_address")) << r.err;
 }
 
+#ifdef TANDEM_HAVE_CONTROL
+// A serve job answers rank 0's control endpoint: the story through Generate,
+// strangers refused, a bad request refused without harm, Shutdown ends it.
+TEST(LaunchLocal, ServeJobAnswersTheControlPlaneUntilShutdown) {
+  LaunchRun run("serve");
+  Child launcher = Child::spawn(run.argv({"job=serve"}));
+  ASSERT_TRUE(run.wait_for_log("rank 0 (localhost) is ready", 60s)) << launcher.err();
+  std::string endpoint = read_file(run.run_dir() + "/endpoint");
+  endpoint.erase(endpoint.find_last_not_of("\n") + 1);
+  auto ctl = [&](std::vector<std::string> args, const std::string& token_file = "") {
+    std::vector<std::string> argv = {tandem_binary(), "ctl", "--endpoint", endpoint, "--token-file",
+                                     token_file.empty() ? run.run_dir() + "/token" : token_file};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, 60s);
+  };
+  TempDir other;
+  write_file(other.file("token"), "not-the-token\n");
+  CommandResult r = ctl({"health"}, other.file("token"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "UNAUTHENTICATED")) << r.err;
+
+  r = ctl({"generate", "--max-tokens", "256", "--temperature", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, published_story().size()), published_story());
+
+  r = ctl({"generate", "--tokens", "1,99999"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "INVALID_ARGUMENT")) << r.err;
+  EXPECT_TRUE(contains(r.err, "token id 99999 is outside the vocabulary")) << r.err;
+
+  r = ctl({"status", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto status = nlohmann::json::parse(r.out);
+  EXPECT_EQ(status["requests_served"], 1);
+  EXPECT_EQ(status["tokens_served"], 256);
+  ASSERT_EQ(status["ranks"].size(), 2u);
+
+  ASSERT_EQ(ctl({"shutdown"}).exit_code, 0);
+  const ChildExit e = launcher.wait(30s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 0) << launcher.err();
+  EXPECT_TRUE(run.worker_pids().empty());
+}
+#endif
+
 }  // namespace
 }  // namespace tandem::testing
