@@ -11,6 +11,13 @@ std::vector<std::string> LaunchRun::argv(const std::vector<std::string>& sets,
   a.insert(a.end(), {tandem_binary(), "launch", "--run-id", run_id, "--set", "run_dir=" + dir.path(), "--set",
                      "model.path=" + bundled_model_dir()});
   for (const std::string& s : sets) a.insert(a.end(), {"--set", s});
+  // Workers run the binary the tests run (in a cross build, the wrapper that
+  // hands it to the emulator) unless a test names another.
+  for (const std::string node : {"cluster.nodes[0].tandem", "cluster.nodes[1].tandem"}) {
+    bool named = false;
+    for (const std::string& s : sets) named = named || s.rfind(node + "=", 0) == 0;
+    if (!named) a.insert(a.end(), {"--set", node + "=" + tandem_binary()});
+  }
   return a;
 }
 

@@ -18,7 +18,8 @@ struct LaunchRun {
   explicit LaunchRun(std::string id) : run_id(std::move(id)) {}
   std::string run_dir() const { return dir.path() + "/" + run_id; }
   // `prefix` (e.g. ip netns exec A) + tandem launch with the bundled model,
-  // this run's directory and id, then `sets` as --set overrides.
+  // this run's directory and id, then `sets` as --set overrides; both nodes
+  // run tandem_binary() unless `sets` names their binary.
   std::vector<std::string> argv(const std::vector<std::string>& sets,
                                 const std::vector<std::string>& prefix = {}) const;
   // Polls run_dir/launcher.log until it holds `needle`.
