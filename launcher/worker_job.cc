@@ -1,5 +1,6 @@
 #include "launcher/worker_job.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -64,8 +65,17 @@ Result<GenerateStats> Leader::submit(const GenerateRequest& request, const Piece
   queue_.push_back(&pending);
   cv_.notify_all();
   // The main thread finishes or fails every queued request before run()
-  // returns, and each step has its own deadline, so this wait ends.
-  cv_.wait(lock, [&] { return pending.done; });
+  // returns, and each step has its own deadline, so this wait ends; a
+  // request cancelled while it waits its turn leaves the queue at once.
+  while (!cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return pending.done; })) {
+    if (!cancelled.load()) continue;
+    if (auto it = std::find(queue_.begin(), queue_.end(), &pending); it != queue_.end()) {
+      queue_.erase(it);
+      GenerateStats stats;
+      stats.stop_reason = "cancelled";
+      return stats;
+    }
+  }
   return std::move(pending.result);
 }
 
