@@ -27,13 +27,7 @@ int run_generate(const GenerateFlags& f) {
   GenerateRequest request;
   request.prompt = f.prompt;
   request.steps = f.steps;
-  request.sampler.temperature = f.temperature;
-  request.sampler.top_p = f.top_p;
-  request.sampler.top_k = f.top_k;
-  // An unset seed is drawn from the clock and printed, so any run can be repeated.
-  request.sampler.seed = f.seed >= 0
-      ? static_cast<uint64_t>(f.seed)
-      : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  request.sampler = make_sampler_config(f.temperature, f.top_p, f.top_k, f.seed);
   if (Status s = validate(request.sampler); !s.ok()) return report_error(s);
 
   LoadOptions options;

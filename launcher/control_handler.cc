@@ -14,12 +14,7 @@ GenerateRequest request_from_params(const control::GenerateParams& params) {
   request.max_new_tokens = params.max_tokens;
   request.stop = params.stop;
   request.echo_prompt = false;
-  request.sampler.temperature = params.temperature;
-  request.sampler.top_p = params.top_p;
-  request.sampler.top_k = params.top_k;
-  request.sampler.seed = params.seed >= 0
-      ? static_cast<uint64_t>(params.seed)
-      : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  request.sampler = make_sampler_config(params.temperature, params.top_p, params.top_k, params.seed);
   return request;
 }
 

@@ -39,12 +39,7 @@ GenerateRequest request_from_config(const GenerateConfig& config) {
   GenerateRequest request;
   request.prompt = config.prompt;
   request.steps = config.steps;
-  request.sampler.temperature = config.temperature;
-  request.sampler.top_p = config.top_p;
-  request.sampler.top_k = config.top_k;
-  request.sampler.seed = config.seed >= 0
-      ? static_cast<uint64_t>(config.seed)
-      : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  request.sampler = make_sampler_config(config.temperature, config.top_p, config.top_k, config.seed);
   return request;
 }
 

@@ -1,12 +1,23 @@
 #include "runtime/sampler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <string>
 
 namespace tandem {
+
+SamplerConfig make_sampler_config(float temperature, float top_p, int top_k, int64_t seed) {
+  SamplerConfig c;
+  c.temperature = temperature;
+  c.top_p = top_p;
+  c.top_k = top_k;
+  c.seed = seed >= 0 ? static_cast<uint64_t>(seed)
+                     : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  return c;
+}
 namespace {
 
 std::string format_float(float v) {

@@ -21,6 +21,10 @@ struct SamplerConfig {
 // Rejects negative or non-finite temperature, top_p outside (0, 1], top_k < 0.
 Status validate(const SamplerConfig& config);
 
+// The config a request's flags or fields make; a seed of -1 (unset) is drawn
+// from the clock, and the caller reports it so the run can be repeated.
+SamplerConfig make_sampler_config(float temperature, float top_p, int top_k, int64_t seed);
+
 class Sampler {
  public:
   // `config` must pass validate().
