@@ -46,10 +46,15 @@ ProcessSpec node_command(const RunConfig& config, int rank, const NodeCommandCon
   const std::string binary = node.tandem.empty() ? context.self_binary : node.tandem;
   const std::string workdir = node.workdir.empty() ? context.self_workdir : node.workdir;
   ProcessSpec spec;
+  // `env` is in the environment from the start, for libraries that read it
+  // when they load (UCX's memory hooks, CUDA, the dynamic linker), not only
+  // when the worker sets it. Its values are therefore visible on the node's
+  // process list: no secrets there (the job token travels on stdin).
   if (is_local_host(node.host)) {
     spec.argv = {binary};
     spec.argv.insert(spec.argv.end(), tandem_args.begin(), tandem_args.end());
     spec.cwd = workdir;
+    for (const auto& [name, value] : config.env) spec.env.push_back(name + "=" + value);
     return spec;
   }
   // exec: the worker replaces the shell, so it leads the session sshd made
@@ -57,6 +62,14 @@ ProcessSpec node_command(const RunConfig& config, int rank, const NodeCommandCon
   std::string command = "cd ";
   command += shell_quote(workdir);
   command += " && exec ";
+  if (!config.env.empty()) {
+    command += "env";
+    for (const auto& [name, value] : config.env) {
+      command += ' ';
+      command += shell_quote(name + "=" + value);
+    }
+    command += ' ';
+  }
   command += shell_quote(binary);
   for (const std::string& a : tandem_args) {
     command += ' ';

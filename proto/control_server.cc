@@ -253,6 +253,11 @@ grpc::Status ControlServer::Impl::generate(grpc::ServerContext* ctx, const v1::G
   };
   auto result = handler_->generate(params, sink, active->cancelled);
   if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  // The watcher may see the deadline before gRPC does: the call still failed
+  // by its deadline, whatever the handler made of the cancel.
+  if (ctx->deadline() <= std::chrono::system_clock::now()) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the request's deadline passed");
+  }
   GenerateSummary summary;
   if (result.ok()) {
     summary = *result;

@@ -5,7 +5,8 @@
 #   2. a separate AddressSanitizer + UndefinedBehaviorSanitizer build (host
 #      code) running every test;
 #   3. a separate ThreadSanitizer build running the threaded suites (thread
-#      pool, collectives, bootstrap, UCX, the threaded engine);
+#      pool, collectives, bootstrap, UCX, the threaded engine, the launcher
+#      and its workers, the control plane);
 #   4. the aarch64 cross build (cmake/aarch64-linux-gnu.cmake): the runtime,
 #      the CLI and the unit tests, which run under qemu-aarch64 (NEON and
 #      scalar kernels against float64, the published story, tokenizer,
@@ -64,8 +65,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 echo "== ThreadSanitizer build (threaded suites)"
 scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_WERROR=ON \
   -DTANDEM_CUDA=OFF -DTANDEM_SANITIZE=thread
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+# tests/tsan.supp: reports that touch Debian's uninstrumented gRPC stack.
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
   ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 \
-  -R 'ThreadPool|Collectives|Bootstrap|Wire|Ucx|PublishedStory'
+  -R 'ThreadPool|Collectives|Bootstrap|Wire|Ucx|PublishedStory|Launch|WorkerProtocol|Control|Generator'
 
 arm64_stage

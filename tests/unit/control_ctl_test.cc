@@ -111,10 +111,11 @@ TEST_F(ControlCtl, ServerSideValidationIsExitOne) {
 
 TEST_F(ControlCtl, TimeoutIsDeadlineExceeded) {
   handler.hang = true;
-  auto r = ctl({"--timeout", "0.5", "generate"});
+  // Long enough for a sanitizer build of ctl to reach the server first.
+  auto r = ctl({"--timeout", "3", "generate"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("DEADLINE_EXCEEDED"), std::string::npos) << r.err;
-  EXPECT_TRUE(handler.wait_for_cancelled(1, seconds(5)));
+  EXPECT_TRUE(handler.wait_for_cancelled(1, seconds(10)));
 }
 
 TEST_F(ControlCtl, CancelARunningGenerateAndAnUnknownOne) {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -74,6 +75,11 @@ class SshLaunch : public ::testing::Test {
         "{host: 10.231.0.2, data_interface: veth-b, ssh: {user: root, identity_file: '" + keys_.file("client_key") +
         "', options: ['" + client_options()[0] + "', '" + client_options()[1] + "']}}]";
     sets.insert(sets.begin(), {nodes, "env.UCX_TLS=tcp,self"});
+    // ssh carries no environment: what a sanitizer run needs goes through `env`.
+    if (const char* hooks = std::getenv("UCX_MEM_MMAP_HOOK_MODE")) {
+      sets.push_back(std::string("env.UCX_MEM_MMAP_HOOK_MODE=") + hooks);
+    }
+    if (const char* tsan = std::getenv("TSAN_OPTIONS")) sets.push_back(std::string("env.TSAN_OPTIONS='") + tsan + "'");
     return run.argv(sets, {"ip", "netns", "exec", ns('a')});
   }
   // The job's workers are gone from both namespaces (they share the pid space).

@@ -124,5 +124,15 @@ TEST(NodeCommand, RemoteNodesGoThroughBatchModeSsh) {
   EXPECT_EQ(a.back(), "cd '/w d' && exec '/opt/t' 'worker' '--rank' '1'");
 }
 
+TEST(NodeCommand, EnvReachesWorkersFromTheirFirstInstruction) {
+  RunConfig config;
+  config.env = {{"UCX_TLS", "tcp,self"}, {"ODD", "it's"}};
+  config.cluster.nodes[1].host = "spark-b";
+  const ProcessSpec local = node_command(config, 0, {"/bin/tandem", "/here"}, {"worker"});
+  EXPECT_EQ(local.env, (std::vector<std::string>{"ODD=it's", "UCX_TLS=tcp,self"}));
+  const ProcessSpec remote = node_command(config, 1, {"/bin/tandem", "/here"}, {"worker"});
+  EXPECT_EQ(remote.argv.back(), "cd '/here' && exec env 'ODD=it'\\''s' 'UCX_TLS=tcp,self' '/bin/tandem' 'worker'");
+}
+
 }  // namespace
 }  // namespace tandem::launcher
