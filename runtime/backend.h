@@ -20,6 +20,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "runtime/status.h"
 #include "runtime/tensor.h"
@@ -102,22 +103,38 @@ class Backend {
   virtual void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   // x += y
   virtual void add(const Tensor& x, const Tensor& y) = 0;
+  // out[r] = the index of the largest element of logits row r (the first of
+  // equals), as i32; out is [rows] in backend memory. Greedy decoding on the
+  // device reads back 4 bytes instead of the vocabulary's logits.
+  virtual void argmax(const Tensor& out, const Tensor& logits) = 0;
+
+  // Fills `t` (backend memory, any weight dtype the backend computes with)
+  // with offset + scale * u_i, u_i = quant::synthetic_uniform(seed, i), stored
+  // in t's dtype (quantized per block as quantize_row would). Synthetic 8B
+  // weights are made where they live instead of on one host thread.
+  // InvalidArgument for a dtype the backend cannot store.
+  virtual Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) = 0;
 
  protected:
   friend class Buffer;
   virtual void release(void* data, size_t bytes) = 0;
 };
 
-// The cuda kind joins here with its device ordinal (runtime/cuda/ holds the
-// device layer it builds on).
-enum class BackendKind { kCpu };
+// cpu computes with f32 weights only; cuda with f32, bf16, q8_0 and q4_0
+// (runtime/cuda/cuda_backend.h).
+enum class BackendKind { kCpu, kCuda };
 
 struct BackendOptions {
   BackendKind kind = BackendKind::kCpu;
   int threads = 0;  // cpu: worker threads, 0 = one per hardware thread
+  int device = 0;   // cuda: device ordinal
 };
 
-// Fails with a clear Status when the kind is unavailable.
+// Fails with a clear Status when the kind is unavailable: cuda in a build
+// without CUDA (FailedPrecondition) or on a machine without a usable GPU
+// (Unavailable).
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+// "cpu" / "cuda" -> the kind; InvalidArgument otherwise.
+Result<BackendKind> parse_backend_kind(std::string_view name);
 
 }  // namespace tandem

@@ -62,6 +62,9 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   }
   logits_ = Tensor::view(cursor, DType::kF32, {1, c.vocab_size});
 
+  TANDEM_ASSIGN_OR_RETURN(argmax_buffer_, backend_.allocate(sizeof(int32_t)));
+  argmax_ = Tensor::view(argmax_buffer_.data(), DType::kI32, {1});
+
   float* kv = static_cast<float*>(kv_cache_.data());
   const int64_t per_layer = context_ * c.kv_dim();
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -71,12 +74,9 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   return Status::Ok();
 }
 
-Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+Status LlamaModel::check_input(std::span<const int> tokens, int64_t start_pos) const {
   const LlamaConfig& c = weights_.config;
   if (tokens.empty()) return InvalidArgument("forward: no tokens");
-  if (logits.size() != static_cast<size_t>(c.vocab_size))
-    return InvalidArgument("forward: logits hold " + std::to_string(logits.size()) +
-                           " floats, the vocabulary has " + std::to_string(c.vocab_size));
   if (start_pos < 0 || start_pos + static_cast<int64_t>(tokens.size()) > context_)
     return OutOfRange("forward: positions [" + std::to_string(start_pos) + ", " +
                       std::to_string(start_pos + tokens.size()) + ") exceed the context of " +
@@ -85,13 +85,34 @@ Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::
     if (t < 0 || t >= c.vocab_size)
       return InvalidArgument("forward: token id " + std::to_string(t) + " is outside [0, " +
                              std::to_string(c.vocab_size) + ")");
+  return Status::Ok();
+}
 
+void LlamaModel::forward_chunks(std::span<const int> tokens, int64_t start_pos) {
   for (size_t done = 0; done < tokens.size();) {
     const size_t n = std::min<size_t>(tokens.size() - done, max_batch_);
     forward_chunk(tokens.subspan(done, n), start_pos + static_cast<int64_t>(done));
     done += n;
   }
+}
+
+Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+  const LlamaConfig& c = weights_.config;
+  if (logits.size() != static_cast<size_t>(c.vocab_size))
+    return InvalidArgument("forward: logits hold " + std::to_string(logits.size()) +
+                           " floats, the vocabulary has " + std::to_string(c.vocab_size));
+  TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
+  forward_chunks(tokens, start_pos);
   return backend_.copy_to_host(logits.data(), logits_, logits.size() * sizeof(float));
+}
+
+Result<int> LlamaModel::forward_argmax(std::span<const int> tokens, int64_t start_pos) {
+  TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
+  forward_chunks(tokens, start_pos);
+  backend_.argmax(argmax_, logits_);
+  int32_t token = 0;
+  TANDEM_RETURN_IF_ERROR(backend_.copy_to_host(&token, argmax_, sizeof(token)));
+  return static_cast<int>(token);
 }
 
 void LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos) {

@@ -37,17 +37,24 @@ class LlamaModel {
   // InvalidArgument for an empty input, a token id outside the vocabulary or
   // a wrong logits size; OutOfRange past the context.
   Status forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits);
+  // forward(), then the greedy choice taken on the backend: only the token id
+  // comes back to the host.
+  Result<int> forward_argmax(std::span<const int> tokens, int64_t start_pos);
 
   // Bytes of weights a decode step reads (every matrix once, plus the norms
   // and the token's embedding row) and of KV cache per position.
   uint64_t weight_bytes_per_token() const;
   uint64_t kv_bytes_per_position() const;
   // Memory this model allocated from the backend (activations + KV cache).
-  uint64_t allocated_bytes() const { return activations_.bytes() + kv_cache_.bytes(); }
+  uint64_t allocated_bytes() const {
+    return activations_.bytes() + kv_cache_.bytes() + argmax_buffer_.bytes();
+  }
 
  private:
   LlamaModel(Backend& backend, LlamaWeights weights) : backend_(backend), weights_(std::move(weights)) {}
   Status plan_memory(const LlamaModelOptions& options);
+  Status check_input(std::span<const int> tokens, int64_t start_pos) const;
+  void forward_chunks(std::span<const int> tokens, int64_t start_pos);
   void forward_chunk(std::span<const int> tokens, int64_t start_pos);
 
   Backend& backend_;
@@ -56,6 +63,8 @@ class LlamaModel {
   int64_t max_batch_ = 0;
   Buffer activations_;
   Buffer kv_cache_;
+  Buffer argmax_buffer_;
+  Tensor argmax_;  // [1] i32
   // Full-size views into activations_ ([max_batch, width]); sliced per chunk.
   Tensor x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [context, kv_dim]

@@ -1,0 +1,191 @@
+// Elementwise and row-wise kernels of the CUDA backend: embedding, RMSNorm,
+// RoPE, SwiGLU, residual add, argmax, synthetic fills and dtype conversions.
+#include <cfloat>
+
+#include "runtime/cuda/cuda_kernels.h"
+#include "runtime/cuda/weight_load.cuh"
+#include "runtime/quant_blocks.h"
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+int blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<int>(b < 65535 * 16 ? b : 65535 * 16);
+}
+
+// Block-wide sum; every thread gets the result. blockDim.x is a multiple of 32.
+__device__ float block_sum(float v) {
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();  // partial[] may still be read by a previous call
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  float total = 0;
+  for (int i = 0; i < static_cast<int>(blockDim.x / 32); ++i) total += partial[i];
+  return total;
+}
+
+__global__ void embed_kernel(float* out, const void* table, WeightType type, int64_t width, EmbedTokens ids) {
+  const int64_t row = ids.ids[blockIdx.y];
+  float* o = out + blockIdx.y * width;
+  for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x)
+    o[i] = load_weight(table, type, row * width + i);
+}
+
+__global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int64_t width, float eps) {
+  const float* xr = x + blockIdx.x * width;
+  float* o = out + blockIdx.x * width;
+  float ss = 0;
+  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = block_sum(ss);
+  const float scale = 1.0f / sqrtf(ss / static_cast<float>(width) + eps);
+  for (int64_t i = threadIdx.x; i < width; i += blockDim.x) o[i] = xr[i] * scale * w[i];
+}
+
+__global__ void rope_kernel(float* v, int64_t n_heads, int64_t head_dim, int64_t start_pos, float theta) {
+  // One thread per (row, head, pair). The angle in double, as the CPU does:
+  // pos * freq reaches thousands of radians.
+  const int64_t pairs = n_heads * (head_dim / 2);
+  const int64_t row = blockIdx.y;
+  for (int64_t p = blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += gridDim.x * blockDim.x) {
+    const int64_t h = p / (head_dim / 2), j = p % (head_dim / 2);
+    const double freq = pow(static_cast<double>(theta), -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
+    double sd, cd;
+    sincos(static_cast<double>(start_pos + row) * freq, &sd, &cd);
+    const float c = static_cast<float>(cd), s = static_cast<float>(sd);
+    float* pair = v + row * n_heads * head_dim + h * head_dim + 2 * j;
+    const float v0 = pair[0], v1 = pair[1];
+    pair[0] = v0 * c - v1 * s;
+    pair[1] = v0 * s + v1 * c;
+  }
+}
+
+__global__ void swiglu_kernel(float* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    x[i] += y[i];
+}
+
+__global__ void argmax_kernel(int32_t* out, const float* logits, int64_t n) {
+  const float* row = logits + blockIdx.x * n;
+  float best = -FLT_MAX;
+  int64_t best_i = n;  // NaNs never win; an all-NaN row gives 0 below
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+    if (row[i] > best || (row[i] == best && i < best_i)) best = row[i], best_i = i;
+  __shared__ float vals[1024];
+  __shared__ int64_t idx[1024];
+  vals[threadIdx.x] = best;
+  idx[threadIdx.x] = best_i;
+  __syncthreads();
+  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
+    if (threadIdx.x < stride) {
+      const float v = vals[threadIdx.x + stride];
+      const int64_t j = idx[threadIdx.x + stride];
+      if (v > vals[threadIdx.x] || (v == vals[threadIdx.x] && j < idx[threadIdx.x])) {
+        vals[threadIdx.x] = v;
+        idx[threadIdx.x] = j;
+      }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<int32_t>(idx[0] < n ? idx[0] : 0);
+}
+
+__device__ float synthetic_value(uint64_t seed, int64_t i, float scale, float offset) {
+  return quant::add_rn(offset, quant::mul_rn(scale, quant::synthetic_uniform(seed, static_cast<uint64_t>(i))));
+}
+
+// One thread per element (f32, bf16) or per 32-element block (Q8_0, Q4_0).
+__global__ void fill_kernel(void* t, WeightType type, int64_t units, uint64_t seed, float scale, float offset) {
+  for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < units; u += gridDim.x * blockDim.x) {
+    if (type == WeightType::kF32) {
+      static_cast<float*>(t)[u] = synthetic_value(seed, u, scale, offset);
+    } else if (type == WeightType::kBF16) {
+      static_cast<uint16_t*>(t)[u] = quant::bf16_from_f32(synthetic_value(seed, u, scale, offset));
+    } else {
+      float x[quant::kBlock];
+      for (int i = 0; i < quant::kBlock; ++i) x[i] = synthetic_value(seed, u * quant::kBlock + i, scale, offset);
+      uint8_t* base = static_cast<uint8_t*>(t);
+      if (type == WeightType::kQ8_0) quant::quantize_q8_0(x, base + u * quant::kQ8Bytes);
+      else quant::quantize_q4_0(x, base + u * quant::kQ4Bytes);
+    }
+  }
+}
+
+__global__ void f32_to_bf16_kernel(uint16_t* out, const float* x, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    out[i] = quant::bf16_from_f32(x[i]);
+}
+
+__global__ void weights_to_bf16_kernel(uint16_t* out, const void* w, WeightType type, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    out[i] = quant::bf16_from_f32(load_weight(w, type, i));
+}
+
+}  // namespace
+
+cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type, int64_t width,
+                  const EmbedTokens& ids, int count) {
+  const dim3 grid(static_cast<unsigned>((width + kThreads - 1) / kThreads), count);
+  embed_kernel<<<grid, kThreads, 0, s>>>(out, table, type, width, ids);
+  return cudaGetLastError();
+}
+
+cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int64_t rows, int64_t width,
+                    float eps) {
+  rmsnorm_kernel<<<static_cast<unsigned>(rows), 512, 0, s>>>(out, x, w, width, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t rope_interleaved(cudaStream_t s, float* v, int64_t rows, int64_t n_heads, int64_t head_dim,
+                             int64_t start_pos, float theta) {
+  const int64_t pairs = n_heads * (head_dim / 2);
+  const dim3 grid(static_cast<unsigned>((pairs + 127) / 128), static_cast<unsigned>(rows));
+  rope_kernel<<<grid, 128, 0, s>>>(v, n_heads, head_dim, start_pos, theta);
+  return cudaGetLastError();
+}
+
+cudaError_t swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n) {
+  swiglu_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, gate, up, n);
+  return cudaGetLastError();
+}
+
+cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n) {
+  add_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, y, n);
+  return cudaGetLastError();
+}
+
+cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n) {
+  argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, s>>>(out, logits, n);
+  return cudaGetLastError();
+}
+
+cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, uint64_t seed, float scale,
+                           float offset) {
+  const bool blocks = type == WeightType::kQ8_0 || type == WeightType::kQ4_0;
+  const int64_t units = blocks ? n / quant::kBlock : n;
+  fill_kernel<<<blocks_for(units), kThreads, 0, s>>>(t, type, units, seed, scale, offset);
+  return cudaGetLastError();
+}
+
+cudaError_t f32_to_bf16(cudaStream_t s, uint16_t* out, const float* x, int64_t n) {
+  f32_to_bf16_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, x, n);
+  return cudaGetLastError();
+}
+
+cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n) {
+  weights_to_bf16_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, w, type, n);
+  return cudaGetLastError();
+}
+
+}  // namespace tandem::cuda
