@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -61,6 +62,10 @@ struct AttentionShape {
   int64_t n_kv_heads = 0;  // KV heads; query head h reads KV head h / (n_heads / n_kv_heads)
   int64_t head_dim = 0;
   int64_t start_pos = 0;   // position of the first query token
+  // The model's weights are narrower than f32 (bf16, Q8_0, Q4_0): a backend
+  // may then compute attention with matching precision (cuda prefill: TF32
+  // tensor cores for the scores and the weighted sum).
+  bool reduced_precision = false;
 };
 
 class Backend {
@@ -114,6 +119,20 @@ class Backend {
   // weights are made where they live instead of on one host thread.
   // InvalidArgument for a dtype the backend cannot store.
   virtual Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) = 0;
+
+  // One decode step of `tokens` (at most kDecodeStepMaxTokens) at positions
+  // pos.., whose kernels `enqueue` issues on this backend. A backend may
+  // record them on an early call for `key` and replay the record afterwards
+  // (cuda: a CUDA graph, since launching a decode step's ~500 small kernels
+  // one by one costs more than running them). So, for one key, `enqueue`
+  // must issue the same kernels on the same tensors every time; the token
+  // ids and positions the kernels are given may then be replaced by `tokens`
+  // and `pos`. The default runs `enqueue` as it is.
+  static constexpr size_t kDecodeStepMaxTokens = 16;
+  virtual Status decode_step(uint64_t key, std::span<const int> tokens, int64_t pos,
+                             const std::function<void()>& enqueue);
+  // Drops what decode_step recorded for `key` (its tensors are going away).
+  virtual void forget_decode_step(uint64_t /*key*/) {}
 
  protected:
   friend class Buffer;

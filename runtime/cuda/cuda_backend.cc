@@ -1,6 +1,7 @@
 // The CUDA backend: device, stream and memory; weight upload; the host waits;
 // the elementwise kernels' checks. Matrix products and attention:
 // cuda_matmul.cc.
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -64,6 +65,9 @@ Status CudaBackend::init(int device) {
   // A workspace of our own: cuBLAS then allocates nothing per call.
   TANDEM_CUDA_RETURN_IF_ERROR(cudaMalloc(&cublas_workspace_, kCublasWorkspace));
   TANDEM_CUBLAS_RETURN_IF_ERROR(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspace));
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaMalloc(&step_, sizeof(cuda::StepParams)));
+  const char* graphs = std::getenv("TANDEM_CUDA_GRAPHS");
+  graphs_ = graphs == nullptr || std::string(graphs) != "0";
   return Status::Ok();
 }
 
@@ -71,6 +75,9 @@ CudaBackend::~CudaBackend() {
   // Errors here have nowhere to go; the process is releasing the GPU anyway.
   if (stream_) (void)wait_idle();
   imported_.clear();
+  for (auto& [key, graph] : step_graphs_)
+    if (graph.exec) cudaGraphExecDestroy(graph.exec);
+  if (step_) cudaFree(step_);
   for (void* p : scratch_) if (p) cudaFree(p);
   if (cublas_) cublasDestroy(cublas_);
   if (cublas_workspace_) cudaFree(cublas_workspace_);
@@ -197,7 +204,7 @@ void CudaBackend::embed(const Tensor& out, const Tensor& table, std::span<const 
       ids.ids[i] = tokens[begin + i];
     }
     TANDEM_CUDA_RECORD(cuda::embed(stream_, out.f32() + begin * width, table.data, weight_type(table.dtype), width,
-                                   ids, count));
+                                   ids, count, step_arg()));
   }
 }
 
@@ -210,8 +217,8 @@ void CudaBackend::rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, f
 void CudaBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s, float theta) {
   TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
   TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
-  TANDEM_CUDA_RECORD(cuda::rope_interleaved(stream_, q.f32(), q.rows(), s.n_heads, s.head_dim, s.start_pos, theta));
-  TANDEM_CUDA_RECORD(cuda::rope_interleaved(stream_, k.f32(), k.rows(), s.n_kv_heads, s.head_dim, s.start_pos, theta));
+  TANDEM_CUDA_RECORD(cuda::rope_interleaved(stream_, q.f32(), k.f32(), q.rows(), s.n_heads, s.n_kv_heads, s.head_dim,
+                                            s.start_pos, theta, step_arg()));
 }
 
 void CudaBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
@@ -220,11 +227,8 @@ void CudaBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const T
   check_same_shape(k_cache, v_cache);
   TANDEM_CHECK(k.row_length() == k_cache.row_length());
   TANDEM_CHECK(start_pos >= 0 && start_pos + k.rows() <= k_cache.rows());
-  const size_t bytes = k.rows() * k.row_length() * sizeof(float);
-  TANDEM_CUDA_RECORD(cudaMemcpyAsync(k_cache.f32() + start_pos * k.row_length(), k.f32(), bytes,
-                                     cudaMemcpyDeviceToDevice, stream_));
-  TANDEM_CUDA_RECORD(cudaMemcpyAsync(v_cache.f32() + start_pos * v.row_length(), v.f32(), bytes,
-                                     cudaMemcpyDeviceToDevice, stream_));
+  TANDEM_CUDA_RECORD(cuda::store_kv(stream_, k_cache.f32(), v_cache.f32(), k.f32(), v.f32(), k.rows(), k.row_length(),
+                                    start_pos, step_arg()));
 }
 
 void CudaBackend::swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) {
@@ -251,6 +255,53 @@ Status CudaBackend::fill_synthetic(const Tensor& t, uint64_t seed, float scale, 
   TANDEM_CUDA_RETURN_IF_ERROR(
       cuda::fill_synthetic(stream_, t.data, weight_type(t.dtype), t.numel(), seed, scale, offset));
   return Status::Ok();
+}
+
+Status CudaBackend::decode_step(uint64_t key, std::span<const int> tokens, int64_t pos,
+                                const std::function<void()>& enqueue) {
+  TANDEM_CHECK(!tokens.empty() && tokens.size() <= static_cast<size_t>(cuda::kStepMaxTokens));
+  cuda::StepParams params{};
+  params.pos = pos;
+  for (size_t i = 0; i < tokens.size(); ++i) params.tokens[i] = tokens[i];
+  // By value through a kernel's parameters: no host buffer to keep alive.
+  TANDEM_CUDA_RETURN_IF_ERROR(cuda::set_step(stream_, step_, params));
+  StepGraph& graph = step_graphs_[key];
+  if (graph.exec) {
+    TANDEM_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graph.exec, stream_));
+    return error_;
+  }
+  // The first call runs as it is (it sizes the scratch the step uses, which
+  // capture could not allocate); the second is recorded, then replayed.
+  step_inputs_ = true;
+  if (!graphs_ || ++graph.calls < 2) {
+    enqueue();
+    step_inputs_ = false;
+    return error_;
+  }
+  Status status = cuda_status_if(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+                                 "cudaStreamBeginCapture", __FILE__, __LINE__);
+  if (status.ok()) {
+    enqueue();
+    cudaGraph_t recorded = nullptr;
+    status = cuda_status_if(cudaStreamEndCapture(stream_, &recorded), "cudaStreamEndCapture", __FILE__, __LINE__);
+    if (status.ok()) {
+      status = cuda_status_if(cudaGraphInstantiate(&graph.exec, recorded, 0), "cudaGraphInstantiate", __FILE__,
+                              __LINE__);
+      cudaGraphDestroy(recorded);
+    }
+  }
+  step_inputs_ = false;
+  TANDEM_RETURN_IF_ERROR(status);
+  TANDEM_RETURN_IF_ERROR(error_);  // a launch that failed while recording
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(graph.exec, stream_));
+  return error_;
+}
+
+void CudaBackend::forget_decode_step(uint64_t key) {
+  auto it = step_graphs_.find(key);
+  if (it == step_graphs_.end()) return;
+  if (it->second.exec) TANDEM_CUDA_RECORD(cudaGraphExecDestroy(it->second.exec));
+  step_graphs_.erase(it);
 }
 
 }  // namespace tandem

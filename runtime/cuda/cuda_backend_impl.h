@@ -8,6 +8,7 @@
 
 #include <array>
 #include <chrono>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/backend.h"
@@ -49,6 +50,9 @@ class CudaBackend final : public Backend {
   void add(const Tensor& x, const Tensor& y) override;
   void argmax(const Tensor& out, const Tensor& logits) override;
   Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) override;
+  Status decode_step(uint64_t key, std::span<const int> tokens, int64_t pos,
+                     const std::function<void()>& enqueue) override;
+  void forget_decode_step(uint64_t key) override;
 
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t cublas() const { return cublas_; }
@@ -87,6 +91,18 @@ class CudaBackend final : public Backend {
   std::array<void*, kSlots> scratch_{};
   std::array<size_t, kSlots> scratch_bytes_{};
   std::vector<Buffer> imported_;
+  // Decode steps: their inputs on the device, and the graph recorded per key.
+  // While `step_inputs_` is set the kernels read positions and token ids from
+  // step_ (cuda::StepParams) instead of their arguments.
+  cuda::StepParams* step_ = nullptr;
+  bool step_inputs_ = false;
+  bool graphs_ = true;  // TANDEM_CUDA_GRAPHS=0 turns recording off
+  struct StepGraph {
+    int calls = 0;
+    cudaGraphExec_t exec = nullptr;
+  };
+  std::unordered_map<uint64_t, StepGraph> step_graphs_;
+  const cuda::StepParams* step_arg() const { return step_inputs_ ? step_ : nullptr; }
   std::chrono::milliseconds timeout_{120000};
   Status error_;
 };

@@ -98,8 +98,10 @@ void CudaBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_
   auto partials = scratch(
       kPartials, static_cast<size_t>(cuda::kMatvecMaxTokens * s.n_heads * max_splits * (s.head_dim + 2)) * 4);
   if (!partials.ok()) return record(partials.status());
+  // A recorded decode step replays at later positions: it covers them all.
+  const int64_t splits = step_arg() ? max_splits : cuda::attention_splits(s.start_pos + tokens);
   const cuda::AttentionArgs args{out.f32(), q.f32(), k_cache.f32(), v_cache.f32(), tokens, s.n_heads,
-                                 s.n_kv_heads, s.head_dim, s.start_pos};
+                                 s.n_kv_heads, s.head_dim, s.start_pos, splits, step_arg()};
   TANDEM_CUDA_RECORD(cuda::attention_split_k(stream_, args, static_cast<float*>(*partials)));
 }
 
@@ -117,21 +119,25 @@ void CudaBackend::attention_prefill(const Tensor& out, const Tensor& q, const Te
   float* scores = static_cast<float*>(*scores_buf);
   const float one = 1.0f, zero = 0.0f;
   const int kv_heads = static_cast<int>(s.n_kv_heads);
+  const cublasComputeType_t compute = s.reduced_precision ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  auto batched = [&](cublasOperation_t op_a, int m, int n, int k, const float* a, int64_t lda, int64_t stride_a,
+                     const float* b, int64_t ldb, int64_t stride_b, float* c, int64_t ldc, int64_t stride_c) {
+    TANDEM_CUBLAS_RECORD(cublasGemmStridedBatchedEx(
+        cublas_, op_a, CUBLAS_OP_N, m, n, k, &one, a, CUDA_R_32F, static_cast<int>(lda), stride_a, b, CUDA_R_32F,
+        static_cast<int>(ldb), stride_b, &zero, c, CUDA_R_32F, static_cast<int>(ldc), stride_c, kv_heads, compute,
+        CUBLAS_GEMM_DEFAULT));
+  };
   for (int64_t j = 0; j < group; ++j) {
     // column-major: S_h^T (len x T) = op_T(K_g as hd x len) * (q_h^T as hd x T)
-    TANDEM_CUBLAS_RECORD(cublasSgemmStridedBatched(
-        cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(len), static_cast<int>(T), static_cast<int>(hd), &one,
-        k_cache.f32(), static_cast<int>(kv_dim), hd, q.f32() + j * hd, static_cast<int>(q_dim), group * hd, &zero,
-        scores + j * T * len, static_cast<int>(len), group * T * len, kv_heads));
+    batched(CUBLAS_OP_T, static_cast<int>(len), static_cast<int>(T), static_cast<int>(hd), k_cache.f32(), kv_dim, hd,
+            q.f32() + j * hd, q_dim, group * hd, scores + j * T * len, len, group * T * len);
   }
   TANDEM_CUDA_RECORD(cuda::causal_softmax(stream_, scores, s.n_heads, T, len, s.start_pos,
                                           1.0f / std::sqrt(static_cast<float>(hd))));
   for (int64_t j = 0; j < group; ++j) {
     // column-major: out_h^T (hd x T) = (V_g as hd x len) * (P_h^T as len x T)
-    TANDEM_CUBLAS_RECORD(cublasSgemmStridedBatched(
-        cublas_, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(hd), static_cast<int>(T), static_cast<int>(len), &one,
-        v_cache.f32(), static_cast<int>(kv_dim), hd, scores + j * T * len, static_cast<int>(len), group * T * len,
-        &zero, out.f32() + j * hd, static_cast<int>(q_dim), group * hd, kv_heads));
+    batched(CUBLAS_OP_N, static_cast<int>(hd), static_cast<int>(T), static_cast<int>(len), v_cache.f32(), kv_dim, hd,
+            scores + j * T * len, len, group * T * len, out.f32() + j * hd, q_dim, group * hd);
   }
 }
 

@@ -23,7 +23,7 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(AttentionArgs a, flo
   const int64_t h = blockIdx.x, t = blockIdx.y, s = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t hd = a.head_dim, kv_dim = a.n_kv_heads * hd;
-  const int64_t len = a.start_pos + t + 1;
+  const int64_t len = (a.step ? a.step->pos : a.start_pos) + t + 1;
   const int64_t begin = s * kAttentionChunk;
   const int64_t end = begin + kAttentionChunk < len ? begin + kAttentionChunk : len;
   const int64_t kv_off = (h / (a.n_heads / a.n_kv_heads)) * hd;
@@ -133,7 +133,7 @@ __global__ void causal_softmax_kernel(float* scores, int64_t tokens, int64_t len
 }  // namespace
 
 cudaError_t attention_split_k(cudaStream_t s, const AttentionArgs& a, float* partials) {
-  const int64_t splits = attention_splits(a.start_pos + a.tokens);
+  const int64_t splits = a.splits;
   const dim3 grid(static_cast<unsigned>(a.n_heads), static_cast<unsigned>(a.tokens), static_cast<unsigned>(splits));
   split_kernel<<<grid, kWarps * 32, 0, s>>>(a, partials, splits);
   const cudaError_t err = cudaGetLastError();

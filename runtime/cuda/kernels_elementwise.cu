@@ -29,8 +29,11 @@ __device__ float block_sum(float v) {
   return total;
 }
 
-__global__ void embed_kernel(float* out, const void* table, WeightType type, int64_t width, EmbedTokens ids) {
-  const int64_t row = ids.ids[blockIdx.y];
+__global__ void set_step_kernel(StepParams* step, StepParams value) { *step = value; }
+
+__global__ void embed_kernel(float* out, const void* table, WeightType type, int64_t width, EmbedTokens ids,
+                             const StepParams* step) {
+  const int64_t row = step ? step->tokens[blockIdx.y] : ids.ids[blockIdx.y];
   float* o = out + blockIdx.y * width;
   for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x)
     o[i] = load_weight(table, type, row * width + i);
@@ -46,21 +49,36 @@ __global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int64
   for (int64_t i = threadIdx.x; i < width; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
-__global__ void rope_kernel(float* v, int64_t n_heads, int64_t head_dim, int64_t start_pos, float theta) {
-  // One thread per (row, head, pair). The angle in double, as the CPU does:
-  // pos * freq reaches thousands of radians.
-  const int64_t pairs = n_heads * (head_dim / 2);
+__global__ void rope_kernel(float* q, float* k, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                            int64_t start_pos, float theta, const StepParams* step) {
+  // One thread per (row, head of q or k, pair). The angle in double, as the
+  // CPU does: pos * freq reaches thousands of radians.
+  const int64_t pairs = (n_heads + n_kv_heads) * (head_dim / 2);
   const int64_t row = blockIdx.y;
+  if (step) start_pos = step->pos;
   for (int64_t p = blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += gridDim.x * blockDim.x) {
-    const int64_t h = p / (head_dim / 2), j = p % (head_dim / 2);
+    int64_t h = p / (head_dim / 2);
+    const int64_t j = p % (head_dim / 2);
+    float* v = q;
+    int64_t heads = n_heads;
+    if (h >= n_heads) h -= n_heads, v = k, heads = n_kv_heads;
     const double freq = pow(static_cast<double>(theta), -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
     double sd, cd;
     sincos(static_cast<double>(start_pos + row) * freq, &sd, &cd);
     const float c = static_cast<float>(cd), s = static_cast<float>(sd);
-    float* pair = v + row * n_heads * head_dim + h * head_dim + 2 * j;
+    float* pair = v + row * heads * head_dim + h * head_dim + 2 * j;
     const float v0 = pair[0], v1 = pair[1];
     pair[0] = v0 * c - v1 * s;
     pair[1] = v0 * s + v1 * c;
+  }
+}
+
+__global__ void store_kv_kernel(float* k_cache, float* v_cache, const float* k, const float* v, int64_t n,
+                                int64_t width, int64_t start_pos, const StepParams* step) {
+  const int64_t offset = (step ? step->pos : start_pos) * width;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    k_cache[offset + i] = k[i];
+    v_cache[offset + i] = v[i];
   }
 }
 
@@ -127,17 +145,41 @@ __global__ void f32_to_bf16_kernel(uint16_t* out, const float* x, int64_t n) {
     out[i] = quant::bf16_from_f32(x[i]);
 }
 
-__global__ void weights_to_bf16_kernel(uint16_t* out, const void* w, WeightType type, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
-    out[i] = quant::bf16_from_f32(load_weight(w, type, i));
+// Q8_0/Q4_0 -> bf16, one thread per block of 32: the scale is read once and
+// the 64 output bytes leave as four 16-byte stores.
+__global__ void weights_to_bf16_kernel(uint16_t* out, const void* w, WeightType type, int64_t groups) {
+  const auto* bytes = static_cast<const uint8_t*>(w);
+  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups; g += gridDim.x * blockDim.x) {
+    uint32_t packed[16];
+    const uint8_t* block = bytes + g * (type == WeightType::kQ8_0 ? quant::kQ8Bytes : quant::kQ4Bytes);
+    float v[32];
+    uint16_t dh;
+    memcpy(&dh, block, 2);
+    const float d = quant::f32_from_f16(dh);
+    const bool q8 = type == WeightType::kQ8_0;
+    for (int i = 0; i < 16; ++i) {
+      const uint8_t b0 = block[2 + i], b1 = q8 ? block[18 + i] : 0;
+      v[i] = d * (q8 ? static_cast<float>(static_cast<int8_t>(b0)) : static_cast<float>((b0 & 0xf) - 8));
+      v[16 + i] = d * (q8 ? static_cast<float>(static_cast<int8_t>(b1)) : static_cast<float>((b0 >> 4) - 8));
+    }
+    for (int i = 0; i < 16; ++i)
+      packed[i] = quant::bf16_from_f32(v[2 * i]) | (static_cast<uint32_t>(quant::bf16_from_f32(v[2 * i + 1])) << 16);
+    for (int i = 0; i < 4; ++i)
+      reinterpret_cast<uint4*>(out + g * 32)[i] = make_uint4(packed[4 * i], packed[4 * i + 1], packed[4 * i + 2], packed[4 * i + 3]);
+  }
 }
 
 }  // namespace
 
+cudaError_t set_step(cudaStream_t s, StepParams* device_step, const StepParams& value) {
+  set_step_kernel<<<1, 1, 0, s>>>(device_step, value);
+  return cudaGetLastError();
+}
+
 cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type, int64_t width,
-                  const EmbedTokens& ids, int count) {
+                  const EmbedTokens& ids, int count, const StepParams* step) {
   const dim3 grid(static_cast<unsigned>((width + kThreads - 1) / kThreads), count);
-  embed_kernel<<<grid, kThreads, 0, s>>>(out, table, type, width, ids);
+  embed_kernel<<<grid, kThreads, 0, s>>>(out, table, type, width, ids, step);
   return cudaGetLastError();
 }
 
@@ -147,11 +189,18 @@ cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, 
   return cudaGetLastError();
 }
 
-cudaError_t rope_interleaved(cudaStream_t s, float* v, int64_t rows, int64_t n_heads, int64_t head_dim,
-                             int64_t start_pos, float theta) {
-  const int64_t pairs = n_heads * (head_dim / 2);
+cudaError_t rope_interleaved(cudaStream_t s, float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step) {
+  const int64_t pairs = (n_heads + n_kv_heads) * (head_dim / 2);
   const dim3 grid(static_cast<unsigned>((pairs + 127) / 128), static_cast<unsigned>(rows));
-  rope_kernel<<<grid, 128, 0, s>>>(v, n_heads, head_dim, start_pos, theta);
+  rope_kernel<<<grid, 128, 0, s>>>(q, k, n_heads, n_kv_heads, head_dim, start_pos, theta, step);
+  return cudaGetLastError();
+}
+
+cudaError_t store_kv(cudaStream_t s, float* k_cache, float* v_cache, const float* k, const float* v, int64_t rows,
+                     int64_t width, int64_t start_pos, const StepParams* step) {
+  store_kv_kernel<<<blocks_for(rows * width), kThreads, 0, s>>>(k_cache, v_cache, k, v, rows * width, width,
+                                                                 start_pos, step);
   return cudaGetLastError();
 }
 
@@ -184,7 +233,7 @@ cudaError_t f32_to_bf16(cudaStream_t s, uint16_t* out, const float* x, int64_t n
 }
 
 cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n) {
-  weights_to_bf16_kernel<<<blocks_for(n), kThreads, 0, s>>>(out, w, type, n);
+  weights_to_bf16_kernel<<<blocks_for(n / 32), kThreads, 0, s>>>(out, w, type, n / 32);
   return cudaGetLastError();
 }
 

@@ -127,6 +127,10 @@ TEST_F(CudaModel, QuantizedModelsMatchTheCpuOnTheirDequantizedWeights) {
     compare(prompt, 0, 3e-2, "prefill");
     for (int step = 0; step < 3; ++step)
       compare(std::span<const int>(&prompt[step], 1), 21 + step, 3e-2, "decode after prefill");
+    // Steps of 3 tokens: run, recorded as a CUDA graph, then replayed at new
+    // positions with new tokens.
+    for (int step = 0; step < 4; ++step)
+      compare(std::span<const int>(&prompt[3 * step], 3), 24 + 3 * step, 3e-2, "3-token step " + std::to_string(step));
   }
 }
 
