@@ -15,6 +15,16 @@ namespace tandem::cuda {
 
 enum class WeightType : int { kF32 = 0, kBF16 = 1, kQ8_0 = 2, kQ4_0 = 3 };
 
+// A decode step's inputs in device memory, so that a CUDA graph recorded once
+// replays for every position: kernels given a non-null `step` read the
+// position and token ids from it instead of their by-value arguments.
+constexpr int kStepMaxTokens = 16;
+struct StepParams {
+  int64_t pos;
+  int32_t tokens[kStepMaxTokens];
+};
+cudaError_t set_step(cudaStream_t s, StepParams* device_step, const StepParams& value);
+
 // Embedding rows of any weight type -> f32. Token ids come by value in
 // chunks (kEmbedChunk per launch), so no host buffer outlives the call.
 constexpr int kEmbedChunk = 256;
@@ -22,19 +32,23 @@ struct EmbedTokens {
   int ids[kEmbedChunk];
 };
 cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type, int64_t width,
-                  const EmbedTokens& ids, int count);
+                  const EmbedTokens& ids, int count, const StepParams* step);
 cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int64_t rows,
                     int64_t width, float eps);
-// llama2.c's interleaved pairs (2j, 2j+1) of each head; row t at position start_pos + t.
-cudaError_t rope_interleaved(cudaStream_t s, float* v, int64_t rows, int64_t n_heads, int64_t head_dim,
-                             int64_t start_pos, float theta);
+// llama2.c's interleaved pairs (2j, 2j+1) of each head of q and k, in one
+// launch; row t at position start_pos + t.
+cudaError_t rope_interleaved(cudaStream_t s, float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step);
+// Rows start_pos.. of both caches = k, v ([rows, width]).
+cudaError_t store_kv(cudaStream_t s, float* k_cache, float* v_cache, const float* k, const float* v, int64_t rows,
+                     int64_t width, int64_t start_pos, const StepParams* step);
 cudaError_t swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
 cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n);
 cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n);
 // t[i] = offset + scale * synthetic_uniform(seed, i), stored as `type`.
 cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, uint64_t seed,
                            float scale, float offset);
-// f32 -> bf16, and any weight type -> bf16 (for cuBLAS).
+// f32 -> bf16, and Q8_0/Q4_0 weights -> bf16 (for cuBLAS).
 cudaError_t f32_to_bf16(cudaStream_t s, uint16_t* out, const float* x, int64_t n);
 cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n);
 
@@ -57,17 +71,21 @@ struct MatvecArgs {
   int64_t n_in;
 };
 cudaError_t matvec(cudaStream_t s, const MatvecArgs& args);
+// matvec's single-token path through shared memory (kernels_matvec_staged.cu):
+// false, launching nothing, where it does not apply.
+bool matvec_staged(cudaStream_t s, const MatvecArgs& args, size_t row_bytes, cudaError_t* err);
 
 // Split-K attention for few query tokens (decode): each block reduces one
 // chunk of the cache for one (token, head); a second kernel merges the chunks.
-// `partials` holds tokens * n_heads * splits * (head_dim + 2) floats, splits =
-// attention_splits(start_pos + tokens).
+// `partials` holds tokens * n_heads * splits * (head_dim + 2) floats.
 struct AttentionArgs {
   float* out;
   const float* q;
   const float* k_cache;
   const float* v_cache;
   int64_t tokens, n_heads, n_kv_heads, head_dim, start_pos;
+  int64_t splits;  // >= attention_splits(start_pos + tokens); extra splits are empty
+  const StepParams* step;
 };
 constexpr int64_t kAttentionChunk = 64;
 constexpr int64_t kAttentionMaxHeadDim = 256;

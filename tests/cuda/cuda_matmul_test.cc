@@ -61,6 +61,9 @@ TEST_F(CudaMatmul, EveryTypeAndTokenCountMatchesFloat64) {
       {DType::kBF16, 1, 172}, {DType::kBF16, 5, 264},  {DType::kBF16, 16, 96},  {DType::kBF16, 33, 520},
       {DType::kQ8_0, 1, 96},  {DType::kQ8_0, 2, 256},  {DType::kQ8_0, 16, 224}, {DType::kQ8_0, 17, 288},
       {DType::kQ4_0, 1, 256}, {DType::kQ4_0, 4, 160},  {DType::kQ4_0, 11, 512}, {DType::kQ4_0, 64, 1024},
+      // One token, rows a multiple of 16 bytes: the shared-memory kernel, over
+      // several tiles with a partial last one.
+      {DType::kBF16, 1, 2056}, {DType::kQ8_0, 1, 2304}, {DType::kQ4_0, 1, 4352},
   };
   const std::vector<int64_t> rows = {37, 3, 130, 1};  // 4 targets: one grouped launch of 3, then 1
   uint32_t seed = 100;
@@ -110,6 +113,14 @@ TEST_F(CudaMatmul, AttentionMatchesCpuForDecodeAndPrefill) {
     gpu_->attention(out, upload(q, {c.tokens, q_dim}), upload(kc, {ctx, kv_dim}), upload(vc, {ctx, kv_dim}), s);
     // Outputs are convex combinations of values in [-1, 1]; f32 throughout.
     testing::expect_close(download(out), want, 2e-5, what);
+    // With reduced precision (bf16/Q models) prefill runs in TF32: 10-bit
+    // mantissas move scores of a few units by ~1e-3 each.
+    AttentionShape reduced = s;
+    reduced.reduced_precision = true;
+    Tensor out_tf32 = poisoned({c.tokens, q_dim});
+    gpu_->attention(out_tf32, upload(q, {c.tokens, q_dim}), upload(kc, {ctx, kv_dim}), upload(vc, {ctx, kv_dim}),
+                    reduced);
+    testing::expect_close(download(out_tf32), want, 2e-2, what + " reduced precision");
   }
 }
 

@@ -1,0 +1,178 @@
+// Single-token matrix-vector product (batch-1 decode), the bulk of a decode
+// step's time: weight rows and the matching activations stream into shared
+// memory through cp.async in 16-byte pieces, double-buffered (the next tile
+// is in flight while the current one is multiplied), so the memory system sees large aligned reads
+// whatever the block layout: Q8_0/Q4_0 blocks (34/18 bytes) are decoded from
+// shared memory, where 2-byte reads cost little. Used when every row starts
+// 16-byte aligned (row bytes a multiple of 16); kernels_matvec.cu otherwise.
+#include <cuda_fp16.h>
+
+#include "runtime/cuda/cuda_kernels.h"
+#include "runtime/quant_blocks.h"
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kRows = 4;
+constexpr int kTileBytes = 2176;  // per row: 64 Q8_0 blocks, the largest tile
+constexpr int kTileElems = 2048;
+
+template <WeightType T>
+struct Tile {
+  // Weights per tile and bytes they take.
+  static constexpr int kElems = T == WeightType::kBF16 ? 1024 : 2048;
+  static constexpr int kBytes = T == WeightType::kQ4_0 ? 1152 : T == WeightType::kQ8_0 ? 2176 : 2048;
+};
+
+__device__ inline void copy16(void* smem, const void* global) {
+  const auto s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(global));
+}
+__device__ inline void commit() { asm volatile("cp.async.commit_group;"); }
+template <int N>
+__device__ inline void wait_pending() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+__device__ inline float magic_byte(uint32_t bytes, int i) {
+  return __uint_as_float(__byte_perm(bytes, 0x4B000000u, 0x7540u + i));
+}
+__device__ inline uint32_t smem_u32_2aligned(const uint8_t* p) {
+  const auto* h = reinterpret_cast<const uint16_t*>(p);
+  return h[0] | (static_cast<uint32_t>(h[1]) << 16);
+}
+
+// The 8 activations of chunk c (x: the tile's, in shared memory): contiguous, but for Q4_0's nibble order.
+template <WeightType T>
+__device__ inline void load_x(const float* x, int c, float4& a, float4& b) {
+  const float* xl = T == WeightType::kQ4_0 ? x + (c >> 2) * 32 + (c & 3) * 4 : x + 8 * c;
+  a = *reinterpret_cast<const float4*>(xl);
+  b = *reinterpret_cast<const float4*>(xl + (T == WeightType::kQ4_0 ? 16 : 4));
+}
+
+// Dot of chunk c (8 weights) of a tile in shared memory with its activations.
+template <WeightType T>
+__device__ inline float chunk_dot(const uint8_t* tile, int c, const float4& a, const float4& b) {
+  float v[8];
+  float scale = 1.0f;
+  if constexpr (T == WeightType::kBF16) {
+    const uint4 q = reinterpret_cast<const uint4*>(tile)[c];
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[2 * i] = __uint_as_float(w[i] << 16), v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  } else if constexpr (T == WeightType::kQ8_0) {
+    const uint8_t* block = tile + (c >> 2) * quant::kQ8Bytes;
+    scale = __half2float(__ushort_as_half(*reinterpret_cast<const uint16_t*>(block)));
+    const uint8_t* qs = block + 2 + (c & 3) * 8;
+    const uint32_t lo = smem_u32_2aligned(qs) ^ 0x80808080u, hi = smem_u32_2aligned(qs + 4) ^ 0x80808080u;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = magic_byte(lo, i) - 8388736.0f, v[4 + i] = magic_byte(hi, i) - 8388736.0f;
+  } else {
+    const uint8_t* block = tile + (c >> 2) * quant::kQ4Bytes;
+    scale = __half2float(__ushort_as_half(*reinterpret_cast<const uint16_t*>(block)));
+    const uint32_t q = smem_u32_2aligned(block + 2 + (c & 3) * 4);
+    const uint32_t lo = q & 0x0f0f0f0fu, hi = (q >> 4) & 0x0f0f0f0fu;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = magic_byte(lo, i) - 8388616.0f, v[4 + i] = magic_byte(hi, i) - 8388616.0f;
+  }
+  const float sum = v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x + v[5] * b.y + v[6] * b.z + v[7] * b.w;
+  return sum * scale;
+}
+
+template <WeightType T>
+__global__ void __launch_bounds__(kThreads) staged_kernel(MatvecArgs a, int64_t row_bytes) {
+  // The tile's activations ride along: read by every row, they would
+  // otherwise come from L2 again and again (the carve-out leaves L1 small).
+  __shared__ __align__(16) uint8_t tiles[2][kRows][kTileBytes];
+  __shared__ __align__(16) float xs[2][kTileElems];
+  const uint8_t* rows[kRows];
+  float* outs[kRows];
+  int64_t out_index[kRows];
+  bool valid[kRows];
+  int64_t total = 0;
+  for (int i = 0; i < a.n_targets; ++i) total += a.targets[i].n_out;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    int64_t g = static_cast<int64_t>(blockIdx.x) * kRows + r;
+    valid[r] = g < total;
+    if (!valid[r]) g = total - 1;
+    for (int i = 0; i < a.n_targets; ++i) {
+      if (g < a.targets[i].n_out) {
+        rows[r] = static_cast<const uint8_t*>(a.targets[i].w) + g * row_bytes;
+        outs[r] = a.targets[i].out;
+        out_index[r] = g;
+        break;
+      }
+      g -= a.targets[i].n_out;
+    }
+  }
+  const int64_t tiles_n = (a.n_in + Tile<T>::kElems - 1) / Tile<T>::kElems;
+  auto issue = [&](int64_t tile, int stage) {
+    const int64_t offset = tile * Tile<T>::kBytes;
+    const int bytes = static_cast<int>(min(static_cast<int64_t>(Tile<T>::kBytes), row_bytes - offset));
+    for (int i = threadIdx.x; i < kRows * (bytes / 16); i += kThreads) {
+      const int r = i / (bytes / 16), piece = i % (bytes / 16);
+      copy16(&tiles[stage][r][piece * 16], rows[r] + offset + piece * 16);
+    }
+    const int64_t first = tile * Tile<T>::kElems;
+    const int elems = static_cast<int>(min(static_cast<int64_t>(Tile<T>::kElems), a.n_in - first));
+    for (int i = threadIdx.x; i < elems / 4; i += kThreads) copy16(&xs[stage][4 * i], a.x + first + 4 * i);
+    commit();
+  };
+  float acc[kRows] = {};
+  issue(0, 0);
+  for (int64_t tile = 0; tile < tiles_n; ++tile) {
+    const int stage = static_cast<int>(tile & 1);
+    if (tile + 1 < tiles_n) {
+      issue(tile + 1, stage ^ 1);
+      wait_pending<1>();
+    } else {
+      wait_pending<0>();
+    }
+    __syncthreads();
+    const int64_t elems = min(static_cast<int64_t>(Tile<T>::kElems), a.n_in - tile * Tile<T>::kElems);
+    const float* x = xs[stage];
+    for (int c = threadIdx.x; c < elems / 8; c += kThreads) {
+      float4 xa, xb;
+      load_x<T>(x, c, xa, xb);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r] += chunk_dot<T>(tiles[stage][r], c, xa, xb);
+    }
+    __syncthreads();  // the stage is refilled two tiles later
+  }
+  __shared__ float partial[kThreads / 32][kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    float v = acc[r];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32][r] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < kRows && valid[threadIdx.x]) {
+    float v = 0;
+    for (int w = 0; w < kThreads / 32; ++w) v += partial[w][threadIdx.x];
+    outs[threadIdx.x][out_index[threadIdx.x]] = v;
+  }
+}
+
+}  // namespace
+
+bool matvec_staged(cudaStream_t s, const MatvecArgs& a, size_t row_bytes, cudaError_t* err) {
+  if (a.tokens != 1 || row_bytes % 16 != 0 || (reinterpret_cast<uintptr_t>(a.x) & 15) != 0) return false;
+  if (a.type != WeightType::kBF16 && a.type != WeightType::kQ8_0 && a.type != WeightType::kQ4_0) return false;
+  int64_t rows = 0;
+  for (int i = 0; i < a.n_targets; ++i) {
+    if ((reinterpret_cast<uintptr_t>(a.targets[i].w) & 15) != 0) return false;
+    rows += a.targets[i].n_out;
+  }
+  const auto blocks = static_cast<unsigned>((rows + kRows - 1) / kRows);
+  const auto rb = static_cast<int64_t>(row_bytes);
+  switch (a.type) {
+    case WeightType::kBF16: staged_kernel<WeightType::kBF16><<<blocks, kThreads, 0, s>>>(a, rb); break;
+    case WeightType::kQ8_0: staged_kernel<WeightType::kQ8_0><<<blocks, kThreads, 0, s>>>(a, rb); break;
+    default: staged_kernel<WeightType::kQ4_0><<<blocks, kThreads, 0, s>>>(a, rb); break;
+  }
+  *err = cudaGetLastError();
+  return true;
+}
+
+}  // namespace tandem::cuda
