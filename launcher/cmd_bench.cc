@@ -178,6 +178,13 @@ Status run_bench(const BenchFlags& f) {
              decode, f.batch, f.repeat);
   fmt::print("roofline     {:.1f} MB/forward -> {:.2f} tok/s max; reached {:.0f}%\n", bytes_per_forward / 1e6,
              roofline, 100.0 * decode / roofline);
+  if (gpu) {
+    TANDEM_ASSIGN_OR_RETURN(double read, cuda_read_bandwidth(*backend, probe, 9));
+    const double read_roofline = f.batch * read / bytes_per_forward;
+    fmt::print("read-only    {:.2f} GB/s  (a kernel that only reads {} MiB, median of 9) -> {:.2f} tok/s max; "
+               "reached {:.0f}%\n",
+               read / 1e9, probe >> 20, read_roofline, 100.0 * decode / read_roofline);
+  }
   fmt::print("peak rss     {:.1f} MB  (model {:.1f} MB allocated on the {} + weights)\n", peak / 1e6,
              model->allocated_bytes() / 1e6, gpu ? "GPU" : "host");
   return Status::Ok();

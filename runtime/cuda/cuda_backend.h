@@ -38,6 +38,10 @@ Result<std::unique_ptr<Backend>> make_cuda_backend(int device);
 // timed with CUDA events: median (bytes read + bytes written) per second,
 // the convention of runtime/memory_bandwidth.h.
 Result<double> cuda_copy_bandwidth(Backend& cuda, size_t bytes, int reps);
+// A kernel that only reads a `bytes` buffer (no writes): median bytes read
+// per second. Decode only reads weights, so this is the tighter ceiling; the
+// bench reports it beside the copy-based roofline that DESIGN.md prescribes.
+Result<double> cuda_read_bandwidth(Backend& cuda, size_t bytes, int reps);
 // cuBLAS GEMM of [m, k] x [k, n] with inputs of `dtype` (bf16 or f32; f32
 // accumulation), the median FLOP/s (2*m*n*k per GEMM) over `reps`.
 Result<double> cuda_gemm_flops(Backend& cuda, DType dtype, int64_t m, int64_t n, int64_t k, int reps);

@@ -13,6 +13,7 @@ Status not_built() {
 
 Result<std::unique_ptr<Backend>> make_cuda_backend(int) { return not_built(); }
 Result<double> cuda_copy_bandwidth(Backend&, size_t, int) { return not_built(); }
+Result<double> cuda_read_bandwidth(Backend&, size_t, int) { return not_built(); }
 Result<double> cuda_gemm_flops(Backend&, DType, int64_t, int64_t, int64_t, int) { return not_built(); }
 
 }  // namespace tandem

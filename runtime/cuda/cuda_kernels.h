@@ -52,6 +52,9 @@ cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, 
 cudaError_t f32_to_bf16(cudaStream_t s, uint16_t* out, const float* x, int64_t n);
 cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n);
 
+// Reads `bytes` (a multiple of 16) once with `blocks` blocks; out: `blocks` words.
+cudaError_t read_probe(cudaStream_t s, const void* data, size_t bytes, uint32_t* out, int blocks);
+
 // Matrix-vector products for a few tokens: out_i[t, r] = dot(x[t], w_i[r]),
 // reading each weight row once for all tokens. Up to 3 weights of one type
 // share x (q/k/v, gate/up) in one launch.

@@ -57,6 +57,23 @@ Result<double> cuda_copy_bandwidth(Backend& backend, size_t bytes, int reps) {
   return 2.0 * static_cast<double>(bytes) / s;
 }
 
+Result<double> cuda_read_bandwidth(Backend& backend, size_t bytes, int reps) {
+  TANDEM_ASSIGN_OR_RETURN(CudaBackend * cuda, as_cuda(backend));
+  int device = 0, sms = 0;
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  TANDEM_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int blocks = sms * 8;
+  bytes = bytes / 16 * 16;
+  TANDEM_ASSIGN_OR_RETURN(Buffer data, backend.allocate(bytes));
+  TANDEM_ASSIGN_OR_RETURN(Buffer out, backend.allocate(blocks * sizeof(uint32_t)));
+  TANDEM_ASSIGN_OR_RETURN(double s, time_median(*cuda, reps, [&]() -> Status {
+    TANDEM_CUDA_RETURN_IF_ERROR(
+        cuda::read_probe(cuda->stream(), data.data(), bytes, static_cast<uint32_t*>(out.data()), blocks));
+    return Status::Ok();
+  }));
+  return static_cast<double>(bytes) / s;
+}
+
 Result<double> cuda_gemm_flops(Backend& backend, DType dtype, int64_t m, int64_t n, int64_t k, int reps) {
   TANDEM_ASSIGN_OR_RETURN(CudaBackend * cuda, as_cuda(backend));
   if (dtype != DType::kBF16 && dtype != DType::kF32) return InvalidArgument("gemm rate: bf16 or f32 inputs");

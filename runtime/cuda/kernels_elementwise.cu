@@ -169,7 +169,31 @@ __global__ void weights_to_bf16_kernel(uint16_t* out, const void* w, WeightType 
   }
 }
 
+// Streams `n` 16-byte words once (grid-stride, four loads in flight per
+// thread) and writes each block's xor, so nothing is optimised away.
+__global__ void read_probe_kernel(const uint4* data, int64_t n, uint32_t* out) {
+  uint32_t x = 0;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  for (; i + 3 * stride < n; i += 4 * stride) {
+    const uint4 a = __ldg(data + i), b = __ldg(data + i + stride), c = __ldg(data + i + 2 * stride),
+                d = __ldg(data + i + 3 * stride);
+    x ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+  }
+  for (; i < n; i += stride) {
+    const uint4 a = __ldg(data + i);
+    x ^= a.x ^ a.y ^ a.z ^ a.w;
+  }
+  for (int o = 16; o > 0; o >>= 1) x ^= __shfl_xor_sync(0xffffffffu, x, o);
+  if (threadIdx.x % 32 == 0) atomicXor(out + blockIdx.x, x);
+}
+
 }  // namespace
+
+cudaError_t read_probe(cudaStream_t s, const void* data, size_t bytes, uint32_t* out, int blocks) {
+  read_probe_kernel<<<blocks, kThreads, 0, s>>>(static_cast<const uint4*>(data), static_cast<int64_t>(bytes / 16), out);
+  return cudaGetLastError();
+}
 
 cudaError_t set_step(cudaStream_t s, StepParams* device_step, const StepParams& value) {
   set_step_kernel<<<1, 1, 0, s>>>(device_step, value);

@@ -7,6 +7,8 @@
 // 16-byte aligned (row bytes a multiple of 16); kernels_matvec.cu otherwise.
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "runtime/cuda/cuda_kernels.h"
 #include "runtime/quant_blocks.h"
 
@@ -14,15 +16,13 @@ namespace tandem::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kRows = 4;
-constexpr int kTileBytes = 2176;  // per row: 64 Q8_0 blocks, the largest tile
-constexpr int kTileElems = 2048;
 
 template <WeightType T>
 struct Tile {
-  // Weights per tile and bytes they take.
-  static constexpr int kElems = T == WeightType::kBF16 ? 1024 : 2048;
-  static constexpr int kBytes = T == WeightType::kQ4_0 ? 1152 : T == WeightType::kQ8_0 ? 2176 : 2048;
+  // Weights per tile and the bytes they take per row: ~1-2 KiB, so that with
+  // the tile's activations a block needs ~25 KiB of shared memory (9 blocks per SM).
+  static constexpr int kElems = T == WeightType::kQ4_0 ? 2048 : 1024;
+  static constexpr int kBytes = T == WeightType::kQ4_0 ? 1152 : T == WeightType::kQ8_0 ? 1088 : 2048;
 };
 
 __device__ inline void copy16(void* smem, const void* global) {
@@ -78,12 +78,12 @@ __device__ inline float chunk_dot(const uint8_t* tile, int c, const float4& a, c
   return sum * scale;
 }
 
-template <WeightType T>
+template <WeightType T, int kRows>
 __global__ void __launch_bounds__(kThreads) staged_kernel(MatvecArgs a, int64_t row_bytes) {
   // The tile's activations ride along: read by every row, they would
   // otherwise come from L2 again and again (the carve-out leaves L1 small).
-  __shared__ __align__(16) uint8_t tiles[2][kRows][kTileBytes];
-  __shared__ __align__(16) float xs[2][kTileElems];
+  __shared__ __align__(16) uint8_t tiles[2][kRows][Tile<T>::kBytes];
+  __shared__ __align__(16) float xs[2][Tile<T>::kElems];
   const uint8_t* rows[kRows];
   float* outs[kRows];
   int64_t out_index[kRows];
@@ -109,10 +109,10 @@ __global__ void __launch_bounds__(kThreads) staged_kernel(MatvecArgs a, int64_t 
   auto issue = [&](int64_t tile, int stage) {
     const int64_t offset = tile * Tile<T>::kBytes;
     const int bytes = static_cast<int>(min(static_cast<int64_t>(Tile<T>::kBytes), row_bytes - offset));
-    for (int i = threadIdx.x; i < kRows * (bytes / 16); i += kThreads) {
-      const int r = i / (bytes / 16), piece = i % (bytes / 16);
-      copy16(&tiles[stage][r][piece * 16], rows[r] + offset + piece * 16);
-    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+      for (int piece = threadIdx.x; piece < bytes / 16; piece += kThreads)
+        copy16(&tiles[stage][r][piece * 16], rows[r] + offset + piece * 16);
     const int64_t first = tile * Tile<T>::kElems;
     const int elems = static_cast<int>(min(static_cast<int64_t>(Tile<T>::kElems), a.n_in - first));
     for (int i = threadIdx.x; i < elems / 4; i += kThreads) copy16(&xs[stage][4 * i], a.x + first + 4 * i);
@@ -154,6 +154,36 @@ __global__ void __launch_bounds__(kThreads) staged_kernel(MatvecArgs a, int64_t 
   }
 }
 
+// Blocks of this kernel resident on the whole GPU at once (asked once).
+template <WeightType T, int kRows>
+int64_t resident_blocks() {
+  static const int64_t n = [] {
+    int device = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, staged_kernel<T, kRows>, kThreads, 0) != cudaSuccess)
+      return int64_t{1};
+    return std::max<int64_t>(1, int64_t{sms} * per_sm);
+  }();
+  return n;
+}
+
+// Each block handles its rows start to end, so a grid a little over a whole
+// number of waves leaves most of the GPU idle in the last one (6144 q/k/v rows
+// in blocks of 4 were 1.06 waves on the H100). Of 4 or 2 rows per block, take
+// the one with the fewer row-waves (waves x rows per block); 4 on ties, as
+// each activation read then serves more rows.
+template <WeightType T>
+void launch(cudaStream_t s, const MatvecArgs& a, int64_t row_bytes, int64_t rows) {
+  const int64_t blocks4 = (rows + 3) / 4, blocks2 = (rows + 1) / 2;
+  const int64_t cost4 = (blocks4 + resident_blocks<T, 4>() - 1) / resident_blocks<T, 4>() * 4;
+  const int64_t cost2 = (blocks2 + resident_blocks<T, 2>() - 1) / resident_blocks<T, 2>() * 2;
+  if (cost2 < cost4)
+    staged_kernel<T, 2><<<static_cast<unsigned>(blocks2), kThreads, 0, s>>>(a, row_bytes);
+  else
+    staged_kernel<T, 4><<<static_cast<unsigned>(blocks4), kThreads, 0, s>>>(a, row_bytes);
+}
+
 }  // namespace
 
 bool matvec_staged(cudaStream_t s, const MatvecArgs& a, size_t row_bytes, cudaError_t* err) {
@@ -164,12 +194,11 @@ bool matvec_staged(cudaStream_t s, const MatvecArgs& a, size_t row_bytes, cudaEr
     if ((reinterpret_cast<uintptr_t>(a.targets[i].w) & 15) != 0) return false;
     rows += a.targets[i].n_out;
   }
-  const auto blocks = static_cast<unsigned>((rows + kRows - 1) / kRows);
   const auto rb = static_cast<int64_t>(row_bytes);
   switch (a.type) {
-    case WeightType::kBF16: staged_kernel<WeightType::kBF16><<<blocks, kThreads, 0, s>>>(a, rb); break;
-    case WeightType::kQ8_0: staged_kernel<WeightType::kQ8_0><<<blocks, kThreads, 0, s>>>(a, rb); break;
-    default: staged_kernel<WeightType::kQ4_0><<<blocks, kThreads, 0, s>>>(a, rb); break;
+    case WeightType::kBF16: launch<WeightType::kBF16>(s, a, rb, rows); break;
+    case WeightType::kQ8_0: launch<WeightType::kQ8_0>(s, a, rb, rows); break;
+    default: launch<WeightType::kQ4_0>(s, a, rb, rows); break;
   }
   *err = cudaGetLastError();
   return true;
