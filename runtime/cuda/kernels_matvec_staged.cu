@@ -188,7 +188,8 @@ void launch(cudaStream_t s, const MatvecArgs& a, int64_t row_bytes, int64_t rows
 
 bool matvec_staged(cudaStream_t s, const MatvecArgs& a, size_t row_bytes, cudaError_t* err) {
   if (a.tokens != 1 || row_bytes % 16 != 0 || (reinterpret_cast<uintptr_t>(a.x) & 15) != 0) return false;
-  if (a.type != WeightType::kBF16 && a.type != WeightType::kQ8_0 && a.type != WeightType::kQ4_0) return false;
+  // Plain types do better with a warp per row pair (kernels_matvec.cu).
+  if (a.type != WeightType::kQ8_0 && a.type != WeightType::kQ4_0) return false;
   int64_t rows = 0;
   for (int i = 0; i < a.n_targets; ++i) {
     if ((reinterpret_cast<uintptr_t>(a.targets[i].w) & 15) != 0) return false;
@@ -196,7 +197,6 @@ bool matvec_staged(cudaStream_t s, const MatvecArgs& a, size_t row_bytes, cudaEr
   }
   const auto rb = static_cast<int64_t>(row_bytes);
   switch (a.type) {
-    case WeightType::kBF16: launch<WeightType::kBF16>(s, a, rb, rows); break;
     case WeightType::kQ8_0: launch<WeightType::kQ8_0>(s, a, rb, rows); break;
     default: launch<WeightType::kQ4_0>(s, a, rb, rows); break;
   }
