@@ -22,8 +22,6 @@ void check_same_shape(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-cuda::WeightType weight_type(DType dtype);  // cuda_matmul.cc
-
 Status cublas_status(cublasStatus_t status, const char* call, const char* file, int line) {
   const char* slash = std::strrchr(file, '/');
   return Internal(std::string(call) + ": " + cublasGetStatusName(status) + ": " + cublasGetStatusString(status) +

@@ -15,10 +15,13 @@
 //    (fill_synthetic) are used as they are; on an integrated GPU that can read
 //    pageable host memory (GB10's unified memory), host weights are used in
 //    place, with no copy.
-//  - Kernels: few tokens (decode, <= 16) use warp-per-row matrix-vector
-//    kernels and split-K attention; more tokens (prefill) use cuBLAS GEMMs in
-//    bf16 (quantized weights are widened to bf16 first) or f32, and attention
-//    as two strided-batched GEMMs around a causal softmax.
+//  - Kernels: few tokens (decode, <= 16) use matrix-vector kernels that read
+//    each weight once (one token: a warp per row pair for f32/bf16, rows
+//    staged through shared memory for Q8_0/Q4_0) and split-K attention, and
+//    run as a CUDA graph recorded per step shape (decode_step); more tokens
+//    (prefill) use cuBLAS GEMMs in bf16 (quantized weights are widened to
+//    bf16 first) or f32, and attention as two strided-batched GEMMs around a
+//    causal softmax (TF32 when the model's weights are narrower than f32).
 //  - Errors: every CUDA and cuBLAS call is checked; a kernel-side failure is
 //    kept (the first one, with file:line) and returned by the next
 //    copy_to_host() or synchronize(). Every host wait polls with a deadline.

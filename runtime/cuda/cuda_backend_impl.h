@@ -19,6 +19,8 @@
 namespace tandem {
 
 Status cublas_status(cublasStatus_t status, const char* call, const char* file, int line);
+// The kernels' code for a weight dtype; a programmer bug for any other (cuda_matmul.cc).
+cuda::WeightType weight_type(DType dtype);
 inline Status cuda_status_if(cudaError_t err, const char* call, const char* file, int line) {
   return err == cudaSuccess ? Status::Ok() : cuda_status(err, call, file, line);
 }

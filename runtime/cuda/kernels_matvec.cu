@@ -1,7 +1,11 @@
-// Matrix-vector products for decode (and up to 16 tokens at once): each
-// block computes a few output rows (Shape) for every token, its threads
-// splitting the row length, so each weight byte is read once per forward, straight from its
-// storage type (f32, bf16, ggml Q8_0/Q4_0).
+// Matrix-vector products for decode (and up to 16 tokens at once), each
+// weight byte read once per forward, straight from its storage type (f32,
+// bf16, ggml Q8_0/Q4_0). Three kernels, by what measured fastest on the H100
+// (docs/benchmarks.md): one token with f32/bf16 weights, a warp per row pair
+// (warp_rows_kernel); one token with Q8_0/Q4_0 in 16-byte-aligned rows, rows
+// staged through shared memory (kernels_matvec_staged.cu); otherwise blocks
+// of a few rows (Shape) whose threads split the row (matvec_kernel), or an
+// element-wise fallback for rows that are not a multiple of 8.
 //
 // A thread's unit of work is a "chunk" of 8 weights: 32 bytes of f32, 16 of
 // bf16, 8 int8 of a Q8_0 block, or 4 bytes of a Q4_0 block (its elements

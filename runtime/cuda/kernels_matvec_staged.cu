@@ -1,10 +1,12 @@
-// Single-token matrix-vector product (batch-1 decode), the bulk of a decode
-// step's time: weight rows and the matching activations stream into shared
-// memory through cp.async in 16-byte pieces, double-buffered (the next tile
-// is in flight while the current one is multiplied), so the memory system sees large aligned reads
-// whatever the block layout: Q8_0/Q4_0 blocks (34/18 bytes) are decoded from
-// shared memory, where 2-byte reads cost little. Used when every row starts
-// 16-byte aligned (row bytes a multiple of 16); kernels_matvec.cu otherwise.
+// Single-token matrix-vector product with Q8_0/Q4_0 weights (batch-1 decode,
+// the bulk of a decode step's time): weight rows and the matching activations
+// stream into shared memory through cp.async in 16-byte pieces,
+// double-buffered (the next tile is in flight while the current one is
+// multiplied), so the memory system sees large aligned reads although the
+// blocks are 34/18 bytes; they are decoded from shared memory, where 2-byte
+// reads cost little. Used when every row starts 16-byte aligned (row bytes a
+// multiple of 16); kernels_matvec.cu otherwise, and for f32/bf16, where a
+// warp per row pair measured faster.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -19,10 +21,10 @@ constexpr int kThreads = 128;
 
 template <WeightType T>
 struct Tile {
-  // Weights per tile and the bytes they take per row: ~1-2 KiB, so that with
-  // the tile's activations a block needs ~25 KiB of shared memory (9 blocks per SM).
+  // Weights per tile and the bytes they take per row: ~1 KiB, so that with
+  // the tile's activations a block needs ~17-25 KiB of shared memory.
   static constexpr int kElems = T == WeightType::kQ4_0 ? 2048 : 1024;
-  static constexpr int kBytes = T == WeightType::kQ4_0 ? 1152 : T == WeightType::kQ8_0 ? 1088 : 2048;
+  static constexpr int kBytes = T == WeightType::kQ4_0 ? 1152 : 1088;
 };
 
 __device__ inline void copy16(void* smem, const void* global) {
@@ -54,12 +56,7 @@ template <WeightType T>
 __device__ inline float chunk_dot(const uint8_t* tile, int c, const float4& a, const float4& b) {
   float v[8];
   float scale = 1.0f;
-  if constexpr (T == WeightType::kBF16) {
-    const uint4 q = reinterpret_cast<const uint4*>(tile)[c];
-    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) v[2 * i] = __uint_as_float(w[i] << 16), v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-  } else if constexpr (T == WeightType::kQ8_0) {
+  if constexpr (T == WeightType::kQ8_0) {
     const uint8_t* block = tile + (c >> 2) * quant::kQ8Bytes;
     scale = __half2float(__ushort_as_half(*reinterpret_cast<const uint16_t*>(block)));
     const uint8_t* qs = block + 2 + (c & 3) * 8;
