@@ -34,8 +34,17 @@ Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
   std::vector<float> logits(model.config().vocab_size);
   Sampler sampler(static_cast<int>(model.config().vocab_size), request.sampler);
 
+  // Greedy decoding takes the argmax on the model's backend: 4 bytes per
+  // token come back instead of the vocabulary's logits.
+  const bool greedy = request.sampler.temperature == 0.0f || request.sampler.top_k == 1;
+  int greedy_next = 0;
+  auto step = [&](std::span<const int> tokens, int64_t pos) -> Status {
+    if (!greedy) return model.forward(tokens, pos, logits);
+    TANDEM_ASSIGN_OR_RETURN(greedy_next, model.forward_argmax(tokens, pos));
+    return Status::Ok();
+  };
   auto start = std::chrono::steady_clock::now();
-  TANDEM_RETURN_IF_ERROR(model.forward(prompt, 0, logits));
+  TANDEM_RETURN_IF_ERROR(step(prompt, 0));
   stats.prefill_seconds = seconds_since(start);
 
   if (request.echo_prompt) {
@@ -52,7 +61,7 @@ Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
   const int64_t to_generate = request.steps - n + 1;
   stats.stop_reason = "steps";
   for (int64_t i = 0; i < to_generate; ++i) {
-    const int next = sampler.sample(logits.data());
+    const int next = greedy ? greedy_next : sampler.sample(logits.data());
     if (next == Tokenizer::kBos || next == Tokenizer::kEos) {
       stats.stop_reason = "eos";
       break;
@@ -64,7 +73,7 @@ Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
     }
     token = next;
     if (i + 1 < to_generate) {
-      TANDEM_RETURN_IF_ERROR(model.forward(std::span<const int>(&token, 1), n + i, logits));
+      TANDEM_RETURN_IF_ERROR(step(std::span<const int>(&token, 1), n + i));
     }
   }
   stats.decode_seconds = seconds_since(start);

@@ -169,9 +169,10 @@ void CpuBackend::argmax(const Tensor& out, const Tensor& logits) {
   const int64_t n = logits.row_length();
   for (int64_t r = 0; r < logits.rows(); ++r) {
     const float* row = logits.f32() + r * n;
+    // As Sampler::argmax: the first of equal maxima; a NaN never wins.
     int64_t best = 0;
     for (int64_t i = 1; i < n; ++i)
-      if (row[i] > row[best]) best = i;
+      if (row[i] > row[best] || (row[best] != row[best] && row[i] == row[i])) best = i;
     result[r] = static_cast<int32_t>(best);
   }
 }

@@ -89,6 +89,9 @@ TEST(CpuBackendExtras, ArgmaxAndSyntheticFill) {
   std::vector<int32_t> out(2, -1);
   cpu.argmax(Tensor::view(out.data(), DType::kI32, {2}), Tensor::view(logits.data(), DType::kF32, {2, 3}));
   EXPECT_EQ(out, (std::vector<int32_t>{1, 2}));
+  logits = {std::nanf(""), 1.0f, 2.0f, 4.0f, std::nanf(""), 3.0f};  // a NaN never wins, as in Sampler
+  cpu.argmax(Tensor::view(out.data(), DType::kI32, {2}), Tensor::view(logits.data(), DType::kF32, {2, 3}));
+  EXPECT_EQ(out, (std::vector<int32_t>{2, 0}));
   std::vector<float> fill(1000);
   ASSERT_TRUE(cpu.fill_synthetic(Tensor::view(fill.data(), DType::kF32, {1000}), 9, 0.5f, 1.0f).ok());
   for (size_t i = 0; i < fill.size(); ++i)
