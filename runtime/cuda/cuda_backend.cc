@@ -31,7 +31,10 @@ Status cublas_status(cublasStatus_t status, const char* call, const char* file, 
 Result<std::unique_ptr<Backend>> make_cuda_backend(int device) { return CudaBackend::create(device); }
 
 Result<std::unique_ptr<Backend>> CudaBackend::create(int device) {
-  TANDEM_ASSIGN_OR_RETURN(std::vector<CudaDeviceInfo> devices, list_cuda_devices());
+  auto listed = list_cuda_devices();
+  if (!listed.ok())
+    return Status(listed.status().code(), "cuda backend: no usable GPU: " + listed.status().message());
+  const std::vector<CudaDeviceInfo>& devices = *listed;
   if (device < 0 || device >= static_cast<int>(devices.size()))
     return InvalidArgument("cuda device " + std::to_string(device) + " does not exist (" +
                            std::to_string(devices.size()) + " GPU(s) found)");
