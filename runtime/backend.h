@@ -10,7 +10,7 @@
 //  - Ordering. Kernels are enqueued in call order on the backend's one stream:
 //    cpu runs each at once (threaded), cuda launches it on a CUDA stream and
 //    returns. copy_to_host() and synchronize() are the only points where the
-//    host waits, so a cuda decode step can later be captured as a CUDA graph.
+//    host waits, so a cuda decode step can be captured as a CUDA graph (decode_step).
 //  - Kernels take tensors (views) and check shapes; a mismatch is a
 //    programmer bug and aborts. Host-side inputs (token ids, positions) are
 //    passed by value or as host spans and copied by the backend as needed.
@@ -123,8 +123,8 @@ class Backend {
   // One decode step of `tokens` (at most kDecodeStepMaxTokens) at positions
   // pos.., whose kernels `enqueue` issues on this backend. A backend may
   // record them on an early call for `key` and replay the record afterwards
-  // (cuda: a CUDA graph, since launching a decode step's ~500 small kernels
-  // one by one costs more than running them). So, for one key, `enqueue`
+  // (cuda: a CUDA graph, saving the launches of a decode step's ~400 small
+  // kernels: ~10% of an 8B step on an H100). So, for one key, `enqueue`
   // must issue the same kernels on the same tensors every time; the token
   // ids and positions the kernels are given may then be replaced by `tokens`
   // and `pos`. The default runs `enqueue` as it is.
