@@ -21,6 +21,8 @@ struct GenerateFlags {
   int top_k = 0;
   int64_t seed = -1;
   int threads = 0;
+  std::string backend = "cpu";
+  int device = 0;
 };
 
 int run_generate(const GenerateFlags& f) {
@@ -33,6 +35,10 @@ int run_generate(const GenerateFlags& f) {
   LoadOptions options;
   options.tokenizer = f.tokenizer;
   options.backend.threads = f.threads;
+  options.backend.device = f.device;
+  auto kind = parse_backend_kind(f.backend);
+  if (!kind.ok()) return report_error(kind.status());
+  options.backend.kind = *kind;
   auto loaded = load_model(f.model, options);
   if (!loaded.ok()) return report_error(loaded.status());
 
@@ -70,6 +76,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-k", flags->top_k, "Sample among the k most likely, 0 = off")->capture_default_str();
   cmd->add_option("--seed", flags->seed, "Sampling seed (default: from the clock, printed)");
   cmd->add_option("--threads", flags->threads, "CPU threads, 0 = all")->capture_default_str();
+  cmd->add_option("--backend", flags->backend, "cpu or cuda (f32 weights as in the checkpoint)")->capture_default_str();
+  cmd->add_option("--device", flags->device, "CUDA device ordinal")->capture_default_str();
   cmd->callback([flags] { set_exit_code(run_generate(*flags)); });
 }
 

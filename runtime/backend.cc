@@ -1,6 +1,7 @@
 #include "runtime/backend.h"
 
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/cuda/cuda_backend.h"
 
 namespace tandem {
 
@@ -24,12 +25,25 @@ void Buffer::reset() {
   bytes_ = 0;
 }
 
+Status Backend::decode_step(uint64_t, std::span<const int>, int64_t, const std::function<void()>& enqueue) {
+  enqueue();
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
   switch (options.kind) {
     case BackendKind::kCpu:
       return std::unique_ptr<Backend>(new CpuBackend(options.threads));
+    case BackendKind::kCuda:
+      return make_cuda_backend(options.device);
   }
   return InvalidArgument("unknown backend kind");
+}
+
+Result<BackendKind> parse_backend_kind(std::string_view name) {
+  if (name == "cpu") return BackendKind::kCpu;
+  if (name == "cuda") return BackendKind::kCuda;
+  return InvalidArgument("unknown backend '" + std::string(name) + "' (known: cpu, cuda)");
 }
 
 }  // namespace tandem

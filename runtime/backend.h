@@ -10,16 +10,18 @@
 //  - Ordering. Kernels are enqueued in call order on the backend's one stream:
 //    cpu runs each at once (threaded), cuda launches it on a CUDA stream and
 //    returns. copy_to_host() and synchronize() are the only points where the
-//    host waits, so a cuda decode step can later be captured as a CUDA graph.
+//    host waits, so a cuda decode step can be captured as a CUDA graph (decode_step).
 //  - Kernels take tensors (views) and check shapes; a mismatch is a
 //    programmer bug and aborts. Host-side inputs (token ids, positions) are
 //    passed by value or as host spans and copied by the backend as needed.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "runtime/status.h"
 #include "runtime/tensor.h"
@@ -60,6 +62,10 @@ struct AttentionShape {
   int64_t n_kv_heads = 0;  // KV heads; query head h reads KV head h / (n_heads / n_kv_heads)
   int64_t head_dim = 0;
   int64_t start_pos = 0;   // position of the first query token
+  // The model's weights are narrower than f32 (bf16, Q8_0, Q4_0): a backend
+  // may then compute attention with matching precision (cuda prefill: TF32
+  // tensor cores for the scores and the weighted sum).
+  bool reduced_precision = false;
 };
 
 class Backend {
@@ -102,22 +108,52 @@ class Backend {
   virtual void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   // x += y
   virtual void add(const Tensor& x, const Tensor& y) = 0;
+  // out[r] = the index of the largest element of logits row r (the first of
+  // equals), as i32; out is [rows] in backend memory. Greedy decoding on the
+  // device reads back 4 bytes instead of the vocabulary's logits.
+  virtual void argmax(const Tensor& out, const Tensor& logits) = 0;
+
+  // Fills `t` (backend memory, any weight dtype the backend computes with)
+  // with offset + scale * u_i, u_i = quant::synthetic_uniform(seed, i), stored
+  // in t's dtype (quantized per block as quantize_row would). Synthetic 8B
+  // weights are made where they live instead of on one host thread.
+  // InvalidArgument for a dtype the backend cannot store.
+  virtual Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) = 0;
+
+  // One decode step of `tokens` (at most kDecodeStepMaxTokens) at positions
+  // pos.., whose kernels `enqueue` issues on this backend. A backend may
+  // record them on an early call for `key` and replay the record afterwards
+  // (cuda: a CUDA graph, saving the launches of a decode step's ~400 small
+  // kernels: ~10% of an 8B step on an H100). So, for one key, `enqueue`
+  // must issue the same kernels on the same tensors every time; the token
+  // ids and positions the kernels are given may then be replaced by `tokens`
+  // and `pos`. The default runs `enqueue` as it is.
+  static constexpr size_t kDecodeStepMaxTokens = 16;
+  virtual Status decode_step(uint64_t key, std::span<const int> tokens, int64_t pos,
+                             const std::function<void()>& enqueue);
+  // Drops what decode_step recorded for `key` (its tensors are going away).
+  virtual void forget_decode_step(uint64_t /*key*/) {}
 
  protected:
   friend class Buffer;
   virtual void release(void* data, size_t bytes) = 0;
 };
 
-// The cuda kind joins here with its device ordinal (runtime/cuda/ holds the
-// device layer it builds on).
-enum class BackendKind { kCpu };
+// cpu computes with f32 weights only; cuda with f32, bf16, q8_0 and q4_0
+// (runtime/cuda/cuda_backend.h).
+enum class BackendKind { kCpu, kCuda };
 
 struct BackendOptions {
   BackendKind kind = BackendKind::kCpu;
   int threads = 0;  // cpu: worker threads, 0 = one per hardware thread
+  int device = 0;   // cuda: device ordinal
 };
 
-// Fails with a clear Status when the kind is unavailable.
+// Fails with a clear Status when the kind is unavailable: cuda in a build
+// without CUDA (FailedPrecondition) or on a machine without a usable GPU
+// (Unavailable).
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+// "cpu" / "cuda" -> the kind; InvalidArgument otherwise.
+Result<BackendKind> parse_backend_kind(std::string_view name);
 
 }  // namespace tandem

@@ -54,11 +54,15 @@ using PieceSink = std::function<bool(int token, std::string_view text)>;
 // How generate() runs a forward: the model itself, or a wrapper that first
 // tells the job's other ranks to run the same one.
 using ForwardFn = std::function<Status(std::span<const int> tokens, int64_t start_pos, std::span<float> logits)>;
+// A forward that returns only the greedy choice, taken where the logits are
+// (the GPU): used for greedy requests when given.
+using ArgmaxForwardFn = std::function<Result<int>(std::span<const int> tokens, int64_t start_pos)>;
 
 Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const TextSink& on_text);
 // `context` bounds the positions (the model's KV cache length).
 Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const Tokenizer& tokenizer,
-                               const GenerateRequest& request, const PieceSink& on_piece);
+                               const GenerateRequest& request, const PieceSink& on_piece,
+                               const ArgmaxForwardFn& argmax = {});
 
 }  // namespace tandem

@@ -1,6 +1,7 @@
 #include "runtime/llama_model.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace tandem {
 namespace {
@@ -8,7 +9,18 @@ namespace {
 // Rows [0, n) of a planned [max_batch, width] activation.
 Tensor first_rows(const Tensor& t, int64_t n) { return t.row_slice(0, n); }
 
+// Decode-step keys unique over the process's models (64 per model).
+std::atomic<uint64_t> next_step_key{64};
+
 }  // namespace
+
+LlamaModel::LlamaModel(Backend& backend, LlamaWeights weights)
+    : backend_(backend), weights_(std::move(weights)), step_key_(next_step_key.fetch_add(64)) {}
+
+LlamaModel::~LlamaModel() {
+  for (uint64_t i = 0; i < 64; ++i)
+    if (used_step_keys_ & (uint64_t{1} << i)) backend_.forget_decode_step(step_key_ + i);
+}
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::create(Backend& backend, LlamaWeights weights,
                                                        const LlamaModelOptions& options) {
@@ -62,6 +74,9 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   }
   logits_ = Tensor::view(cursor, DType::kF32, {1, c.vocab_size});
 
+  TANDEM_ASSIGN_OR_RETURN(argmax_buffer_, backend_.allocate(sizeof(int32_t)));
+  argmax_ = Tensor::view(argmax_buffer_.data(), DType::kI32, {1});
+
   float* kv = static_cast<float*>(kv_cache_.data());
   const int64_t per_layer = context_ * c.kv_dim();
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -71,12 +86,9 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   return Status::Ok();
 }
 
-Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+Status LlamaModel::check_input(std::span<const int> tokens, int64_t start_pos) const {
   const LlamaConfig& c = weights_.config;
   if (tokens.empty()) return InvalidArgument("forward: no tokens");
-  if (logits.size() != static_cast<size_t>(c.vocab_size))
-    return InvalidArgument("forward: logits hold " + std::to_string(logits.size()) +
-                           " floats, the vocabulary has " + std::to_string(c.vocab_size));
   if (start_pos < 0 || start_pos + static_cast<int64_t>(tokens.size()) > context_)
     return OutOfRange("forward: positions [" + std::to_string(start_pos) + ", " +
                       std::to_string(start_pos + tokens.size()) + ") exceed the context of " +
@@ -85,13 +97,44 @@ Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::
     if (t < 0 || t >= c.vocab_size)
       return InvalidArgument("forward: token id " + std::to_string(t) + " is outside [0, " +
                              std::to_string(c.vocab_size) + ")");
+  return Status::Ok();
+}
 
-  for (size_t done = 0; done < tokens.size();) {
-    const size_t n = std::min<size_t>(tokens.size() - done, max_batch_);
-    forward_chunk(tokens.subspan(done, n), start_pos + static_cast<int64_t>(done));
-    done += n;
+Status LlamaModel::run(std::span<const int> tokens, int64_t start_pos, bool with_argmax) {
+  const size_t n = tokens.size();
+  if (n <= Backend::kDecodeStepMaxTokens && static_cast<int64_t>(n) <= max_batch_) {
+    const uint64_t index = (n << 1) | (with_argmax ? 1 : 0);
+    used_step_keys_ |= uint64_t{1} << index;
+    return backend_.decode_step(step_key_ + index, tokens, start_pos, [&] {
+      forward_chunk(tokens, start_pos);
+      if (with_argmax) backend_.argmax(argmax_, logits_);
+    });
   }
+  for (size_t done = 0; done < n;) {
+    const size_t count = std::min<size_t>(n - done, max_batch_);
+    forward_chunk(tokens.subspan(done, count), start_pos + static_cast<int64_t>(done));
+    done += count;
+  }
+  if (with_argmax) backend_.argmax(argmax_, logits_);
+  return Status::Ok();
+}
+
+Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+  const LlamaConfig& c = weights_.config;
+  if (logits.size() != static_cast<size_t>(c.vocab_size))
+    return InvalidArgument("forward: logits hold " + std::to_string(logits.size()) +
+                           " floats, the vocabulary has " + std::to_string(c.vocab_size));
+  TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
+  TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, false));
   return backend_.copy_to_host(logits.data(), logits_, logits.size() * sizeof(float));
+}
+
+Result<int> LlamaModel::forward_argmax(std::span<const int> tokens, int64_t start_pos) {
+  TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
+  TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, true));
+  int32_t token = 0;
+  TANDEM_RETURN_IF_ERROR(backend_.copy_to_host(&token, argmax_, sizeof(token)));
+  return static_cast<int>(token);
 }
 
 void LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos) {
@@ -101,7 +144,8 @@ void LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos) {
   const Tensor x = first_rows(x_, n), xb = first_rows(xb_, n), q = first_rows(q_, n),
                k = first_rows(k_, n), v = first_rows(v_, n), att = first_rows(att_, n),
                gate = first_rows(gate_, n), up = first_rows(up_, n);
-  const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim(), start_pos};
+  const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim(), start_pos,
+                             weights_.layers[0].wq.dtype != DType::kF32};
 
   b.embed(x, weights_.embedding, tokens);
   for (int64_t l = 0; l < c.n_layers; ++l) {

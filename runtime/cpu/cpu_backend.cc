@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "runtime/cpu/kernels.h"
+#include "runtime/quant_blocks.h"
 
 namespace tandem {
 namespace {
@@ -160,6 +161,31 @@ void CpuBackend::add(const Tensor& x, const Tensor& y) {
   pool_.parallel_for(x.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
     cpu::add(x.f32() + begin, y.f32() + begin, end - begin);
   });
+}
+
+void CpuBackend::argmax(const Tensor& out, const Tensor& logits) {
+  TANDEM_CHECK(out.dtype == DType::kI32 && out.numel() == logits.rows());
+  auto* result = static_cast<int32_t*>(out.data);
+  const int64_t n = logits.row_length();
+  for (int64_t r = 0; r < logits.rows(); ++r) {
+    const float* row = logits.f32() + r * n;
+    // As Sampler::argmax: the first of equal maxima; a NaN never wins.
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; ++i)
+      if (row[i] > row[best] || (row[best] != row[best] && row[i] == row[i])) best = i;
+    result[r] = static_cast<int32_t>(best);
+  }
+}
+
+Status CpuBackend::fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) {
+  if (t.dtype != DType::kF32)
+    return InvalidArgument("cpu backend stores f32 weights only, not " + std::string(dtype_name(t.dtype)));
+  float* data = t.f32();
+  pool_.parallel_for(t.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      data[i] = quant::add_rn(offset, quant::mul_rn(scale, quant::synthetic_uniform(seed, i)));
+  });
+  return Status::Ok();
 }
 
 }  // namespace tandem

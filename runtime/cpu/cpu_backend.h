@@ -31,6 +31,8 @@ class CpuBackend final : public Backend {
                  const AttentionShape& shape) override;
   void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void add(const Tensor& x, const Tensor& y) override;
+  void argmax(const Tensor& out, const Tensor& logits) override;
+  Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) override;
 
  protected:
   void release(void* data, size_t bytes) override;

@@ -1,0 +1,104 @@
+// Launchers of the CUDA backend's kernels, on raw device pointers. C++17 and
+// free of tandem's C++20 headers, so the .cu files that define them build
+// with nvcc as C++17 (cmake/TandemCuda.cmake) while cuda_backend.cc, which
+// checks shapes and picks kernels, is ordinary C++20. Each launcher enqueues
+// on `stream` and returns cudaGetLastError() of its launch.
+//
+// Weight dtype codes follow tandem::DType's order: see WeightType.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace tandem::cuda {
+
+enum class WeightType : int { kF32 = 0, kBF16 = 1, kQ8_0 = 2, kQ4_0 = 3 };
+
+// A decode step's inputs in device memory, so that a CUDA graph recorded once
+// replays for every position: kernels given a non-null `step` read the
+// position and token ids from it instead of their by-value arguments.
+constexpr int kStepMaxTokens = 16;
+struct StepParams {
+  int64_t pos;
+  int32_t tokens[kStepMaxTokens];
+};
+cudaError_t set_step(cudaStream_t s, StepParams* device_step, const StepParams& value);
+
+// Embedding rows of any weight type -> f32. Token ids come by value in
+// chunks (kEmbedChunk per launch), so no host buffer outlives the call.
+constexpr int kEmbedChunk = 256;
+struct EmbedTokens {
+  int ids[kEmbedChunk];
+};
+cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type, int64_t width,
+                  const EmbedTokens& ids, int count, const StepParams* step);
+cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int64_t rows,
+                    int64_t width, float eps);
+// llama2.c's interleaved pairs (2j, 2j+1) of each head of q and k, in one
+// launch; row t at position start_pos + t.
+cudaError_t rope_interleaved(cudaStream_t s, float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
+                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step);
+// Rows start_pos.. of both caches = k, v ([rows, width]).
+cudaError_t store_kv(cudaStream_t s, float* k_cache, float* v_cache, const float* k, const float* v, int64_t rows,
+                     int64_t width, int64_t start_pos, const StepParams* step);
+cudaError_t swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
+cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n);
+cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n);
+// t[i] = offset + scale * synthetic_uniform(seed, i), stored as `type`.
+cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, uint64_t seed,
+                           float scale, float offset);
+// f32 -> bf16, and Q8_0/Q4_0 weights -> bf16 (for cuBLAS).
+cudaError_t f32_to_bf16(cudaStream_t s, uint16_t* out, const float* x, int64_t n);
+cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n);
+
+// Reads `bytes` (a multiple of 16) once with `blocks` blocks; out: `blocks` words.
+cudaError_t read_probe(cudaStream_t s, const void* data, size_t bytes, uint32_t* out, int blocks);
+
+// Matrix-vector products for a few tokens: out_i[t, r] = dot(x[t], w_i[r]),
+// reading each weight row once for all tokens. Up to 3 weights of one type
+// share x (q/k/v, gate/up) in one launch.
+constexpr int kMatvecMaxTokens = 16;
+constexpr int kMatvecMaxTargets = 3;
+struct MatvecTarget {
+  const void* w;
+  float* out;
+  int64_t n_out;
+};
+struct MatvecArgs {
+  MatvecTarget targets[kMatvecMaxTargets];
+  int n_targets;
+  WeightType type;
+  const float* x;
+  int64_t tokens;  // 1..kMatvecMaxTokens
+  int64_t n_in;
+};
+cudaError_t matvec(cudaStream_t s, const MatvecArgs& args);
+// matvec's single-token path through shared memory (kernels_matvec_staged.cu):
+// false, launching nothing, where it does not apply.
+bool matvec_staged(cudaStream_t s, const MatvecArgs& args, size_t row_bytes, cudaError_t* err);
+
+// Split-K attention for few query tokens (decode): each block reduces one
+// chunk of the cache for one (token, head); a second kernel merges the chunks.
+// `partials` holds tokens * n_heads * splits * (head_dim + 2) floats.
+struct AttentionArgs {
+  float* out;
+  const float* q;
+  const float* k_cache;
+  const float* v_cache;
+  int64_t tokens, n_heads, n_kv_heads, head_dim, start_pos;
+  int64_t splits;  // >= attention_splits(start_pos + tokens); extra splits are empty
+  const StepParams* step;
+};
+constexpr int64_t kAttentionChunk = 64;
+constexpr int64_t kAttentionMaxHeadDim = 256;
+inline int64_t attention_splits(int64_t positions) {
+  return (positions + kAttentionChunk - 1) / kAttentionChunk;
+}
+cudaError_t attention_split_k(cudaStream_t s, const AttentionArgs& a, float* partials);
+// Prefill: scores [n_heads, tokens, len] from cuBLAS -> causal softmax in place
+// (query t sees positions <= start_pos + t; later ones become 0).
+cudaError_t causal_softmax(cudaStream_t s, float* scores, int64_t n_heads, int64_t tokens, int64_t len,
+                           int64_t start_pos, float scale);
+
+}  // namespace tandem::cuda
