@@ -16,6 +16,8 @@ void add_bench_collectives_command(CLI::App& bench);
 void add_info_command(CLI::App& app);
 // `config show`: the resolved run config (launcher/config.h).
 void add_config_command(CLI::App& app);
+// `model synth`: seeded checkpoints of any shape.
+void add_model_command(CLI::App& app);
 // `launch`: start and supervise a job's workers (launcher/launch.h).
 void add_launch_command(CLI::App& app);
 // Internal, run by `launch` on each node: `worker` and `preflight`.

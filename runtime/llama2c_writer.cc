@@ -1,0 +1,102 @@
+#include "runtime/llama2c_writer.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "runtime/llama2c_loader.h"
+
+namespace tandem {
+namespace {
+
+class FileWriter {
+ public:
+  explicit FileWriter(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "wb")) {}
+  ~FileWriter() {
+    if (file_) std::fclose(file_);
+  }
+  Status open_status() const { return file_ ? Status::Ok() : TANDEM_ERRNO("creating " + path_); }
+  Status write(const void* data, size_t bytes) {
+    if (bytes != 0 && std::fwrite(data, 1, bytes, file_) != bytes) return TANDEM_ERRNO("writing " + path_);
+    return Status::Ok();
+  }
+  Status close() {
+    const int rc = std::fclose(file_);
+    file_ = nullptr;
+    return rc == 0 ? Status::Ok() : TANDEM_ERRNO("closing " + path_);
+  }
+
+ private:
+  std::string path_;
+  std::FILE* file_;
+};
+
+Status write_tensor(FileWriter& out, const Tensor& t, const char* name) {
+  if (t.dtype != DType::kF32) {
+    return InvalidArgument(std::string("llama2.c checkpoints hold f32 weights; ") + name + " is not f32");
+  }
+  return out.write(t.data, static_cast<size_t>(t.numel()) * sizeof(float));
+}
+
+// run.c's freq_cis_real and freq_cis_imag: [seq_len, head_dim / 2] each.
+Status write_rope_tables(FileWriter& out, const LlamaConfig& c) {
+  const int64_t half = c.head_dim() / 2;
+  std::vector<float> row(static_cast<size_t>(half));
+  for (const bool imaginary : {false, true}) {
+    for (int64_t pos = 0; pos < c.max_seq_len; ++pos) {
+      for (int64_t i = 0; i < half; ++i) {
+        const double freq = 1.0 / std::pow(static_cast<double>(c.rope_theta), 2.0 * i / c.head_dim());
+        row[i] = static_cast<float>(imaginary ? std::sin(pos * freq) : std::cos(pos * freq));
+      }
+      TANDEM_RETURN_IF_ERROR(out.write(row.data(), row.size() * sizeof(float)));
+    }
+  }
+  return Status::Ok();
+}
+
+Status write_all(FileWriter& out, const LlamaWeights& w) {
+  const LlamaConfig& c = w.config;
+  const int32_t header[7] = {static_cast<int32_t>(c.dim),        static_cast<int32_t>(c.hidden_dim),
+                             static_cast<int32_t>(c.n_layers),   static_cast<int32_t>(c.n_heads),
+                             static_cast<int32_t>(c.n_kv_heads),
+                             // A negative vocabulary size says the classifier follows.
+                             static_cast<int32_t>(c.shared_classifier ? c.vocab_size : -c.vocab_size),
+                             static_cast<int32_t>(c.max_seq_len)};
+  TANDEM_RETURN_IF_ERROR(out.write(header, sizeof header));
+  TANDEM_RETURN_IF_ERROR(write_tensor(out, w.embedding, "the embedding"));
+  // llama2.c stores each kind of weight for all layers together.
+  const std::pair<const char*, Tensor LlamaLayerWeights::*> kinds[] = {
+      {"attn_norm", &LlamaLayerWeights::attn_norm}, {"wq", &LlamaLayerWeights::wq},
+      {"wk", &LlamaLayerWeights::wk},               {"wv", &LlamaLayerWeights::wv},
+      {"wo", &LlamaLayerWeights::wo},               {"ffn_norm", &LlamaLayerWeights::ffn_norm},
+      {"w1 (gate)", &LlamaLayerWeights::w_gate},    {"w2 (down)", &LlamaLayerWeights::w_down},
+      {"w3 (up)", &LlamaLayerWeights::w_up}};
+  for (const auto& [name, member] : kinds) {
+    for (const LlamaLayerWeights& layer : w.layers) TANDEM_RETURN_IF_ERROR(write_tensor(out, layer.*member, name));
+  }
+  TANDEM_RETURN_IF_ERROR(write_tensor(out, w.final_norm, "the final norm"));
+  TANDEM_RETURN_IF_ERROR(write_rope_tables(out, c));
+  if (!c.shared_classifier) TANDEM_RETURN_IF_ERROR(write_tensor(out, w.classifier, "the classifier"));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status write_llama2c(const LlamaWeights& weights, const std::string& path) {
+  TANDEM_RETURN_IF_ERROR(validate(weights.config, path));
+  if (static_cast<int64_t>(weights.layers.size()) != weights.config.n_layers) {
+    return InvalidArgument(path + ": the weights hold " + std::to_string(weights.layers.size()) +
+                           " layers, the config says " + std::to_string(weights.config.n_layers));
+  }
+  const std::string temp = path + ".tmp";
+  FileWriter out(temp);
+  TANDEM_RETURN_IF_ERROR(out.open_status());
+  Status s = write_all(out, weights);
+  if (s.ok()) s = out.close();
+  if (s.ok() && std::rename(temp.c_str(), path.c_str()) != 0) s = TANDEM_ERRNO("renaming " + temp);
+  if (!s.ok()) std::remove(temp.c_str());
+  return s;
+}
+
+}  // namespace tandem
