@@ -50,12 +50,7 @@ int run_generate(const GenerateFlags& f) {
   std::fputc('\n', stdout);
   std::fflush(stdout);
   if (!stats.ok()) return report_error(stats.status());
-  const double decode_rate = stats->decode_seconds > 0 ? stats->generated_tokens / stats->decode_seconds : 0;
-  std::fprintf(stderr,
-               "tandem: %lld prompt tokens, %lld generated (%s), %.1f tok/s decode, seed %llu, %s\n",
-               static_cast<long long>(stats->prompt_tokens),
-               static_cast<long long>(stats->generated_tokens), stats->stop_reason.c_str(),
-               decode_rate, static_cast<unsigned long long>(request.sampler.seed),
+  std::fprintf(stderr, "tandem: %s, %s\n", describe(*stats, request.sampler.seed).c_str(),
                loaded->backend->name().c_str());
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,15 @@ class StopFilter {
 };
 
 }  // namespace
+
+std::string describe(const GenerateStats& stats, uint64_t seed) {
+  const double rate = stats.decode_seconds > 0 ? stats.generated_tokens / stats.decode_seconds : 0;
+  char text[160];
+  std::snprintf(text, sizeof text, "%lld prompt tokens, %lld generated (%s), %.1f tok/s decode, seed %llu",
+                static_cast<long long>(stats.prompt_tokens), static_cast<long long>(stats.generated_tokens),
+                stats.stop_reason.c_str(), rate, static_cast<unsigned long long>(seed));
+  return text;
+}
 
 Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const TextSink& on_text) {

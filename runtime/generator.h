@@ -45,6 +45,10 @@ struct GenerateStats {
   std::string stop_reason;       // "steps", "eos", "stop", "cancelled"
 };
 
+// "5 prompt tokens, 250 generated (steps), 98.1 tok/s decode, seed 7": the
+// line `tandem generate` and a launched job print after the text.
+std::string describe(const GenerateStats& stats, uint64_t seed);
+
 // Returns false to stop generating.
 using TextSink = std::function<bool(std::string_view text)>;
 // The same with the token the text belongs to (-1 for held-back text that a
