@@ -43,7 +43,8 @@ GenerateRequest request_from_config(const GenerateConfig& config) {
   return request;
 }
 
-Leader::Leader(WorkerContext& context) : ctx_(context) {}
+Leader::Leader(WorkerContext& context)
+    : ctx_(context), step_(context.comm, *context.model.model, seconds(context.config.launch.step_timeout_s)) {}
 
 double Leader::uptime_s() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
 
@@ -82,9 +83,8 @@ void Leader::request_shutdown() {
 
 Result<GenerateStats> Leader::execute(const GenerateRequest& request, const PieceSink& on_piece,
                                       const std::atomic<bool>& cancelled) {
-  Lockstep step(ctx_.comm, *ctx_.model.model, seconds(ctx_.config.launch.step_timeout_s));
-  auto forward = [&step](std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
-    return step.forward(tokens, start_pos, logits);
+  auto forward = [this](std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+    return step_.forward(tokens, start_pos, logits);
   };
   auto sink = [&](int token, std::string_view text) {
     if (cancelled.load() || ctx_.link.stop_requested()) return false;
@@ -99,7 +99,6 @@ Result<GenerateStats> Leader::execute(const GenerateRequest& request, const Piec
 }
 
 Status Leader::run(const GenerateRequest* first) {
-  Lockstep step(ctx_.comm, *ctx_.model.model, seconds(ctx_.config.launch.step_timeout_s));
   serving_ = true;
   Status failure;
   if (first != nullptr) {
@@ -112,11 +111,7 @@ Status Leader::run(const GenerateRequest* first) {
     if (!stats.ok()) {
       failure = stats.status();
     } else {
-      std::fprintf(stderr, "tandem: %lld prompt tokens, %lld generated (%s), %.1f tok/s decode, seed %llu\n",
-                   static_cast<long long>(stats->prompt_tokens), static_cast<long long>(stats->generated_tokens),
-                   stats->stop_reason.c_str(),
-                   stats->decode_seconds > 0 ? stats->generated_tokens / stats->decode_seconds : 0.0,
-                   static_cast<unsigned long long>(first->sampler.seed));
+      std::fprintf(stderr, "tandem: %s\n", describe(*stats, first->sampler.seed).c_str());
     }
     request_shutdown();
   }
@@ -127,7 +122,7 @@ Status Leader::run(const GenerateRequest* first) {
     if (shutdown_ || ctx_.link.stop_requested()) break;
     if (queue_.empty()) {
       lock.unlock();
-      failure = step.noop();
+      failure = step_.noop();
       lock.lock();
       continue;
     }
@@ -153,7 +148,7 @@ Status Leader::run(const GenerateRequest* first) {
   if (ctx_.link.stop_requested()) {
     std::fprintf(stderr, "tandem: stopping: %s\n", ctx_.link.stop_reason().c_str());
   }
-  return step.shutdown();
+  return step_.shutdown();
 }
 
 Status run_leader(WorkerContext& context) {

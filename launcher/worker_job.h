@@ -12,6 +12,7 @@
 
 #include "collectives/communicator.h"
 #include "launcher/config.h"
+#include "launcher/lockstep.h"
 #include "launcher/worker_link.h"
 #include "runtime/generator.h"
 #include "runtime/loaded_model.h"
@@ -62,6 +63,7 @@ class Leader {
                                 const std::atomic<bool>& cancelled);
 
   WorkerContext& ctx_;
+  Lockstep step_;  // driven from the worker's main thread only
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending*> queue_;
