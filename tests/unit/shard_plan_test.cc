@@ -11,48 +11,14 @@
 #include <vector>
 
 #include "runtime/llama2c_loader.h"
+#include "tests/unit/shard_test_shapes.h"
 
 namespace tandem::sharding {
 namespace {
 
-LlamaConfig stories260k() {
-  LlamaConfig c;
-  c.dim = 64;
-  c.hidden_dim = 172;
-  c.n_layers = 5;
-  c.n_heads = 8;
-  c.n_kv_heads = 4;
-  c.vocab_size = 512;
-  c.max_seq_len = 512;
-  return c;
-}
-
-// 8 query heads sharing 2 KV heads (groups of 4), an uneven hidden and vocab.
-LlamaConfig gqa_8_2() {
-  LlamaConfig c;
-  c.dim = 128;
-  c.hidden_dim = 250;
-  c.n_layers = 4;
-  c.n_heads = 8;
-  c.n_kv_heads = 2;
-  c.vocab_size = 1001;
-  c.max_seq_len = 32;
-  c.shared_classifier = false;
-  return c;
-}
-
-LlamaConfig llama31_405b() {
-  LlamaConfig c;
-  c.dim = 16384;
-  c.hidden_dim = 53248;
-  c.n_layers = 126;
-  c.n_heads = 128;
-  c.n_kv_heads = 8;
-  c.vocab_size = 128256;
-  c.max_seq_len = 131072;
-  c.shared_classifier = false;
-  return c;
-}
+using test_shapes::gqa_8_2;
+using test_shapes::llama31_405b;
+using test_shapes::stories260k;
 
 ShardPlan plan_or_die(const LlamaConfig& c, int tp, int pp, std::vector<uint64_t> mem = {},
                       DType dt = DType::kF32) {

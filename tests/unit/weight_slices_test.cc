@@ -14,25 +14,14 @@
 #include <vector>
 
 #include "runtime/llama2c_loader.h"
+#include "tests/unit/shard_test_shapes.h"
 #include "tests/unit/test_paths.h"
 
 namespace tandem::sharding {
 namespace {
 
+using test_shapes::gqa_8_2;
 using testing::TempDir;
-
-LlamaConfig gqa_8_2(bool shared) {
-  LlamaConfig c;
-  c.dim = 128;
-  c.hidden_dim = 250;
-  c.n_layers = 4;
-  c.n_heads = 8;
-  c.n_kv_heads = 2;
-  c.vocab_size = 1001;
-  c.max_seq_len = 32;
-  c.shared_classifier = shared;
-  return c;
-}
 
 // A llama2.c file whose float number i holds the bit pattern i, so any
 // misplaced byte range shows.
@@ -199,15 +188,7 @@ TEST(WeightSlices, WoColumnsAreStrided) {
 }
 
 TEST(WeightSlices, Llama405bTp2) {
-  LlamaConfig c;
-  c.dim = 16384;
-  c.hidden_dim = 53248;
-  c.n_layers = 126;
-  c.n_heads = 128;
-  c.n_kv_heads = 8;
-  c.vocab_size = 128256;
-  c.max_seq_len = 131072;
-  c.shared_classifier = false;
+  const LlamaConfig c = test_shapes::llama31_405b();
   Result<ShardPlan> plan = make_shard_plan(c, 2, 1, {});
   ASSERT_TRUE(plan.ok());
   const uint64_t file = *llama2c_expected_bytes(c, "test");
