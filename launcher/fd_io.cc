@@ -50,6 +50,7 @@ Status write_all(int fd, std::string_view bytes, std::string_view what) {
     const ssize_t n = ::write(fd, bytes.data(), bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EPIPE) return Unavailable(std::string(what) + " closed");
+    if (n < 0 && errno == EAGAIN) return ResourceExhausted(std::string(what) + " is full: nobody reads it");
     if (n < 0) return TANDEM_ERRNO("writing " + std::string(what));
     bytes.remove_prefix(static_cast<size_t>(n));
   }

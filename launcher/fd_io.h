@@ -28,7 +28,8 @@ class LineReader {
 };
 
 // Writes all of `bytes` (retrying short writes and EINTR); a closed pipe is
-// Unavailable, not SIGPIPE (callers ignore SIGPIPE).
+// Unavailable, not SIGPIPE (callers ignore SIGPIPE); a full non-blocking
+// pipe is ResourceExhausted (the reader is not reading).
 Status write_all(int fd, std::string_view bytes, std::string_view what);
 
 }  // namespace tandem::launcher

@@ -76,6 +76,9 @@ Result<Process> Process::spawn(const ProcessSpec& spec) {
     ::_exit(127);
   }
   ::close(in[0]), ::close(out[1]), ::close(err[1]);
+  // Non-blocking both ways: a worker that stops reading its stdin (stopped,
+  // wedged) must never block the launcher's loop; its heartbeat ends it.
+  ::fcntl(in[1], F_SETFL, ::fcntl(in[1], F_GETFL) | O_NONBLOCK);
   ::fcntl(out[0], F_SETFL, ::fcntl(out[0], F_GETFL) | O_NONBLOCK);
   ::fcntl(err[0], F_SETFL, ::fcntl(err[0], F_GETFL) | O_NONBLOCK);
   Process p;

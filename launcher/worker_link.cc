@@ -81,7 +81,9 @@ void LauncherLink::read_loop() {
     if (!line.ok()) {
       if (line.status().code() != StatusCode::kDeadlineExceeded) lost(line.status().message());
       if (Clock::now() - last_ping > timeout_) {
-        lost("no heartbeat for " + std::to_string(timeout_.count() / 1000.0).substr(0, 4) + " s");
+        char why[64];
+        std::snprintf(why, sizeof why, "no heartbeat for %.1f s", timeout_.count() / 1000.0);
+        lost(why);
       }
       continue;
     }
