@@ -53,12 +53,39 @@ struct LlamaLayerWeights {
   Tensor w_up;       // [hidden, dim]   (llama2.c w3)
 };
 
+// Which part of the model a LlamaWeights holds when the model is split over
+// ranks (sharding/shard_plan.h plans it, sharding/shard_loader.h loads it).
+// The tensors then have the local shapes: wq [n_heads * head_dim, dim], wk and
+// wv [n_kv_heads * head_dim, dim], wo [dim, n_heads * head_dim], w_gate and
+// w_up [hidden_dim, dim], w_down [dim, hidden_dim], the embedding and the
+// classifier [vocab_end - vocab_begin, dim]. A default-constructed shard (all
+// counts 0) means the whole model; LlamaModel::create fills it in.
+struct LlamaShard {
+  int tp = 1;
+  int tp_rank = 0;
+  int pp = 1;
+  int stage = 0;
+  int64_t first_layer = 0;  // layers[i] is the model's layer first_layer + i
+  int64_t n_heads = 0;      // query heads held
+  int64_t n_kv_heads = 0;   // KV heads held (a replicated head counts once)
+  int64_t hidden_dim = 0;   // MLP columns held
+  int64_t vocab_begin = 0;  // embedding / classifier rows held: [vocab_begin, vocab_end)
+  int64_t vocab_end = 0;
+  bool has_embedding = true;   // the first stage embeds
+  bool has_classifier = true;  // the last stage normalises and classifies
+
+  bool whole() const { return tp == 1 && pp == 1; }
+  bool first_stage() const { return stage == 0; }
+  bool last_stage() const { return stage == pp - 1; }
+};
+
 struct LlamaWeights {
-  LlamaConfig config;
-  Tensor embedding;   // [vocab, dim]
-  std::vector<LlamaLayerWeights> layers;
-  Tensor final_norm;  // [dim]
-  Tensor classifier;  // [vocab, dim]; the embedding when shared
+  LlamaConfig config;  // the whole model's shape
+  LlamaShard shard;    // the part of it held here
+  Tensor embedding;   // [vocab, dim]; unset (null data) without has_embedding
+  std::vector<LlamaLayerWeights> layers;  // the shard's layers
+  Tensor final_norm;  // [dim]; unset without has_classifier
+  Tensor classifier;  // [vocab, dim]; the embedding when shared (same data)
   // Keeps the memory the tensors view alive (a mapped file, or owned memory).
   std::shared_ptr<const void> storage;
 };
