@@ -93,7 +93,7 @@ Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
 
 Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const PieceSink& on_piece,
-                               const ArgmaxForwardFn& argmax) {
+                               const ArgmaxForwardFn& argmax, const TopKForwardFn& top_k) {
   TANDEM_RETURN_IF_ERROR(validate(request.sampler));
   const bool counted_in_steps = request.max_new_tokens < 0;
   if (counted_in_steps && (request.steps < 1 || request.steps > context))
@@ -118,9 +118,16 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
 
   // Greedy decoding takes the argmax on the model's backend where it can: 4
   // bytes per token come back instead of the vocabulary's logits.
-  const bool greedy = argmax && (request.sampler.temperature == 0.0f || request.sampler.top_k == 1);
+  // Top-k sampling likewise needs only the k best (from each shard of a
+  // vocab-parallel model).
+  const SamplerConfig& sc = request.sampler;
+  const bool greedy = argmax && (sc.temperature == 0.0f || sc.top_k == 1);
+  const bool by_top_k = !greedy && top_k && sc.top_k > 0 && sc.top_k < tokenizer.vocab_size() &&
+                        sc.top_k <= LlamaModel::kMaxTopK;
   int greedy_next = 0;
+  std::vector<TokenLogit> best;
   auto step = [&](std::span<const int> tokens, int64_t pos) -> Status {
+    if (by_top_k) return top_k(tokens, pos, sc.top_k, best);
     if (!greedy) return forward(tokens, pos, logits);
     TANDEM_ASSIGN_OR_RETURN(greedy_next, argmax(tokens, pos));
     return Status::Ok();
@@ -145,7 +152,9 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
       counted_in_steps ? request.steps - n + 1 : std::min(request.max_new_tokens, context - n + 1);
   stats.stop_reason = "steps";
   for (int64_t i = 0; i < to_generate; ++i) {
-    const int next = greedy ? greedy_next : sampler.sample(logits.data());
+    const int next = greedy     ? greedy_next
+                     : by_top_k ? sampler.sample(std::span<const TokenLogit>(best))
+                                : sampler.sample(logits.data());
     if (next == Tokenizer::kBos || next == Tokenizer::kEos) {
       stats.stop_reason = "eos";
       break;

@@ -61,12 +61,18 @@ using ForwardFn = std::function<Status(std::span<const int> tokens, int64_t star
 // A forward that returns only the greedy choice, taken where the logits are
 // (the GPU): used for greedy requests when given.
 using ArgmaxForwardFn = std::function<Result<int>(std::span<const int> tokens, int64_t start_pos)>;
+// A forward that returns only the k best tokens with their logits
+// (LlamaModel::forward_top_k): used for top-k sampling (0 < top_k < vocab,
+// top_k <= LlamaModel::kMaxTopK) when given; the tokens drawn are the same as
+// from the whole vocabulary's logits.
+using TopKForwardFn = std::function<Status(std::span<const int> tokens, int64_t start_pos, int k,
+                                           std::vector<TokenLogit>& best)>;
 
 Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const TextSink& on_text);
 // `context` bounds the positions (the model's KV cache length).
 Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const PieceSink& on_piece,
-                               const ArgmaxForwardFn& argmax = {});
+                               const ArgmaxForwardFn& argmax = {}, const TopKForwardFn& top_k = {});
 
 }  // namespace tandem

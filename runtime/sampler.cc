@@ -85,47 +85,78 @@ int Sampler::argmax(const float* logits, int n) {
   return best;
 }
 
+float canonical_logit(float logit) {
+  return logit != logit ? -FLT_MAX : std::clamp(logit, -FLT_MAX, FLT_MAX);
+}
+
+namespace {
+
+// Ties broken by id: a total order, so every standard library picks and
+// orders the same candidates.
+template <typename C>
+bool more_probable(const C& a, const C& b) {
+  return a.p > b.p || (a.p == b.p && a.id < b.id);
+}
+
+// One pass keeping a k-entry heap whose front is the least probable kept
+// token: for real logits almost every token is one compare, far cheaper than
+// nth_element over the whole vocabulary. Leaves c sorted, most probable first.
+template <typename C, typename Next>
+void keep_top_k(std::vector<C>& c, size_t k, size_t n, Next next) {
+  for (size_t i = 0; i < n; ++i) {
+    const C x = next(i);
+    if (c.size() < k) {
+      c.push_back(x);
+      std::push_heap(c.begin(), c.end(), more_probable<C>);
+    } else if (more_probable(x, c.front())) {
+      std::pop_heap(c.begin(), c.end(), more_probable<C>);
+      c.back() = x;
+      std::push_heap(c.begin(), c.end(), more_probable<C>);
+    }
+  }
+  std::sort_heap(c.begin(), c.end(), more_probable<C>);
+}
+
+}  // namespace
+
 int Sampler::sample(const float* logits) {
   const int n = vocab_size_;
   if (config_.temperature == 0.0f || config_.top_k == 1) return argmax(logits, n);
 
-  // Ties broken by id: a total order, so every standard library picks and
-  // orders the same candidates.
+  // NaN sorts last and infinities become finite, so the order is strict weak
+  // and (x - max) below is never inf - inf.
+  auto candidate = [logits](size_t i) {
+    return Candidate{canonical_logit(logits[i]), static_cast<int>(i)};
+  };
+  std::vector<Candidate>& c = candidates_;
+  c.clear();
+  if (config_.top_k > 0 && config_.top_k < n) {
+    keep_top_k(c, static_cast<size_t>(config_.top_k), static_cast<size_t>(n), candidate);
+    return choose(/*sorted=*/true);
+  }
+  for (int i = 0; i < n; ++i) c.push_back(candidate(static_cast<size_t>(i)));
+  return choose(/*sorted=*/false);
+}
+
+int Sampler::sample(std::span<const TokenLogit> candidates) {
+  TANDEM_CHECK(!candidates.empty());
+  std::vector<Candidate>& c = candidates_;
+  c.clear();
+  const size_t k = config_.temperature == 0.0f || config_.top_k <= 1
+                       ? 1
+                       : static_cast<size_t>(config_.top_k);
+  keep_top_k(c, k, candidates.size(), [&](size_t i) {
+    return Candidate{canonical_logit(candidates[i].logit), candidates[i].id};
+  });
+  if (k == 1) return c[0].id;
+  return choose(/*sorted=*/true);
+}
+
+int Sampler::choose(bool sorted) {
   auto more_probable = [](const Candidate& a, const Candidate& b) {
     return a.p > b.p || (a.p == b.p && a.id < b.id);
   };
-  // NaN sorts last and infinities become finite, so the order above is strict
-  // weak and (x - max) below is never inf - inf.
-  auto candidate = [logits](int i) {
-    const float v = logits[i];
-    return Candidate{v != v ? -FLT_MAX : std::clamp(v, -FLT_MAX, FLT_MAX), i};
-  };
-
   std::vector<Candidate>& c = candidates_;
-  c.clear();
-  bool sorted = false;
-  if (config_.top_k > 0 && config_.top_k < n) {
-    // One pass keeping a k-entry heap whose front is the least probable kept
-    // token: for real logits almost every token is one compare, far cheaper
-    // than nth_element over the whole vocabulary.
-    const size_t k = static_cast<size_t>(config_.top_k);
-    for (int i = 0; i < n; ++i) {
-      const Candidate x = candidate(i);
-      if (c.size() < k) {
-        c.push_back(x);
-        std::push_heap(c.begin(), c.end(), more_probable);
-      } else if (more_probable(x, c.front())) {
-        std::pop_heap(c.begin(), c.end(), more_probable);
-        c.back() = x;
-        std::push_heap(c.begin(), c.end(), more_probable);
-      }
-    }
-    std::sort_heap(c.begin(), c.end(), more_probable);  // most probable first
-    sorted = true;
-  } else {
-    for (int i = 0; i < n; ++i) c.push_back(candidate(i));
-  }
-
   float max_logit = -FLT_MAX;
   for (const Candidate& x : c) max_logit = std::max(max_logit, x.p);
   // Unnormalised softmax(logits / T): the largest is exp(0) = 1, so the total

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "runtime/status.h"
@@ -25,6 +26,22 @@ Status validate(const SamplerConfig& config);
 // from the clock, and the caller reports it so the run can be repeated.
 SamplerConfig make_sampler_config(float temperature, float top_p, int top_k, int64_t seed);
 
+// A token and its logit: what a vocab-parallel model returns instead of the
+// whole vocabulary when the sampler needs only the best candidates.
+struct TokenLogit {
+  float logit;
+  int32_t id;
+};
+
+// The order every top-k choice uses, shard-local or global: larger logit
+// first, ties to the smaller id; a NaN counts as the lowest finite value and an
+// infinity as the largest finite one, so the order is total and a candidate
+// list merged from shards equals the list taken over the whole vocabulary.
+float canonical_logit(float logit);
+inline bool better_candidate(const TokenLogit& a, const TokenLogit& b) {
+  return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
 class Sampler {
  public:
   // `config` must pass validate().
@@ -32,6 +49,11 @@ class Sampler {
 
   // Picks a token from logits[0, vocab_size). Modifies nothing it is given.
   int sample(const float* logits);
+  // The same choice from the vocabulary's best min(top_k, vocab) candidates
+  // (in any order, canonical logits), as a vocab-parallel model returns them:
+  // for a config with 0 < top_k < vocab_size the result equals sample() of
+  // the full logits. Temperature 0 or top_k 1 pick the best candidate.
+  int sample(std::span<const TokenLogit> candidates);
 
   // The index of the largest logit (the first one on ties; a NaN never wins
   // unless every logit is NaN).
@@ -39,6 +61,8 @@ class Sampler {
 
  private:
   float next_uniform();  // in [0, 1)
+  // Samples from candidates_ (sorted most probable first when `sorted`).
+  int choose(bool sorted);
 
   // A token with its logit, later its unnormalised probability. Sorting the
   // pairs themselves (not indices into a probability array) keeps the
