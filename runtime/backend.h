@@ -85,8 +85,12 @@ class Backend {
   virtual Status synchronize() = 0;
 
   // ---- kernels; x, out: [tokens, width] activations in backend memory ----
-  // out[t] = table[tokens[t]]. Token ids must be validated by the caller.
-  virtual void embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) = 0;
+  // out[t] = table[tokens[t] - first_row], or zeros where that row is not in
+  // the table: a vocab-parallel shard holds rows [first_row, first_row +
+  // table.rows()) and the shards' outputs sum to the embedding. Token ids must
+  // be validated against the vocabulary by the caller.
+  virtual void embed(const Tensor& out, const Tensor& table, std::span<const int> tokens,
+                     int64_t first_row = 0) = 0;
   // out[t] = x[t] * w / rms(x[t]); out may be x.
   virtual void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) = 0;
   // out[t, r] = dot(x[t], w[r]): w is [n_out, n_in] as checkpoints store it.

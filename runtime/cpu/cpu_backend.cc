@@ -53,13 +53,21 @@ Status CpuBackend::copy_to_host(void* dst, const Tensor& src, size_t bytes) {
   return Status::Ok();
 }
 
-void CpuBackend::embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) {
+void CpuBackend::embed(const Tensor& out, const Tensor& table, std::span<const int> tokens,
+                       int64_t first_row) {
   TANDEM_CHECK(out.rows() == static_cast<int64_t>(tokens.size()));
   TANDEM_CHECK(out.row_length() == table.row_length());
+  TANDEM_CHECK(first_row >= 0);
   const int64_t width = table.row_length();
   for (size_t t = 0; t < tokens.size(); ++t) {
-    TANDEM_CHECK(tokens[t] >= 0 && tokens[t] < table.rows());
-    std::memcpy(out.f32() + t * width, table.f32() + tokens[t] * width, width * sizeof(float));
+    TANDEM_CHECK(tokens[t] >= 0);
+    const int64_t row = tokens[t] - first_row;
+    float* o = out.f32() + t * width;
+    if (row >= 0 && row < table.rows()) {
+      std::memcpy(o, table.f32() + row * width, width * sizeof(float));
+    } else {
+      std::fill(o, o + width, 0.0f);
+    }
   }
 }
 

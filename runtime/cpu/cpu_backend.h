@@ -20,7 +20,8 @@ class CpuBackend final : public Backend {
   Status copy_to_host(void* dst, const Tensor& src, size_t bytes) override;
   Status synchronize() override { return Status::Ok(); }
 
-  void embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) override;
+  void embed(const Tensor& out, const Tensor& table, std::span<const int> tokens,
+             int64_t first_row) override;
   void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) override;
   void matmul(const Tensor& out, const Tensor& x, const Tensor& w) override;
   void matmul_shared_input(const Tensor& x, std::span<const MatmulTarget> targets) override;

@@ -193,7 +193,8 @@ Status CudaBackend::copy_to_host(void* dst, const Tensor& src, size_t bytes) {
   return Status::Ok();
 }
 
-void CudaBackend::embed(const Tensor& out, const Tensor& table, std::span<const int> tokens) {
+void CudaBackend::embed(const Tensor& out, const Tensor& table, std::span<const int> tokens,
+                        int64_t first_row) {
   TANDEM_CHECK(out.rows() == static_cast<int64_t>(tokens.size()));
   TANDEM_CHECK(out.row_length() == table.row_length());
   const int64_t width = table.row_length();
@@ -201,11 +202,11 @@ void CudaBackend::embed(const Tensor& out, const Tensor& table, std::span<const 
     cuda::EmbedTokens ids{};
     const int count = static_cast<int>(std::min<size_t>(cuda::kEmbedChunk, tokens.size() - begin));
     for (int i = 0; i < count; ++i) {
-      TANDEM_CHECK(tokens[begin + i] >= 0 && tokens[begin + i] < table.rows());
+      TANDEM_CHECK(tokens[begin + i] >= 0);
       ids.ids[i] = tokens[begin + i];
     }
     TANDEM_CUDA_RECORD(cuda::embed(stream_, out.f32() + begin * width, table.data, weight_type(table.dtype), width,
-                                   ids, count, step_arg()));
+                                   table.rows(), first_row, ids, count, step_arg()));
   }
 }
 

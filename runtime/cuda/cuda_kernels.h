@@ -32,6 +32,7 @@ struct EmbedTokens {
   int ids[kEmbedChunk];
 };
 cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type, int64_t width,
+                  int64_t table_rows, int64_t first_row,
                   const EmbedTokens& ids, int count, const StepParams* step);
 cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int64_t rows,
                     int64_t width, float eps);

@@ -31,12 +31,15 @@ __device__ float block_sum(float v) {
 
 __global__ void set_step_kernel(StepParams* step, StepParams value) { *step = value; }
 
-__global__ void embed_kernel(float* out, const void* table, WeightType type, int64_t width, EmbedTokens ids,
-                             const StepParams* step) {
-  const int64_t row = step ? step->tokens[blockIdx.y] : ids.ids[blockIdx.y];
+// Rows outside [first_row, first_row + table_rows) give zeros: a
+// vocab-parallel shard's part of the embedding.
+__global__ void embed_kernel(float* out, const void* table, WeightType type, int64_t width, int64_t table_rows,
+                             int64_t first_row, EmbedTokens ids, const StepParams* step) {
+  const int64_t row = (step ? step->tokens[blockIdx.y] : ids.ids[blockIdx.y]) - first_row;
+  const bool held = row >= 0 && row < table_rows;
   float* o = out + blockIdx.y * width;
   for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x)
-    o[i] = load_weight(table, type, row * width + i);
+    o[i] = held ? load_weight(table, type, row * width + i) : 0.0f;
 }
 
 __global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int64_t width, float eps) {
@@ -201,9 +204,10 @@ cudaError_t set_step(cudaStream_t s, StepParams* device_step, const StepParams& 
 }
 
 cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type, int64_t width,
-                  const EmbedTokens& ids, int count, const StepParams* step) {
+                  int64_t table_rows, int64_t first_row, const EmbedTokens& ids, int count,
+                  const StepParams* step) {
   const dim3 grid(static_cast<unsigned>((width + kThreads - 1) / kThreads), count);
-  embed_kernel<<<grid, kThreads, 0, s>>>(out, table, type, width, ids, step);
+  embed_kernel<<<grid, kThreads, 0, s>>>(out, table, type, width, table_rows, first_row, ids, step);
   return cudaGetLastError();
 }
 
