@@ -14,8 +14,8 @@ std::atomic<uint64_t> next_step_key{64};
 
 }  // namespace
 
-LlamaModel::LlamaModel(Backend& backend, LlamaWeights weights)
-    : backend_(backend), weights_(std::move(weights)), step_key_(next_step_key.fetch_add(64)) {}
+LlamaModel::LlamaModel(Backend& backend, LlamaWeights weights, ModelComm* comm)
+    : backend_(backend), weights_(std::move(weights)), comm_(comm), step_key_(next_step_key.fetch_add(64)) {}
 
 LlamaModel::~LlamaModel() {
   for (uint64_t i = 0; i < 64; ++i)
@@ -23,26 +23,41 @@ LlamaModel::~LlamaModel() {
 }
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::create(Backend& backend, LlamaWeights weights,
-                                                       const LlamaModelOptions& options) {
+                                                       const LlamaModelOptions& options,
+                                                       ModelComm* comm) {
   TANDEM_RETURN_IF_ERROR(validate(weights.config, "model"));
-  std::unique_ptr<LlamaModel> model(new LlamaModel(backend, std::move(weights)));
+  LlamaShard& s = weights.shard;
+  if (s.n_heads == 0) {  // the whole model
+    const LlamaConfig& c = weights.config;
+    s = LlamaShard{};
+    s.n_heads = c.n_heads;
+    s.n_kv_heads = c.n_kv_heads;
+    s.hidden_dim = c.hidden_dim;
+    s.vocab_end = c.vocab_size;
+  }
+  if (s.whole()) comm = nullptr;
+  else if (comm == nullptr) return InvalidArgument("a sharded model needs a ModelComm to meet its peers");
+  std::unique_ptr<LlamaModel> model(new LlamaModel(backend, std::move(weights), comm));
+  TANDEM_RETURN_IF_ERROR(model->check_shard());
   LlamaWeights& w = model->weights_;
   auto import = [&](Tensor& t) -> Status {
     TANDEM_ASSIGN_OR_RETURN(t, backend.import_weights(t));
     return Status::Ok();
   };
   const bool shared = w.classifier.data == w.embedding.data;
-  TANDEM_RETURN_IF_ERROR(import(w.embedding));
+  if (w.shard.has_embedding) TANDEM_RETURN_IF_ERROR(import(w.embedding));
   for (auto& l : w.layers) {
     for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_down,
                       &l.w_up})
       TANDEM_RETURN_IF_ERROR(import(*t));
   }
-  TANDEM_RETURN_IF_ERROR(import(w.final_norm));
-  if (shared) {
-    w.classifier = w.embedding;
-  } else {
-    TANDEM_RETURN_IF_ERROR(import(w.classifier));
+  if (w.shard.has_classifier) {
+    TANDEM_RETURN_IF_ERROR(import(w.final_norm));
+    if (shared && w.shard.has_embedding) {
+      w.classifier = w.embedding;
+    } else {
+      TANDEM_RETURN_IF_ERROR(import(w.classifier));
+    }
   }
   TANDEM_RETURN_IF_ERROR(model->plan_memory(options));
   return model;
@@ -50,6 +65,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(Backend& backend, LlamaWe
 
 Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   const LlamaConfig& c = weights_.config;
+  const LlamaShard& s = weights_.shard;
   context_ = options.context == 0 ? c.max_seq_len : options.context;
   if (context_ < 1 || context_ > c.max_seq_len)
     return InvalidArgument("context " + std::to_string(context_) + " is outside [1, " +
@@ -57,14 +73,15 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   if (options.max_batch < 1) return InvalidArgument("max_batch must be at least 1");
   max_batch_ = std::min(options.max_batch, context_);
 
-  const int64_t q_dim = c.n_heads * c.head_dim();
-  const int64_t widths[] = {c.dim, c.dim, q_dim, c.kv_dim(), c.kv_dim(), q_dim, c.hidden_dim,
-                            c.hidden_dim};
-  int64_t floats = c.vocab_size;  // logits of one token
+  const int64_t q_dim = s.n_heads * c.head_dim(), kv_dim = s.n_kv_heads * c.head_dim();
+  const int64_t vocab = s.vocab_end - s.vocab_begin;
+  const int64_t widths[] = {c.dim, c.dim, q_dim, kv_dim, kv_dim, q_dim, s.hidden_dim, s.hidden_dim};
+  int64_t floats = vocab;  // this shard's logits of one token
   for (int64_t wdt : widths) floats += max_batch_ * wdt;
   TANDEM_ASSIGN_OR_RETURN(activations_, backend_.allocate(floats * sizeof(float)));
-  TANDEM_ASSIGN_OR_RETURN(kv_cache_, backend_.allocate(static_cast<size_t>(2) * c.n_layers *
-                                                       context_ * c.kv_dim() * sizeof(float)));
+  const int64_t layers = static_cast<int64_t>(weights_.layers.size());
+  TANDEM_ASSIGN_OR_RETURN(kv_cache_, backend_.allocate(static_cast<size_t>(2) * layers * context_ *
+                                                       kv_dim * sizeof(float)));
 
   float* cursor = static_cast<float*>(activations_.data());
   Tensor* targets[] = {&x_, &xb_, &q_, &k_, &v_, &att_, &gate_, &up_};
@@ -72,17 +89,25 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
     *targets[i] = Tensor::view(cursor, DType::kF32, {max_batch_, widths[i]});
     cursor += max_batch_ * widths[i];
   }
-  logits_ = Tensor::view(cursor, DType::kF32, {1, c.vocab_size});
+  logits_ = Tensor::view(cursor, DType::kF32, {1, vocab});
 
   TANDEM_ASSIGN_OR_RETURN(argmax_buffer_, backend_.allocate(sizeof(int32_t)));
   argmax_ = Tensor::view(argmax_buffer_.data(), DType::kI32, {1});
 
   float* kv = static_cast<float*>(kv_cache_.data());
-  const int64_t per_layer = context_ * c.kv_dim();
-  for (int64_t l = 0; l < c.n_layers; ++l) {
-    k_cache_.push_back(Tensor::view(kv + (2 * l) * per_layer, DType::kF32, {context_, c.kv_dim()}));
-    v_cache_.push_back(Tensor::view(kv + (2 * l + 1) * per_layer, DType::kF32, {context_, c.kv_dim()}));
+  const int64_t per_layer = context_ * kv_dim;
+  for (int64_t l = 0; l < layers; ++l) {
+    k_cache_.push_back(Tensor::view(kv + (2 * l) * per_layer, DType::kF32, {context_, kv_dim}));
+    v_cache_.push_back(Tensor::view(kv + (2 * l + 1) * per_layer, DType::kF32, {context_, kv_dim}));
   }
+
+  // Host-side results, sized once: this shard's logits, the stage's gathered
+  // logits (padded per shard) and candidates.
+  // A shard's row is padded to the largest shard's (zeros past its rows).
+  const int64_t padded = (c.vocab_size + s.tp - 1) / s.tp;
+  local_logits_.resize(static_cast<size_t>(std::max(vocab, padded)));
+  if (sharded()) gathered_logits_.resize(static_cast<size_t>(std::max(padded * s.tp, c.vocab_size)));
+  candidates_.reserve(static_cast<size_t>(kMaxTopK) * s.tp);
   return Status::Ok();
 }
 
@@ -102,53 +127,86 @@ Status LlamaModel::check_input(std::span<const int> tokens, int64_t start_pos) c
 
 Status LlamaModel::run(std::span<const int> tokens, int64_t start_pos, bool with_argmax) {
   const size_t n = tokens.size();
-  if (n <= Backend::kDecodeStepMaxTokens && static_cast<int64_t>(n) <= max_batch_) {
+  // A sharded step talks to its peers between kernels: host transports cannot
+  // be recorded into a backend's decode-step record.
+  if (!sharded() && n <= Backend::kDecodeStepMaxTokens && static_cast<int64_t>(n) <= max_batch_) {
     const uint64_t index = (n << 1) | (with_argmax ? 1 : 0);
     used_step_keys_ |= uint64_t{1} << index;
-    return backend_.decode_step(step_key_ + index, tokens, start_pos, [&] {
-      forward_chunk(tokens, start_pos);
+    Status status;
+    TANDEM_RETURN_IF_ERROR(backend_.decode_step(step_key_ + index, tokens, start_pos, [&] {
+      status = forward_chunk(tokens, start_pos, /*last_chunk=*/true);
       if (with_argmax) backend_.argmax(argmax_, logits_);
-    });
+    }));
+    return status;
   }
   for (size_t done = 0; done < n;) {
     const size_t count = std::min<size_t>(n - done, max_batch_);
-    forward_chunk(tokens.subspan(done, count), start_pos + static_cast<int64_t>(done));
+    TANDEM_RETURN_IF_ERROR(forward_chunk(tokens.subspan(done, count),
+                                         start_pos + static_cast<int64_t>(done), done + count == n));
     done += count;
   }
-  if (with_argmax) backend_.argmax(argmax_, logits_);
+  if (with_argmax && !sharded()) backend_.argmax(argmax_, logits_);
   return Status::Ok();
 }
 
 Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
   const LlamaConfig& c = weights_.config;
-  if (logits.size() != static_cast<size_t>(c.vocab_size))
+  if (leader() && logits.size() != static_cast<size_t>(c.vocab_size))
     return InvalidArgument("forward: logits hold " + std::to_string(logits.size()) +
                            " floats, the vocabulary has " + std::to_string(c.vocab_size));
   TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
   TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, false));
+  if (sharded()) return gather_logits(logits);
   return backend_.copy_to_host(logits.data(), logits_, logits.size() * sizeof(float));
 }
 
 Result<int> LlamaModel::forward_argmax(std::span<const int> tokens, int64_t start_pos) {
   TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
-  TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, true));
+  TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, !sharded()));
+  if (sharded()) {
+    TANDEM_RETURN_IF_ERROR(gather_top_k(1, candidates_));
+    return leader() ? static_cast<int>(candidates_.front().id) : 0;
+  }
   int32_t token = 0;
   TANDEM_RETURN_IF_ERROR(backend_.copy_to_host(&token, argmax_, sizeof(token)));
   return static_cast<int>(token);
 }
 
-void LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos) {
+Status LlamaModel::forward_top_k(std::span<const int> tokens, int64_t start_pos, int k,
+                                 std::vector<TokenLogit>& best) {
+  if (k < 1 || k > kMaxTopK)
+    return InvalidArgument("forward_top_k: k=" + std::to_string(k) + " is outside [1, " +
+                           std::to_string(kMaxTopK) + "]");
+  TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
+  TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, false));
+  return gather_top_k(k, best);
+}
+
+Status LlamaModel::tp_all_reduce(const Tensor& x) {
+  if (weights_.shard.tp == 1) return Status::Ok();
+  return comm_->all_reduce_sum(x);
+}
+
+Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk) {
   const LlamaConfig& c = weights_.config;
+  const LlamaShard& s = weights_.shard;
   Backend& b = backend_;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const Tensor x = first_rows(x_, n), xb = first_rows(xb_, n), q = first_rows(q_, n),
                k = first_rows(k_, n), v = first_rows(v_, n), att = first_rows(att_, n),
                gate = first_rows(gate_, n), up = first_rows(up_, n);
-  const AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim(), start_pos,
+  const AttentionShape shape{s.n_heads, s.n_kv_heads, c.head_dim(), start_pos,
                              weights_.layers[0].wq.dtype != DType::kF32};
 
-  b.embed(x, weights_.embedding, tokens);
-  for (int64_t l = 0; l < c.n_layers; ++l) {
+  if (s.first_stage()) {
+    // Vocab-parallel: each shard embeds the tokens in its rows (zeros for the
+    // others) and the sum is every token's embedding.
+    b.embed(x, weights_.embedding, tokens, s.vocab_begin);
+    TANDEM_RETURN_IF_ERROR(tp_all_reduce(x));
+  } else {
+    TANDEM_RETURN_IF_ERROR(comm_->recv_prev(x));
+  }
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const LlamaLayerWeights& w = weights_.layers[l];
     b.rmsnorm(xb, x, w.attn_norm, c.norm_eps);
     const MatmulTarget qkv[] = {{q, w.wq}, {k, w.wk}, {v, w.wv}};
@@ -156,25 +214,44 @@ void LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos) {
     b.rope(q, k, shape, c.rope_theta);
     b.store_kv(k_cache_[l], v_cache_[l], k, v, start_pos);
     b.attention(att, q, k_cache_[l], v_cache_[l], shape);
-    b.matmul(xb, att, w.wo);
+    b.matmul(xb, att, w.wo);  // this shard's heads' share of the projection
+    TANDEM_RETURN_IF_ERROR(tp_all_reduce(xb));
     b.add(x, xb);
 
     b.rmsnorm(xb, x, w.ffn_norm, c.norm_eps);
     const MatmulTarget gate_up[] = {{gate, w.w_gate}, {up, w.w_up}};
     b.matmul_shared_input(xb, gate_up);
     b.swiglu(gate, gate, up);
-    b.matmul(xb, gate, w.w_down);
+    b.matmul(xb, gate, w.w_down);  // this shard's columns' share
+    TANDEM_RETURN_IF_ERROR(tp_all_reduce(xb));
     b.add(x, xb);
   }
+  if (!s.last_stage()) return comm_->send_next(x);
+  if (!last_chunk) return Status::Ok();
   // Only the last token's logits are needed to pick the next token.
   const Tensor last = x.row_slice(n - 1, 1), last_normed = xb.row_slice(n - 1, 1);
   b.rmsnorm(last_normed, last, weights_.final_norm, c.norm_eps);
   b.matmul(logits_, last_normed, weights_.classifier);
+  return Status::Ok();
+}
+
+namespace {
+uint64_t held_bytes(const Tensor& t) { return t.data == nullptr ? 0 : t.bytes(); }
+}  // namespace
+
+uint64_t LlamaModel::weight_bytes() const {
+  uint64_t bytes = held_bytes(weights_.embedding) + held_bytes(weights_.final_norm);
+  if (weights_.classifier.data != weights_.embedding.data) bytes += held_bytes(weights_.classifier);
+  for (const auto& l : weights_.layers)
+    for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate,
+                            &l.w_down, &l.w_up})
+      bytes += t->bytes();
+  return bytes;
 }
 
 uint64_t LlamaModel::weight_bytes_per_token() const {
-  uint64_t bytes = weights_.classifier.bytes() + weights_.final_norm.bytes() +
-                   weights_.embedding.row_slice(0, 1).bytes();
+  uint64_t bytes = held_bytes(weights_.classifier) + held_bytes(weights_.final_norm);
+  if (weights_.embedding.data != nullptr) bytes += weights_.embedding.row_slice(0, 1).bytes();
   for (const auto& l : weights_.layers)
     for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate,
                             &l.w_down, &l.w_up})
@@ -183,8 +260,9 @@ uint64_t LlamaModel::weight_bytes_per_token() const {
 }
 
 uint64_t LlamaModel::kv_bytes_per_position() const {
-  const LlamaConfig& c = weights_.config;
-  return static_cast<uint64_t>(2) * c.n_layers * c.kv_dim() * sizeof(float);
+  const LlamaShard& s = weights_.shard;
+  return static_cast<uint64_t>(2) * weights_.layers.size() * s.n_kv_heads *
+         weights_.config.head_dim() * sizeof(float);
 }
 
 }  // namespace tandem

@@ -5,14 +5,28 @@
 // All memory is planned at creation: one buffer of activations for up to
 // `max_batch` tokens per forward and one KV cache for `context` positions.
 // forward() allocates nothing.
+//
+// Sharded (weights.shard not whole; sharding/shard_plan.h): the model holds
+// its rank's heads, MLP columns, vocab rows and layers, and every rank of the
+// job runs the same forward calls in the same order (launcher/lockstep.h
+// sees to that); the ranks meet through a ModelComm: the vocab-parallel
+// embedding and the outputs of wo and w_down are all-reduced over the stage's
+// tp ranks, stages hand activations on (a prompt in chunks of max_batch, so
+// the stages overlap: stage 1 runs chunk i while stage 0 runs chunk i + 1),
+// and the last stage's vocab-parallel logits reach rank 0 (the leader), whole
+// or as each shard's best candidates. Results are defined on the leader only;
+// the other ranks pass empty spans and ignore what comes back.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "runtime/backend.h"
 #include "runtime/llama_weights.h"
+#include "runtime/model_comm.h"
+#include "runtime/sampler.h"
 
 namespace tandem {
 
@@ -23,14 +37,22 @@ struct LlamaModelOptions {
 
 class LlamaModel {
  public:
-  // Imports the weights into `backend` (which must outlive the model).
+  // Imports the weights into `backend` (which must outlive the model). A
+  // sharded model needs `comm` (which must outlive it); InvalidArgument names
+  // a shard whose tensors or ranges disagree with its config, and
+  // Unimplemented a layout the forward does not run yet (tp > 1 with pp > 1:
+  // the stage's all-reduces would need a communicator per stage).
   static Result<std::unique_ptr<LlamaModel>> create(Backend& backend, LlamaWeights weights,
-                                                    const LlamaModelOptions& options);
+                                                    const LlamaModelOptions& options,
+                                                    ModelComm* comm = nullptr);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   const LlamaConfig& config() const { return weights_.config; }
+  const LlamaShard& shard() const { return weights_.shard; }
+  // Rank 0 of the job: it receives the results.
+  bool leader() const { return weights_.shard.stage == 0 && weights_.shard.tp_rank == 0; }
   int64_t context() const { return context_; }
   Backend& backend() const { return backend_; }
 
@@ -39,10 +61,17 @@ class LlamaModel {
   // forgotten), and writes the last token's logits (vocab_size floats).
   // InvalidArgument for an empty input, a token id outside the vocabulary or
   // a wrong logits size; OutOfRange past the context.
+  // Sharded: logits on the leader; the other ranks pass an empty span.
   Status forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits);
   // forward(), then the greedy choice taken on the backend: only the token id
-  // comes back to the host.
+  // comes back to the host (sharded: each shard's best, then the best of those).
   Result<int> forward_argmax(std::span<const int> tokens, int64_t start_pos);
+  // forward(), then the min(k, vocab) best tokens by better_candidate()
+  // (sampler.h), best first, with their canonical logits: what top-k sampling
+  // needs. Sharded, each shard sends only its own k best. k in [1, 4096].
+  Status forward_top_k(std::span<const int> tokens, int64_t start_pos, int k,
+                       std::vector<TokenLogit>& best);
+  static constexpr int kMaxTopK = 4096;
 
   // Bytes of weights a decode step reads (every matrix once, plus the norms
   // and the token's embedding row) and of KV cache per position.
@@ -52,18 +81,31 @@ class LlamaModel {
   uint64_t allocated_bytes() const {
     return activations_.bytes() + kv_cache_.bytes() + argmax_buffer_.bytes();
   }
+  // Bytes of the weights this rank holds (its shard; the whole model unsharded).
+  uint64_t weight_bytes() const;
 
  private:
-  LlamaModel(Backend& backend, LlamaWeights weights);
+  LlamaModel(Backend& backend, LlamaWeights weights, ModelComm* comm);
+  Status check_shard() const;
   Status plan_memory(const LlamaModelOptions& options);
   Status check_input(std::span<const int> tokens, int64_t start_pos) const;
-  // Runs the tokens (chunked by max_batch); a short input goes through
-  // Backend::decode_step, with the argmax of its last logits when asked.
+  // Runs the tokens (chunked by max_batch); a short unsharded input goes
+  // through Backend::decode_step, with the argmax of its last logits when asked.
   Status run(std::span<const int> tokens, int64_t start_pos, bool with_argmax);
-  void forward_chunk(std::span<const int> tokens, int64_t start_pos);
+  // One chunk through this rank's layers; the last chunk of a forward ends in
+  // this shard's logits (last stage).
+  Status forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk);
+  Status tp_all_reduce(const Tensor& x);
+  // The last stage's shard logits -> host, as each shard's k best / as the
+  // whole vocabulary, delivered to the leader (llama_model_results.cc).
+  Status local_logits_to_host();
+  Status gather_top_k(int k, std::vector<TokenLogit>& best);
+  Status gather_logits(std::span<float> logits);
+  bool sharded() const { return comm_ != nullptr; }
 
   Backend& backend_;
   LlamaWeights weights_;  // views in backend memory after create()
+  ModelComm* comm_ = nullptr;  // set when sharded
   int64_t context_ = 0;
   int64_t max_batch_ = 0;
   Buffer activations_;
@@ -75,6 +117,9 @@ class LlamaModel {
   // Full-size views into activations_ ([max_batch, width]); sliced per chunk.
   Tensor x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [context, kv_dim]
+  // Sharded results on the host: this shard's logits, the gathered ones.
+  std::vector<float> local_logits_, gathered_logits_;
+  std::vector<TokenLogit> candidates_;
 };
 
 }  // namespace tandem
