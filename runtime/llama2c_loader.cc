@@ -88,13 +88,13 @@ Result<uint64_t> llama2c_expected_bytes(const LlamaConfig& config, std::string_v
   return kLlama2cHeaderBytes + static_cast<uint64_t>(layout_of(config).total()) * sizeof(float);
 }
 
-Result<LlamaWeights> load_llama2c(const std::string& path) {
-  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
-  if (file->size() < kLlama2cHeaderBytes)
-    return DataLoss(path + ": file is " + std::to_string(file->size()) +
+Result<LlamaConfig> read_llama2c_header(const MappedFile& file) {
+  const std::string& path = file.path();
+  if (file.size() < kLlama2cHeaderBytes)
+    return DataLoss(path + ": file is " + std::to_string(file.size()) +
                     " bytes, shorter than the 28-byte llama2.c header");
   int32_t h[7];
-  std::memcpy(h, file->data(), sizeof(h));
+  std::memcpy(h, file.data(), sizeof(h));
   LlamaConfig c;
   c.dim = h[0];
   c.hidden_dim = h[1];
@@ -106,10 +106,16 @@ Result<LlamaWeights> load_llama2c(const std::string& path) {
   c.max_seq_len = h[6];
   TANDEM_ASSIGN_OR_RETURN(uint64_t expected,
                           llama2c_expected_bytes(c, path + " (llama2.c header)"));
-  if (file->size() != expected)
+  if (file.size() != expected)
     return DataLoss(path + ": header (" + describe(c) + ") implies " + std::to_string(expected) +
-                    " bytes but the file has " + std::to_string(file->size()) +
-                    (file->size() < expected ? " (truncated?)" : " (trailing data?)"));
+                    " bytes but the file has " + std::to_string(file.size()) +
+                    (file.size() < expected ? " (truncated?)" : " (trailing data?)"));
+  return c;
+}
+
+Result<LlamaWeights> load_llama2c(const std::string& path) {
+  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
+  TANDEM_ASSIGN_OR_RETURN(const LlamaConfig c, read_llama2c_header(*file));
 
   LlamaWeights w;
   w.config = c;

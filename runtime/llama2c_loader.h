@@ -11,12 +11,21 @@
 
 namespace tandem {
 
+class MappedFile;
+
 inline constexpr size_t kLlama2cHeaderBytes = 7 * sizeof(int32_t);
 
 // DataLoss / OutOfRange / NotFound with the path and the problem: a file too
 // short for the header, non-positive or absurd dims, dims that do not divide,
 // a size that disagrees with the header.
 Result<LlamaWeights> load_llama2c(const std::string& path);
+
+// The shape a mapped llama2.c file's header describes, after every check
+// load_llama2c makes (the same errors): the header is sane and the file is
+// exactly the size it implies. Touches only the header's page, so a loader
+// that maps parts of the file (sharding/shard_loader.h) validates it the same
+// way without reading the weights.
+Result<LlamaConfig> read_llama2c_header(const MappedFile& file);
 
 // The file size a header implies (the checks above, without a file).
 Result<uint64_t> llama2c_expected_bytes(const LlamaConfig& config, std::string_view source);
