@@ -15,6 +15,7 @@
 #include "launcher/fd_io.h"
 #include "launcher/worker_job.h"
 #include "launcher/worker_link.h"
+#include "launcher/worker_model.h"
 #include "launcher/worker_protocol.h"
 #include "runtime/loaded_model.h"
 
@@ -90,11 +91,14 @@ int run_worker(int rank, const std::string& job) {
 
   auto comm = join(*config, rank, job, header->token, link);
   if (!comm.ok()) return report_error(comm.status().with_context(where + "joining the job"));
-  LoadOptions options;
-  auto loaded = load_model(config->model.path, options);
-  if (!loaded.ok()) return report_error(loaded.status().with_context(where + "loading the model"));
+  auto worker = launcher::load_worker_model(*config, rank, **comm);
+  if (!worker.ok()) {
+    (*comm)->abort(worker.status().message());
+    return report_error(worker.status().with_context(where + "loading the model"));
+  }
+  std::fprintf(stderr, "tandem: %s\n", (*worker)->report.describe().c_str());
 
-  launcher::WorkerContext context{*config, rank, header->token, link, **comm, *loaded};
+  launcher::WorkerContext context{*config, rank, header->token, link, **comm, (*worker)->loaded};
   Status s = rank == 0 ? launcher::run_leader(context) : launcher::run_follower(context);
   if (!s.ok()) {
     (*comm)->abort(s.message());

@@ -131,6 +131,14 @@ Status check(const RunConfig& c, const Checker& at) {
                                       std::to_string(ranks) + " ranks, but cluster.nodes lists " +
                                       std::to_string(nodes.size()) + " nodes (one rank per node)");
   }
+  if (p.tp > 1 && p.pp > 1) {
+    return at.fail("parallel.pp", "tp=" + std::to_string(p.tp) + " with pp=" + std::to_string(p.pp) +
+                                      ": a job is tensor- or pipeline-parallel, not both yet (two DGX Sparks: "
+                                      "tp=2 or pp=2)");
+  }
+  if (c.backend.threads < 0 || c.backend.threads > 1024) {
+    return at.fail("backend.threads", outside(c.backend.threads, 0, 1024));
+  }
   if (c.backend.comm == CommBackend::kNccl && c.backend.compute != ComputeBackend::kCuda) {
     return at.fail("backend.comm", "nccl moves GPU buffers, so it needs backend.compute: cuda");
   }

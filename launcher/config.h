@@ -88,6 +88,7 @@ struct ParallelConfig {
 struct BackendConfig {
   ComputeBackend compute = ComputeBackend::kCpu;
   CommBackend comm = CommBackend::kUcx;  // feeds collectives::CommConfig::backend
+  int threads = 0;  // cpu: compute threads per worker; 0 = one per hardware thread
   bool operator==(const BackendConfig&) const = default;
 };
 

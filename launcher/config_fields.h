@@ -66,6 +66,7 @@ template <class V> void visit_fields(V& v, ParallelConfig& s) {
 template <class V> void visit_fields(V& v, BackendConfig& s) {
   v("compute", s.compute);
   v("comm", s.comm);
+  v("threads", s.threads);
 }
 template <class V> void visit_fields(V& v, TlsConfig& s) {
   v("cert", s.cert);

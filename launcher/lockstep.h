@@ -4,17 +4,21 @@
 // Idle, rank 0 sends a no-op every heartbeat interval, so a follower waiting
 // for the next command has a deadline and a rank 0 that died is noticed.
 //
-// Today each rank holds the whole model and the forwards are replicated; the
-// tensor-parallel forward (sharding) keeps this protocol and splits the work
-// inside forward(), where the ranks then meet in all-reduces.
+// Each rank holds its shard of the model (or, tp = pp = 1, the whole of it);
+// the ranks meet inside LlamaModel's forward (all-reduces, pipeline hand-offs)
+// and rank 0 gets the result. The command says which result rank 0 wants
+// (logits, the greedy token, the k best) because the ranks' last steps differ
+// with it.
 //
-// Command wire format, version 1: a broadcast of 4 x i64
-// {version, kind, start_pos, n_tokens}, then for a forward n_tokens x i32.
+// Command wire format, version 2: a broadcast of 6 x i64
+// {version, kind, start_pos, n_tokens, result, k}, then for a forward
+// n_tokens x i32.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "collectives/communicator.h"
 #include "runtime/llama_model.h"
@@ -25,8 +29,11 @@ class Lockstep {
  public:
   Lockstep(collectives::Communicator& comm, LlamaModel& model, std::chrono::milliseconds step_timeout);
 
-  // Rank 0: announce, then run, the forward (runtime/generator.h ForwardFn).
+  // Rank 0: announce, then run, the forward (runtime/generator.h ForwardFn,
+  // ArgmaxForwardFn, TopKForwardFn).
   Status forward(std::span<const int> tokens, int64_t start_pos, std::span<float> logits);
+  Result<int> forward_argmax(std::span<const int> tokens, int64_t start_pos);
+  Status forward_top_k(std::span<const int> tokens, int64_t start_pos, int k, std::vector<TokenLogit>& best);
   // Rank 0: keep the followers' deadline fresh while idle.
   Status noop();
   // Rank 0: the followers return from follow() with OK.
@@ -37,7 +44,10 @@ class Lockstep {
   Status follow(const std::function<bool()>& should_stop);
 
  private:
-  Status announce(int64_t kind, int64_t start_pos, std::span<const int> tokens);
+  enum ResultKind : int64_t { kLogits = 0, kArgmax = 1, kTopK = 2 };
+  Status check(std::span<const int> tokens, int64_t start_pos) const;
+  Status announce(int64_t kind, int64_t start_pos, std::span<const int> tokens, ResultKind result = kLogits,
+                  int64_t k = 0);
 
   collectives::Communicator& comm_;
   LlamaModel& model_;

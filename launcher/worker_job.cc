@@ -21,12 +21,10 @@ bool is_request_error(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kOutOfRange;
 }
 
-// What this rank holds: the mapped checkpoint and the model's activations
-// and KV cache, exchanged once so rank 0 can report every rank's.
+// What this rank holds: its shard's weights and the model's activations and
+// KV cache, exchanged once so rank 0 can report every rank's.
 Result<std::vector<uint64_t>> gather_memory(WorkerContext& ctx) {
-  std::error_code ec;
-  const uint64_t file = std::filesystem::file_size(ctx.model.files.checkpoint, ec);
-  const uint64_t mine = (ec ? 0 : file) + ctx.model.model->allocated_bytes();
+  const uint64_t mine = ctx.model.model->weight_bytes() + ctx.model.model->allocated_bytes();
   std::vector<uint64_t> all(static_cast<size_t>(ctx.comm.size()));
   const Deadline deadline = deadline_after(seconds(ctx.config.launch.step_timeout_s));
   TANDEM_RETURN_IF_ERROR(ctx.comm.all_gather(&mine, all.data(), 1, tandem::DType::kI64, deadline));
@@ -90,7 +88,13 @@ Result<GenerateStats> Leader::execute(const GenerateRequest& request, const Piec
     if (cancelled.load() || ctx_.link.stop_requested()) return false;
     return on_piece(token, text);
   };
-  auto stats = generate(forward, ctx_.model.model->context(), ctx_.model.tokenizer, request, sink);
+  auto argmax = [this](std::span<const int> tokens, int64_t start_pos) {
+    return step_.forward_argmax(tokens, start_pos);
+  };
+  auto top_k = [this](std::span<const int> tokens, int64_t start_pos, int k, std::vector<TokenLogit>& best) {
+    return step_.forward_top_k(tokens, start_pos, k, best);
+  };
+  auto stats = generate(forward, ctx_.model.model->context(), ctx_.model.tokenizer, request, sink, argmax, top_k);
   if (stats.ok()) {
     tokens_served_ += stats->generated_tokens;
     ++requests_served_;

@@ -108,6 +108,7 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   local_logits_.resize(static_cast<size_t>(std::max(vocab, padded)));
   if (sharded()) gathered_logits_.resize(static_cast<size_t>(std::max(padded * s.tp, c.vocab_size)));
   candidates_.reserve(static_cast<size_t>(kMaxTopK) * s.tp);
+  best_one_.reserve(static_cast<size_t>(s.tp));
   return Status::Ok();
 }
 
@@ -164,8 +165,8 @@ Result<int> LlamaModel::forward_argmax(std::span<const int> tokens, int64_t star
   TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
   TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, !sharded()));
   if (sharded()) {
-    TANDEM_RETURN_IF_ERROR(gather_top_k(1, candidates_));
-    return leader() ? static_cast<int>(candidates_.front().id) : 0;
+    TANDEM_RETURN_IF_ERROR(gather_top_k(1, best_one_));
+    return leader() ? static_cast<int>(best_one_.front().id) : 0;
   }
   int32_t token = 0;
   TANDEM_RETURN_IF_ERROR(backend_.copy_to_host(&token, argmax_, sizeof(token)));

@@ -119,7 +119,8 @@ class LlamaModel {
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [context, kv_dim]
   // Sharded results on the host: this shard's logits, the gathered ones.
   std::vector<float> local_logits_, gathered_logits_;
-  std::vector<TokenLogit> candidates_;
+  std::vector<TokenLogit> candidates_;  // the stage's gathered candidates
+  std::vector<TokenLogit> best_one_;    // forward_argmax's
 };
 
 }  // namespace tandem

@@ -67,8 +67,8 @@ TEST(Config, RoundTripsThroughYaml) {
                      NodeConfig{"true", {}, "", "", "", ""}};
   c.job = JobKind::kServe;
   c.model = {"/models/llama: 3 #1", ModelFormat::kSafetensors, DType::kQ4_0};
-  c.parallel = {2, 2};
-  c.backend = {ComputeBackend::kCuda, CommBackend::kNccl};
+  c.parallel = {4, 1};
+  c.backend = {ComputeBackend::kCuda, CommBackend::kNccl, 3};
   c.control = {"0.0.0.0", 50051, {"cert.pem", "key.pem", "ca.pem"}};
   c.env = {{"NCCL_DEBUG", "INFO"}, {"UCX_TLS", "tcp,self"}, {"EMPTY", ""}, {"NUM", "007"}};
   c.run_dir = "/tmp/runs";
@@ -152,7 +152,7 @@ TEST(Config, RanksMustMatchNodes) {
   EXPECT_EQ(error_of("parallel:\n  tp: 4\n"),
             "x.yaml:2:7: parallel.tp: tp * pp = 4 * 1 = 4 ranks, but cluster.nodes lists 2 nodes (one rank per node)");
   EXPECT_EQ(error_of("cluster:\n  nodes: []\n"), "x.yaml:2:10: cluster.nodes: needs at least one node");
-  RunConfig c = parse_ok("cluster:\n  nodes: [{host: a}, {host: b}, {host: c}, {host: d}]\nparallel: {tp: 2, pp: 2}\n");
+  RunConfig c = parse_ok("cluster:\n  nodes: [{host: a}, {host: b}, {host: c}, {host: d}]\nparallel: {tp: 4, pp: 1}\n");
   EXPECT_EQ(c.cluster.nodes.size(), 4u);
   EXPECT_EQ(c.cluster.nodes[3].host, "d");
   EXPECT_EQ(c.cluster.nodes[3].ssh.port, 22);
@@ -276,6 +276,13 @@ TEST(Config, LaunchTimingsMustBeSane) {
             "--set launch.preflight_timeout_s=1e9: launch.preflight_timeout_s: must be a number of seconds in (0, 86400]");
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n      ssh: {options: yes}\n"),
             "x.yaml:4:22: cluster.nodes[0].ssh.options: expected a list, got 'yes'");
+}
+
+TEST(Config, RefusesTensorAndPipelineParallelTogether) {
+  const std::string yaml =
+      "cluster:\n  nodes:\n    - host: a\n    - host: b\n    - host: c\n    - host: d\n"
+      "parallel:\n  tp: 2\n  pp: 2\n";
+  EXPECT_NE(error_of(yaml).find("parallel.pp: tp=2 with pp=2"), std::string::npos) << error_of(yaml);
 }
 
 }  // namespace

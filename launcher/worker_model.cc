@@ -1,0 +1,43 @@
+#include "launcher/worker_model.h"
+
+#include <chrono>
+
+#include "collectives/model_comm.h"
+#include "runtime/llama2c_loader.h"
+#include "runtime/mapped_file.h"
+
+namespace tandem::launcher {
+
+Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, int rank,
+                                                       collectives::Communicator& comm) {
+  auto worker = std::make_unique<WorkerModel>();
+  LoadedModel& loaded = worker->loaded;
+  TANDEM_ASSIGN_OR_RETURN(loaded.files, resolve_model_files(config.model.path));
+  LlamaConfig shape;
+  {
+    // The header alone: the plan comes before any weight is touched.
+    TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(loaded.files.checkpoint));
+    TANDEM_ASSIGN_OR_RETURN(shape, read_llama2c_header(*file));
+  }
+  const int tp = config.parallel.tp, pp = config.parallel.pp;
+  auto plan = sharding::make_shard_plan(shape, tp, pp, {});
+  if (!plan.ok()) return plan.status().with_context(loaded.files.checkpoint + ": tp=" + std::to_string(tp) +
+                                                    " pp=" + std::to_string(pp));
+  worker->plan = std::move(*plan);
+  TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights, sharding::load_llama2c_shard(loaded.files.checkpoint, worker->plan,
+                                                                              rank, &worker->report));
+  TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer,
+                          Tokenizer::load_llama2c(loaded.files.tokenizer, static_cast<int>(shape.vocab_size)));
+  BackendOptions backend;
+  backend.threads = config.backend.threads;
+  TANDEM_ASSIGN_OR_RETURN(loaded.backend, make_backend(backend));
+  if (tp * pp > 1) {
+    const auto step = std::chrono::milliseconds(static_cast<int64_t>(config.launch.step_timeout_s * 1000));
+    TANDEM_ASSIGN_OR_RETURN(worker->comm, collectives::make_model_comm(comm, comm, *loaded.backend, tp, pp, step));
+  }
+  TANDEM_ASSIGN_OR_RETURN(loaded.model, LlamaModel::create(*loaded.backend, std::move(weights), LlamaModelOptions{},
+                                                           worker->comm.get()));
+  return worker;
+}
+
+}  // namespace tandem::launcher

@@ -1,0 +1,32 @@
+// A worker's model: the ShardPlan of its job's layout, its rank's slices of
+// the checkpoint (sharding/shard_loader.h: mapped in place or copied, never
+// the whole file), the backend, and the ModelComm through which its forward
+// meets the other ranks' (collectives/model_comm.h).
+#pragma once
+
+#include <memory>
+
+#include "collectives/communicator.h"
+#include "launcher/config.h"
+#include "runtime/loaded_model.h"
+#include "runtime/model_comm.h"
+#include "sharding/shard_loader.h"
+#include "sharding/shard_plan.h"
+
+namespace tandem::launcher {
+
+struct WorkerModel {
+  std::unique_ptr<ModelComm> comm;  // declared first: the model uses it until destroyed
+  LoadedModel loaded;
+  sharding::ShardPlan plan;
+  sharding::ShardLoadReport report;
+};
+
+// Plans the config's tp x pp layout for the checkpoint at config.model.path,
+// loads rank `rank`'s shard and connects it through `comm`. Errors name the
+// file, the plan's refusal (e.g. tp=3 divides neither the heads ...) or the
+// backend's.
+Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, int rank,
+                                                       collectives::Communicator& comm);
+
+}  // namespace tandem::launcher
