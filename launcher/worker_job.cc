@@ -81,23 +81,41 @@ void Leader::request_shutdown() {
 
 Result<GenerateStats> Leader::execute(const GenerateRequest& request, const PieceSink& on_piece,
                                       const std::atomic<bool>& cancelled) {
-  auto forward = [this](std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
-    return step_.forward(tokens, start_pos, logits);
+  // Rank 0's time in communication, split as the generator splits its
+  // time: the prompt's forward and the one-token forwards after it.
+  LlamaModel& model = *ctx_.model.model;
+  double prompt_comm = 0, decode_comm = 0;
+  auto timed = [&](std::span<const int> tokens, int64_t start_pos, auto&& call) {
+    const double before = model.comm_seconds();
+    auto result = call();
+    (start_pos == 0 ? prompt_comm : decode_comm) += model.comm_seconds() - before;
+    (void)tokens;
+    return result;
+  };
+  auto forward = [&](std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
+    return timed(tokens, start_pos, [&] { return step_.forward(tokens, start_pos, logits); });
   };
   auto sink = [&](int token, std::string_view text) {
     if (cancelled.load() || ctx_.link.stop_requested()) return false;
     return on_piece(token, text);
   };
-  auto argmax = [this](std::span<const int> tokens, int64_t start_pos) {
-    return step_.forward_argmax(tokens, start_pos);
+  auto argmax = [&](std::span<const int> tokens, int64_t start_pos) {
+    return timed(tokens, start_pos, [&] { return step_.forward_argmax(tokens, start_pos); });
   };
-  auto top_k = [this](std::span<const int> tokens, int64_t start_pos, int k, std::vector<TokenLogit>& best) {
-    return step_.forward_top_k(tokens, start_pos, k, best);
+  auto top_k = [&](std::span<const int> tokens, int64_t start_pos, int k, std::vector<TokenLogit>& best) {
+    return timed(tokens, start_pos, [&] { return step_.forward_top_k(tokens, start_pos, k, best); });
   };
-  auto stats = generate(forward, ctx_.model.model->context(), ctx_.model.tokenizer, request, sink, argmax, top_k);
+  auto stats = generate(forward, model.context(), ctx_.model.tokenizer, request, sink, argmax, top_k);
   if (stats.ok()) {
     tokens_served_ += stats->generated_tokens;
     ++requests_served_;
+    if (ctx_.comm.size() > 1 && stats->generated_tokens > 0) {
+      std::fprintf(stderr, "tandem: communication: %.3f ms per generated token (%.1f%% of decode), %.1f ms of the "
+                   "prompt's forward (%.1f%%)\n",
+                   1e3 * decode_comm / stats->generated_tokens,
+                   stats->decode_seconds > 0 ? 100 * decode_comm / stats->decode_seconds : 0.0, 1e3 * prompt_comm,
+                   stats->prefill_seconds > 0 ? 100 * prompt_comm / stats->prefill_seconds : 0.0);
+    }
   }
   return stats;
 }

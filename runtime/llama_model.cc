@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 
 namespace tandem {
 namespace {
@@ -157,7 +158,7 @@ Status LlamaModel::forward(std::span<const int> tokens, int64_t start_pos, std::
                            " floats, the vocabulary has " + std::to_string(c.vocab_size));
   TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
   TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, false));
-  if (sharded()) return gather_logits(logits);
+  if (sharded()) return timed([&] { return gather_logits(logits); });
   return backend_.copy_to_host(logits.data(), logits_, logits.size() * sizeof(float));
 }
 
@@ -165,7 +166,7 @@ Result<int> LlamaModel::forward_argmax(std::span<const int> tokens, int64_t star
   TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
   TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, !sharded()));
   if (sharded()) {
-    TANDEM_RETURN_IF_ERROR(gather_top_k(1, best_one_));
+    TANDEM_RETURN_IF_ERROR(timed([&] { return gather_top_k(1, best_one_); }));
     return leader() ? static_cast<int>(best_one_.front().id) : 0;
   }
   int32_t token = 0;
@@ -180,12 +181,21 @@ Status LlamaModel::forward_top_k(std::span<const int> tokens, int64_t start_pos,
                            std::to_string(kMaxTopK) + "]");
   TANDEM_RETURN_IF_ERROR(check_input(tokens, start_pos));
   TANDEM_RETURN_IF_ERROR(run(tokens, start_pos, false));
-  return gather_top_k(k, best);
+  if (!sharded()) return gather_top_k(k, best);
+  return timed([&] { return gather_top_k(k, best); });
+}
+
+template <typename Call>
+Status LlamaModel::timed(Call&& call) {
+  const auto start = std::chrono::steady_clock::now();
+  Status s = call();
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return s;
 }
 
 Status LlamaModel::tp_all_reduce(const Tensor& x) {
   if (weights_.shard.tp == 1) return Status::Ok();
-  return comm_->all_reduce_sum(x);
+  return timed([&] { return comm_->all_reduce_sum(x); });
 }
 
 Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk) {
@@ -205,7 +215,7 @@ Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos,
     b.embed(x, weights_.embedding, tokens, s.vocab_begin);
     TANDEM_RETURN_IF_ERROR(tp_all_reduce(x));
   } else {
-    TANDEM_RETURN_IF_ERROR(comm_->recv_prev(x));
+    TANDEM_RETURN_IF_ERROR(timed([&] { return comm_->recv_prev(x); }));
   }
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const LlamaLayerWeights& w = weights_.layers[l];
@@ -227,7 +237,7 @@ Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos,
     TANDEM_RETURN_IF_ERROR(tp_all_reduce(xb));
     b.add(x, xb);
   }
-  if (!s.last_stage()) return comm_->send_next(x);
+  if (!s.last_stage()) return timed([&] { return comm_->send_next(x); });
   if (!last_chunk) return Status::Ok();
   // Only the last token's logits are needed to pick the next token.
   const Tensor last = x.row_slice(n - 1, 1), last_normed = xb.row_slice(n - 1, 1);

@@ -83,6 +83,10 @@ class LlamaModel {
   }
   // Bytes of the weights this rank holds (its shard; the whole model unsharded).
   uint64_t weight_bytes() const;
+  // Seconds this rank has spent in ModelComm calls (sending, receiving and
+  // waiting for its peers) since it was created: the communication share of
+  // a sharded forward.
+  double comm_seconds() const { return comm_seconds_; }
 
  private:
   LlamaModel(Backend& backend, LlamaWeights weights, ModelComm* comm);
@@ -96,6 +100,9 @@ class LlamaModel {
   // this shard's logits (last stage).
   Status forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk);
   Status tp_all_reduce(const Tensor& x);
+  // Runs one ModelComm call, adding its time to comm_seconds_.
+  template <typename Call>
+  Status timed(Call&& call);
   // The last stage's shard logits -> host, as each shard's k best / as the
   // whole vocabulary, delivered to the leader (llama_model_results.cc).
   Status local_logits_to_host();
@@ -106,6 +113,7 @@ class LlamaModel {
   Backend& backend_;
   LlamaWeights weights_;  // views in backend memory after create()
   ModelComm* comm_ = nullptr;  // set when sharded
+  double comm_seconds_ = 0;
   int64_t context_ = 0;
   int64_t max_batch_ = 0;
   Buffer activations_;

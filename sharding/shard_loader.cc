@@ -89,13 +89,15 @@ std::string human_bytes(uint64_t bytes) {
 }  // namespace
 
 std::string ShardLoadReport::describe() const {
-  const double percent =
-      file_bytes == 0 ? 0.0 : 100.0 * static_cast<double>(held_bytes()) / static_cast<double>(file_bytes);
+  const double percent = model_weight_bytes == 0 ? 0.0
+                                                 : 100.0 * static_cast<double>(held_bytes()) /
+                                                       static_cast<double>(model_weight_bytes);
   char pct[32];
   std::snprintf(pct, sizeof(pct), "%.1f%%", percent);
-  return "rank " + std::to_string(rank) + ": " + human_bytes(held_bytes()) + " of " +
-         human_bytes(file_bytes) + " (" + pct + "): " + human_bytes(mapped_bytes) +
-         " mapped in place, " + human_bytes(copied_bytes) + " copied";
+  return "rank " + std::to_string(rank) + " holds " + pct + " of the weights (" +
+         human_bytes(held_bytes()) + " of " + human_bytes(model_weight_bytes) + "; file " +
+         human_bytes(file_bytes) + "): " + human_bytes(mapped_bytes) + " mapped in place, " +
+         human_bytes(copied_bytes) + " copied";
 }
 
 Result<LlamaWeights> load_llama2c_shard(const std::string& path, const ShardPlan& plan, int rank,
@@ -146,6 +148,7 @@ Result<LlamaWeights> load_llama2c_shard(const std::string& path, const ShardPlan
   ShardLoadReport r;
   r.rank = rank;
   r.file_bytes = file->size();
+  r.model_weight_bytes = plan.total_weight_bytes;
   // The mapping is read-only; the views, like load_llama2c's, are only read.
   char* const base = const_cast<char*>(file->data());
   char* next_copy = storage->copies.get();

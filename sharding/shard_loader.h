@@ -27,10 +27,12 @@ struct ShardLoadReport {
   int rank = 0;
   uint64_t mapped_bytes = 0;  // contiguous slices: views into the mapping, no copy
   uint64_t copied_bytes = 0;  // strided slices (wo, w2 columns) copied into owned memory
-  uint64_t file_bytes = 0;    // the whole checkpoint, for "holds 51% of the file"
+  uint64_t file_bytes = 0;    // the whole checkpoint
+  uint64_t model_weight_bytes = 0;  // the whole model's weights once (plan.total_weight_bytes)
   // == plan.ranks[rank].weight_bytes
   uint64_t held_bytes() const { return mapped_bytes + copied_bytes; }
-  // "rank 1: 0.51 MB of 1.06 MB (48.9%): 0.40 MB mapped in place, 0.11 MB copied"
+  // "rank 1 holds 49.8% of the weights (0.52 MB of 1.04 MB; file 1.06 MB):
+  // 0.37 MB mapped in place, 0.15 MB copied"
   std::string describe() const;
 };
 

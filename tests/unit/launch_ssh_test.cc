@@ -112,6 +112,17 @@ TEST_F(SshLaunch, TheStoryAcrossTwoHosts) {
   EXPECT_TRUE(contains(launcher.err(), "rank 1 (10.231.0.2) exited: exit 0")) << launcher.err();
 }
 
+// pp=2: rank 0 runs layers 0-2 here, rank 1 layers 3-4 over there, and the
+// activations and the greedy token cross the veth pair every step.
+TEST_F(SshLaunch, ThePipelineParallelStoryAcrossTwoHosts) {
+  LaunchRun run("ssh-pp");
+  Child launcher = Child::spawn(launch_argv(run, {"parallel.tp=1", "parallel.pp=2"}));
+  const ChildExit e = launcher.wait(120s);
+  ASSERT_TRUE(e.exited && e.code == 0) << describe(e) << "\n" << launcher.err();
+  EXPECT_EQ(rank_output(launcher.out(), 0), published_story() + "\n");
+  EXPECT_TRUE(contains(launcher.err(), "rank 1 holds ")) << launcher.err();
+}
+
 TEST_F(SshLaunch, ARemoteWorkerKilledEndsTheJobWithinTenSeconds) {
   LaunchRun run("ssh-killed");
   Child launcher = Child::spawn(launch_argv(run, {"job=serve"}));

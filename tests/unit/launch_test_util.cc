@@ -13,7 +13,15 @@ std::vector<std::string> LaunchRun::argv(const std::vector<std::string>& sets,
   for (const std::string& s : sets) a.insert(a.end(), {"--set", s});
   // Workers run the binary the tests run (in a cross build, the wrapper that
   // hands it to the emulator) unless a test names another.
-  for (const std::string node : {"cluster.nodes[0].tandem", "cluster.nodes[1].tandem"}) {
+  // A test that replaces cluster.nodes gives as many nodes as it lists hosts.
+  int nodes = 2;
+  for (const std::string& s : sets) {
+    if (s.rfind("cluster.nodes=", 0) != 0) continue;
+    nodes = 0;
+    for (size_t at = s.find("host:"); at != std::string::npos; at = s.find("host:", at + 1)) ++nodes;
+  }
+  for (int i = 0; i < nodes; ++i) {
+    const std::string node = "cluster.nodes[" + std::to_string(i) + "].tandem";
     bool named = false;
     for (const std::string& s : sets) named = named || s.rfind(node + "=", 0) == 0;
     if (!named) a.insert(a.end(), {"--set", node + "=" + tandem_binary()});
