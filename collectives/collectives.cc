@@ -18,7 +18,7 @@ namespace {
 // destroyed in reverse order: the communicator goes first.
 class WithBootstrap final : public Communicator {
  public:
-  WithBootstrap(std::unique_ptr<Bootstrap> bootstrap, std::unique_ptr<Communicator> comm)
+  WithBootstrap(std::shared_ptr<Bootstrap> bootstrap, std::unique_ptr<Communicator> comm)
       : bootstrap_(std::move(bootstrap)), comm_(std::move(comm)) {}
 
   int rank() const override { return comm_->rank(); }
@@ -48,7 +48,7 @@ class WithBootstrap final : public Communicator {
   void abort(std::string_view reason) override { comm_->abort(reason); }
 
  private:
-  std::unique_ptr<Bootstrap> bootstrap_;
+  std::shared_ptr<Bootstrap> bootstrap_;  // shared by a job's host and device communicators
   std::unique_ptr<Communicator> comm_;
 };
 
@@ -59,13 +59,18 @@ Status with_rank(const Status& s, int rank) {
   return s.with_context(prefix);
 }
 
-Result<std::unique_ptr<Communicator>> make_ucx(const CommConfig& config, Deadline deadline) {
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Bootstrap> bootstrap, Bootstrap::connect(config.bootstrap, deadline));
+Result<std::unique_ptr<Communicator>> make_ucx_on(std::shared_ptr<Bootstrap> bootstrap, const CommConfig& config,
+                                                 Deadline deadline) {
   UcxOptions options;
   options.config = config.ucx;
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, make_ucx_transport(*bootstrap, options, deadline));
   std::unique_ptr<Communicator> comm = make_host_communicator(std::move(transport), config.host);
   return std::unique_ptr<Communicator>(std::make_unique<WithBootstrap>(std::move(bootstrap), std::move(comm)));
+}
+
+Result<std::unique_ptr<Communicator>> make_ucx(const CommConfig& config, Deadline deadline) {
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Bootstrap> bootstrap, Bootstrap::connect(config.bootstrap, deadline));
+  return make_ucx_on(std::move(bootstrap), config, deadline);
 }
 
 Result<std::unique_ptr<Communicator>> make_nccl(const CommConfig& config, Deadline deadline) {
@@ -93,6 +98,29 @@ Result<std::unique_ptr<Communicator>> make_communicator(const CommConfig& config
   auto comm = make_backend(config, deadline);
   if (!comm.ok()) return with_rank(comm.status(), config.bootstrap.rank);
   return comm;
+}
+
+Result<JobCommunicators> make_job_communicators(const CommConfig& config, Deadline deadline) {
+  JobCommunicators out;
+  if (config.backend != "nccl") {
+    TANDEM_ASSIGN_OR_RETURN(out.host, make_communicator(config, deadline));
+    return out;
+  }
+#ifdef TANDEM_HAVE_NCCL
+  auto joined = [&]() -> Status {
+    TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Bootstrap> connected, Bootstrap::connect(config.bootstrap, deadline));
+    std::shared_ptr<Bootstrap> bootstrap = std::move(connected);
+    TANDEM_ASSIGN_OR_RETURN(out.host, make_ucx_on(bootstrap, config, deadline));
+    TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> nccl, make_nccl_communicator(config, *bootstrap, deadline));
+    out.device = std::make_unique<WithBootstrap>(bootstrap, std::move(nccl));
+    return Status::Ok();
+  }();
+  if (!joined.ok()) return with_rank(joined, config.bootstrap.rank);
+  return out;
+#else
+  (void)deadline;
+  return FailedPrecondition("collectives backend nccl: this tandem was built without NCCL");
+#endif
 }
 
 }  // namespace tandem::collectives

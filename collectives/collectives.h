@@ -37,6 +37,16 @@ struct CommConfig {
 // Connects this rank to its group by the deadline.
 Result<std::unique_ptr<Communicator>> make_communicator(const CommConfig& config, Deadline deadline);
 
+// A job's communicators. `host` (ucx) carries host memory: commands, results,
+// the model's activations when they are in host memory. With backend "nccl",
+// `device` (NCCL) carries the activations in GPU memory, and the two are
+// joined through one bootstrap; otherwise `device` is null.
+struct JobCommunicators {
+  std::unique_ptr<Communicator> host;
+  std::unique_ptr<Communicator> device;
+};
+Result<JobCommunicators> make_job_communicators(const CommConfig& config, Deadline deadline);
+
 // `size` communicators joined in this process (rank i is element i); each
 // must be driven by its own thread.
 std::vector<std::unique_ptr<Communicator>> make_local_group(int size, HostCommunicatorOptions options = {});

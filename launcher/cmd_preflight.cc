@@ -8,12 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "launcher/commands.h"
+#include "runtime/backend.h"
 #include "runtime/model_files.h"
 
 namespace tandem::cli {
 namespace {
 
-int run_preflight(const std::string& model) {
+int run_preflight(const std::string& model, const std::string& backend) {
   nlohmann::json answer;
   answer["version"] = TANDEM_VERSION;
   char host[256] = {};
@@ -34,6 +35,14 @@ int run_preflight(const std::string& model) {
       answer["model_bytes"] = bytes;
     }
   }
+  // A GPU job: whether this node can make the backend at all (a GPU, a
+  // driver new enough for the CUDA runtime tandem was built with).
+  if (!backend.empty()) {
+    auto kind = parse_backend_kind(backend);
+    Status usable = kind.status();
+    if (kind.ok()) usable = make_backend(BackendOptions{*kind, 1, 0}).status();
+    if (!usable.ok()) answer["backend_error"] = "backend.compute " + backend + ": " + usable.message();
+  }
   std::printf("%s\n", answer.dump().c_str());
   return 0;
 }
@@ -42,10 +51,12 @@ int run_preflight(const std::string& model) {
 
 void add_preflight_command(CLI::App& app) {
   auto model = std::make_shared<std::string>();
+  auto backend = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("preflight", "What `tandem launch` checks on a node (prints JSON)");
   cmd->group("");
   cmd->add_option("--model", *model, "The model path as the config names it")->required();
-  cmd->callback([model] { set_exit_code(run_preflight(*model)); });
+  cmd->add_option("--backend", *backend, "Also check that this compute backend can start here (cuda)");
+  cmd->callback([model, backend] { set_exit_code(run_preflight(*model, *backend)); });
 }
 
 }  // namespace tandem::cli

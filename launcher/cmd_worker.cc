@@ -39,21 +39,13 @@ void apply_environment(const RunConfig& config, int rank) {
 }
 
 Status check_supported(const RunConfig& config) {
-  if (config.backend.compute != launcher::ComputeBackend::kCpu) {
-    return Unimplemented("backend.compute: " + std::string(to_string(config.backend.compute)) +
-                         ": workers run on the cpu backend in this build");
-  }
-  if (config.backend.comm != launcher::CommBackend::kUcx) {
-    return Unimplemented("backend.comm: " + std::string(to_string(config.backend.comm)) +
-                         ": workers exchange host buffers through ucx in this build");
-  }
   if (config.model.format != launcher::ModelFormat::kLlama2c || config.model.dtype != launcher::DType::kF32) {
     return Unimplemented("model: workers load llama2c checkpoints in f32 in this build");
   }
   return Status::Ok();
 }
 
-Result<std::unique_ptr<collectives::Communicator>> join(const RunConfig& config, int rank, const std::string& job,
+Result<collectives::JobCommunicators> join(const RunConfig& config, int rank, const std::string& job,
                                                         const std::string& token, LauncherLink& link) {
   const Deadline deadline = deadline_after(seconds(config.launch.startup_timeout_s));
   collectives::CommConfig comm;
@@ -70,7 +62,7 @@ Result<std::unique_ptr<collectives::Communicator>> join(const RunConfig& config,
     comm.bootstrap.coordinator_host = coordinator.host;
     comm.bootstrap.coordinator_port = static_cast<uint16_t>(coordinator.port);
   }
-  return collectives::make_communicator(comm, deadline);
+  return collectives::make_job_communicators(comm, deadline);
 }
 
 int run_worker(int rank, const std::string& job) {
@@ -89,19 +81,21 @@ int run_worker(int rank, const std::string& job) {
   const std::string where = "rank " + std::to_string(rank) + ": ";
   if (Status s = check_supported(*config); !s.ok()) return report_error(s);
 
-  auto comm = join(*config, rank, job, header->token, link);
-  if (!comm.ok()) return report_error(comm.status().with_context(where + "joining the job"));
-  auto worker = launcher::load_worker_model(*config, rank, **comm);
+  auto comms = join(*config, rank, job, header->token, link);
+  if (!comms.ok()) return report_error(comms.status().with_context(where + "joining the job"));
+  collectives::Communicator* const comm = comms->host.get();
+  auto worker = launcher::load_worker_model(*config, rank, *comm, comms->device.get());
   if (!worker.ok()) {
-    (*comm)->abort(worker.status().message());
+    comm->abort(worker.status().message());
     return report_error(worker.status().with_context(where + "loading the model"));
   }
   std::fprintf(stderr, "tandem: %s\n", (*worker)->report.describe().c_str());
 
-  launcher::WorkerContext context{*config, rank, header->token, link, **comm, (*worker)->loaded};
+  launcher::WorkerContext context{*config, rank, header->token, link, *comm, (*worker)->loaded};
   Status s = rank == 0 ? launcher::run_leader(context) : launcher::run_follower(context);
   if (!s.ok()) {
-    (*comm)->abort(s.message());
+    comm->abort(s.message());
+    if (comms->device) comms->device->abort(s.message());
     return report_error(s);  // the launcher names the rank
   }
   link.record("exit", {"0"});

@@ -139,6 +139,10 @@ Status check(const RunConfig& c, const Checker& at) {
   if (c.backend.threads < 0 || c.backend.threads > 1024) {
     return at.fail("backend.threads", outside(c.backend.threads, 0, 1024));
   }
+  if (c.backend.compute == ComputeBackend::kCuda && c.backend.comm != CommBackend::kNccl && ranks > 1) {
+    return at.fail("backend.comm", "backend.compute: cuda keeps the activations in GPU memory: with more than one "
+                                   "rank they move through backend.comm: nccl");
+  }
   if (c.backend.comm == CommBackend::kNccl && c.backend.compute != ComputeBackend::kCuda) {
     return at.fail("backend.comm", "nccl moves GPU buffers, so it needs backend.compute: cuda");
   }

@@ -69,8 +69,9 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
   const size_t n = config.cluster.nodes.size();
   std::vector<Probe> probes(n);
   for (size_t r = 0; r < n; ++r) {
-    const ProcessSpec spec =
-        node_command(config, static_cast<int>(r), context, {"preflight", "--model", config.model.path});
+    std::vector<std::string> args = {"preflight", "--model", config.model.path};
+    if (config.backend.compute == ComputeBackend::kCuda) args.insert(args.end(), {"--backend", "cuda"});
+    const ProcessSpec spec = node_command(config, static_cast<int>(r), context, args);
     auto process = Process::spawn(spec);
     if (!process.ok()) {
       probes[r].spawn_error = process.status().message();
@@ -120,6 +121,7 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
       problems.push_back(who + "tandem " + answer.value("version", "?") + " there, " + TANDEM_VERSION + " here");
     }
     if (const std::string e = answer.value("model_error", ""); !e.empty()) problems.push_back(who + e);
+    if (const std::string e = answer.value("backend_error", ""); !e.empty()) problems.push_back(who + e);
   }
   // Same model everywhere: sizes compared with the first node that has one.
   for (size_t r = 1; r < n; ++r) {

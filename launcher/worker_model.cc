@@ -9,7 +9,8 @@
 namespace tandem::launcher {
 
 Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, int rank,
-                                                       collectives::Communicator& comm) {
+                                                       collectives::Communicator& host,
+                                                       collectives::Communicator* device) {
   auto worker = std::make_unique<WorkerModel>();
   LoadedModel& loaded = worker->loaded;
   TANDEM_ASSIGN_OR_RETURN(loaded.files, resolve_model_files(config.model.path));
@@ -29,11 +30,13 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer,
                           Tokenizer::load_llama2c(loaded.files.tokenizer, static_cast<int>(shape.vocab_size)));
   BackendOptions backend;
+  backend.kind = config.backend.compute == ComputeBackend::kCuda ? BackendKind::kCuda : BackendKind::kCpu;
   backend.threads = config.backend.threads;
   TANDEM_ASSIGN_OR_RETURN(loaded.backend, make_backend(backend));
   if (tp * pp > 1) {
     const auto step = std::chrono::milliseconds(static_cast<int64_t>(config.launch.step_timeout_s * 1000));
-    TANDEM_ASSIGN_OR_RETURN(worker->comm, collectives::make_model_comm(comm, comm, *loaded.backend, tp, pp, step));
+    collectives::Communicator& tensors = device != nullptr ? *device : host;
+    TANDEM_ASSIGN_OR_RETURN(worker->comm, collectives::make_model_comm(tensors, host, *loaded.backend, tp, pp, step));
   }
   TANDEM_ASSIGN_OR_RETURN(loaded.model, LlamaModel::create(*loaded.backend, std::move(weights), LlamaModelOptions{},
                                                            worker->comm.get()));

@@ -23,10 +23,12 @@ struct WorkerModel {
 };
 
 // Plans the config's tp x pp layout for the checkpoint at config.model.path,
-// loads rank `rank`'s shard and connects it through `comm`. Errors name the
-// file, the plan's refusal (e.g. tp=3 divides neither the heads ...) or the
-// backend's.
+// loads rank `rank`'s shard on the config's backend and connects it: the
+// activations through `device` when given (NCCL, GPU memory) or `host`,
+// results through `host`. Errors name the file, the plan's refusal (e.g.
+// tp=3 divides neither the heads ...) or the backend's (cuda without a GPU).
 Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, int rank,
-                                                       collectives::Communicator& comm);
+                                                       collectives::Communicator& host,
+                                                       collectives::Communicator* device = nullptr);
 
 }  // namespace tandem::launcher

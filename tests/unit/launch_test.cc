@@ -165,6 +165,24 @@ TEST(LaunchLocal, UnsupportedJobsAndMixedClustersAreRefusedBeforeAnythingStarts)
   r = run_command(run.argv({"cluster.nodes[1].host=10.9.9.9"}), 30s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "cluster.nodes[0].data_address")) << r.err;
+  // The CPU ranks are refused a plan the model cannot take, naming it.
+  r = run_command(run.argv({"cluster.nodes=[{host: localhost}, {host: localhost}, {host: localhost}]",
+                            "parallel.tp=3"}),
+                  30s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "tp=3 divides neither the 8 query heads nor the 4 KV heads")) << r.err;
+}
+
+// The machines CI runs on have no GPU: a cuda job is refused by the preflight
+// on every node, with the reason, before any worker starts.
+TEST(LaunchLocal, ACudaJobWithoutAGpuIsRefusedByThePreflight) {
+  if (std::getenv("TANDEM_TEST_HAS_GPU") != nullptr) GTEST_SKIP() << "TANDEM_TEST_HAS_GPU is set: this host has a GPU";
+  LaunchRun run("no-gpu");
+  CommandResult r = run_command(run.argv({"backend.compute=cuda", "backend.comm=nccl"}), 30s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "preflight found 2 problems")) << r.err;
+  EXPECT_TRUE(contains(r.err, "rank 1 (localhost): backend.compute cuda: ")) << r.err;
+  EXPECT_TRUE(run.worker_pids().empty());
 }
 
 #ifdef TANDEM_HAVE_CONTROL
