@@ -285,5 +285,22 @@ TEST(Config, RefusesTensorAndPipelineParallelTogether) {
   EXPECT_NE(error_of(yaml).find("parallel.pp: tp=2 with pp=2"), std::string::npos) << error_of(yaml);
 }
 
+// The shipped configs load, and say what their comments promise.
+TEST(Config, ShippedConfigsLoad) {
+  auto pp = load_config(testing::source_dir() + "/configs/local-pp.yaml", {});
+  ASSERT_TRUE(pp.ok()) << pp.status().to_string();
+  EXPECT_EQ(pp->parallel.tp, 1);
+  EXPECT_EQ(pp->parallel.pp, 2);
+  EXPECT_EQ(pp->cluster.nodes.size(), 2u);
+  auto spark = load_config(testing::source_dir() + "/configs/two-spark.yaml", {});
+  ASSERT_TRUE(spark.ok()) << spark.status().to_string();
+  EXPECT_EQ(spark->backend.compute, ComputeBackend::kCuda);
+  EXPECT_EQ(spark->backend.comm, CommBackend::kNccl);
+  EXPECT_EQ(spark->parallel.tp, 2);
+  ASSERT_EQ(spark->cluster.nodes.size(), 2u);
+  EXPECT_EQ(spark->cluster.nodes[1].host, "spark-b");
+  EXPECT_FALSE(spark->cluster.nodes[1].data_interface.empty());
+}
+
 }  // namespace
 }  // namespace tandem::launcher
