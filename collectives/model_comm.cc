@@ -29,6 +29,8 @@ class CommunicatorModelComm final : public ModelComm {
     return tensors_.send(x.data, x.bytes(), tensors_.rank() + tp_, kActivationTag, deadline());
   }
   Status recv_prev(const Tensor& x) override {
+    // Kernels of the previous chunk may still read x on the backend's stream.
+    TANDEM_RETURN_IF_ERROR(backend_.synchronize());
     return tensors_.recv(x.data, x.bytes(), tensors_.rank() - tp_, kActivationTag, deadline());
   }
   Status send_to_leader(const void* data, size_t bytes) override {
