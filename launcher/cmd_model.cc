@@ -1,13 +1,19 @@
 // `tandem model synth`: a llama2.c checkpoint of any Llama shape with seeded
 // random weights, for tests and benchmarks of shapes no bundled model has
-// (the same seed writes the same bytes on every machine).
+// (the same seed writes the same bytes on every machine). Beside it goes a
+// synthetic tokenizer.bin of the same vocabulary, so `tandem generate --model
+// DIR` and `tandem launch` can run it as they find it.
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 
 #include "launcher/commands.h"
 #include "runtime/llama2c_writer.h"
 #include "runtime/synthetic.h"
+#include "runtime/tokenizer_writer.h"
 
 namespace tandem::cli {
 namespace {
@@ -16,9 +22,35 @@ struct SynthFlags {
   std::string shape;
   int64_t dim = 0, hidden_dim = 0, layers = 0, heads = 0, kv_heads = 0, vocab = 0, seq_len = 0;
   bool untied = false;
+  bool no_tokenizer = false;
   uint64_t seed = 1;
   std::string out;
 };
+
+// Where the tokenizer goes: tokenizer.bin in the checkpoint's directory, the
+// name resolve_model_files() looks for first.
+std::string tokenizer_path_for(const std::string& checkpoint) {
+  const std::filesystem::path dir = std::filesystem::path(checkpoint).parent_path();
+  return (dir.empty() ? std::filesystem::path("tokenizer.bin") : dir / "tokenizer.bin").string();
+}
+
+// What writing `bytes` to `path` does to a file already there, for the log:
+// overwriting is allowed, but a user should learn that a tokenizer changed.
+std::string replacing_note(const std::string& path, const std::string& bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  const std::string old((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return old == bytes ? " (the same as the one it replaced)" : " (replacing a different tokenizer.bin)";
+}
+
+Status write_tokenizer(int vocab_size, const std::string& path) {
+  TANDEM_ASSIGN_OR_RETURN(std::string bytes, synthetic_llama2c_tokenizer(vocab_size));
+  const std::string note = replacing_note(path, bytes);
+  TANDEM_RETURN_IF_ERROR(write_synthetic_llama2c_tokenizer(vocab_size, path));
+  std::fprintf(stderr, "tandem: wrote %s: synthetic tokenizer, %d tokens%s\n", path.c_str(), vocab_size,
+               note.c_str());
+  return Status::Ok();
+}
 
 int run_synth(const SynthFlags& f) {
   LlamaConfig config;
@@ -43,6 +75,29 @@ int run_synth(const SynthFlags& f) {
   set(f.seq_len, config.max_seq_len);
   if (f.untied) config.shared_classifier = false;
   if (Status s = validate(config, "the requested shape"); !s.ok()) return report_error(s);
+  // Checked before anything is written, so a refused run leaves no checkpoint
+  // without its tokenizer.
+  const std::string tokenizer = f.no_tokenizer ? "" : tokenizer_path_for(f.out);
+  if (!tokenizer.empty()) {
+    if (config.vocab_size < kMinSyntheticVocab) {
+      return report_error(InvalidArgument("the vocabulary of " + std::to_string(config.vocab_size) + " is below " +
+                                          std::to_string(kMinSyntheticVocab) +
+                                          ", the smallest synthetic tokenizer (<unk>, BOS, EOS, 256 byte "
+                                          "tokens and \" \"); pass --no-tokenizer to write the checkpoint "
+                                          "alone"));
+    }
+    if (std::filesystem::path(f.out).filename() == "tokenizer.bin") {
+      return report_error(InvalidArgument(f.out + ": the tokenizer would overwrite the checkpoint; name the "
+                                          "checkpoint otherwise or pass --no-tokenizer"));
+    }
+  }
+  // A fresh directory per synthetic model keeps its tokenizer.bin from
+  // clobbering another model's, so make one on request.
+  if (const std::filesystem::path dir = std::filesystem::path(f.out).parent_path(); !dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return report_error(errno_status("creating " + dir.string(), ec.value(), __FILE__, __LINE__));
+  }
   auto weights = make_synthetic_weights(config, f.seed);
   if (!weights.ok()) return report_error(weights.status());
   if (Status s = write_llama2c(*weights, f.out); !s.ok()) return report_error(s);
@@ -53,6 +108,9 @@ int run_synth(const SynthFlags& f) {
                static_cast<long long>(config.hidden_dim), static_cast<long long>(config.vocab_size),
                static_cast<long long>(config.max_seq_len), config.parameter_count() / 1e6,
                static_cast<unsigned long long>(f.seed));
+  if (!tokenizer.empty()) {
+    if (Status s = write_tokenizer(static_cast<int>(config.vocab_size), tokenizer); !s.ok()) return report_error(s);
+  }
   return 0;
 }
 
@@ -62,7 +120,8 @@ void add_model_command(CLI::App& app) {
   auto f = std::make_shared<SynthFlags>();
   CLI::App* model = app.add_subcommand("model", "Model files");
   model->require_subcommand(1);
-  CLI::App* synth = model->add_subcommand("synth", "Write a llama2.c checkpoint of any shape with seeded weights");
+  CLI::App* synth = model->add_subcommand(
+      "synth", "Write a llama2.c checkpoint of any shape with seeded weights, and a tokenizer.bin beside it");
   synth->add_option("--shape", f->shape, "Start from a named shape: " + std::string(synthetic_shape_names()));
   synth->add_option("--dim", f->dim, "Model width");
   synth->add_option("--hidden-dim", f->hidden_dim, "MLP width");
@@ -72,6 +131,7 @@ void add_model_command(CLI::App& app) {
   synth->add_option("--vocab", f->vocab, "Vocabulary size");
   synth->add_option("--seq-len", f->seq_len, "Context length");
   synth->add_flag("--untied", f->untied, "A classifier of its own (not the embedding)");
+  synth->add_flag("--no-tokenizer", f->no_tokenizer, "Write no tokenizer.bin beside the checkpoint");
   synth->add_option("--seed", f->seed, "Weights' seed")->capture_default_str();
   synth->add_option("out", f->out, "Checkpoint to write")->required();
   synth->callback([f] { set_exit_code(run_synth(*f)); });

@@ -68,9 +68,14 @@ class StopFilter {
 
 std::string describe(const GenerateStats& stats, uint64_t seed) {
   const double rate = stats.decode_seconds > 0 ? stats.generated_tokens / stats.decode_seconds : 0;
-  char text[160];
-  std::snprintf(text, sizeof text, "%lld prompt tokens, %lld generated (%s), %.1f tok/s decode, seed %llu",
-                static_cast<long long>(stats.prompt_tokens), static_cast<long long>(stats.generated_tokens),
+  // A lone BOS's forward is one decode step, not a prefill rate worth a figure.
+  char prefill[48] = "";
+  if (stats.prompt_tokens > 1 && stats.prefill_seconds > 0) {
+    std::snprintf(prefill, sizeof prefill, " (%.1f tok/s)", stats.prompt_tokens / stats.prefill_seconds);
+  }
+  char text[256];
+  std::snprintf(text, sizeof text, "%lld prompt tokens%s, %lld generated (%s), %.1f tok/s decode, seed %llu",
+                static_cast<long long>(stats.prompt_tokens), prefill, static_cast<long long>(stats.generated_tokens),
                 stats.stop_reason.c_str(), rate, static_cast<unsigned long long>(seed));
   return text;
 }

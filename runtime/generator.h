@@ -45,8 +45,10 @@ struct GenerateStats {
   std::string stop_reason;       // "steps", "eos", "stop", "cancelled"
 };
 
-// "5 prompt tokens, 250 generated (steps), 98.1 tok/s decode, seed 7": the
-// line `tandem generate` and a launched job print after the text.
+// "128 prompt tokens (812.3 tok/s), 64 generated (steps), 40.1 tok/s decode,
+// seed 7": the line `tandem generate` and a launched job print after the text.
+// The prompt's rate (its forward, prefill_seconds) is left out for a prompt of
+// one token (BOS alone) or no measured time.
 std::string describe(const GenerateStats& stats, uint64_t seed);
 
 // Returns false to stop generating.

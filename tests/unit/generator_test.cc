@@ -103,5 +103,20 @@ TEST_F(Generator, BudgetsBeyondTheContextStopAtTheContext) {
   EXPECT_LE(out.stats.prompt_tokens + out.stats.generated_tokens, loaded_->model->context() + 1);
 }
 
+TEST(GeneratorDescribe, GivesThePromptRateOnlyForAPromptBeyondBos) {
+  GenerateStats stats;
+  stats.prompt_tokens = 128;
+  stats.prefill_seconds = 0.25;
+  stats.generated_tokens = 64;
+  stats.decode_seconds = 1.6;
+  stats.stop_reason = "steps";
+  EXPECT_EQ(describe(stats, 7), "128 prompt tokens (512.0 tok/s), 64 generated (steps), 40.0 tok/s decode, seed 7");
+  stats.prompt_tokens = 1;  // BOS alone: its forward is a decode step
+  EXPECT_EQ(describe(stats, 7), "1 prompt tokens, 64 generated (steps), 40.0 tok/s decode, seed 7");
+  stats.prompt_tokens = 5;
+  stats.prefill_seconds = 0;  // nothing measured: no rate rather than inf
+  EXPECT_EQ(describe(stats, 7), "5 prompt tokens, 64 generated (steps), 40.0 tok/s decode, seed 7");
+}
+
 }  // namespace
 }  // namespace tandem

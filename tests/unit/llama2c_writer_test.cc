@@ -1,15 +1,18 @@
 // Writing llama2.c checkpoints: what the loader reads back is what was
 // written, the bundled model survives a round trip (its RoPE tables against
-// the published file's), and `tandem model synth` is seeded and loadable.
+// the published file's), and `tandem model synth` is seeded and loadable, and
+// writes a tokenizer that lets `tandem generate` run what it wrote.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "runtime/llama2c_loader.h"
 #include "runtime/llama2c_writer.h"
 #include "runtime/synthetic.h"
+#include "runtime/tokenizer_writer.h"
 #include "tests/unit/process_util.h"
 #include "tests/unit/test_paths.h"
 
@@ -113,6 +116,65 @@ TEST(ModelSynth, SameSeedSameBytesAndTheLoaderAgrees) {
       std::chrono::seconds(60));
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("is not a multiple of n_heads=3"), std::string::npos) << bad.err;
+}
+
+testing::CommandResult tandem_run(std::vector<std::string> args) {
+  args.insert(args.begin(), testing::tandem_binary());
+  return testing::run_command(args, std::chrono::seconds(60));
+}
+
+TEST(ModelSynth, WritesATokenizerSoGenerateRunsTheModel) {
+  testing::TempDir temp;
+  const std::string dir = temp.file("model");  // made by synth
+  // A vocabulary no bundled tokenizer has.
+  const std::vector<std::string> synth = {"model", "synth", "--shape", "tiny-gqa", "--layers", "2",
+                                          "--vocab", "300", dir + "/m.bin"};
+  const auto made = tandem_run(synth);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_NE(made.err.find("tokenizer.bin: synthetic tokenizer, 300 tokens\n"), std::string::npos) << made.err;
+  EXPECT_EQ(testing::read_file(dir + "/tokenizer.bin"), *synthetic_llama2c_tokenizer(300));
+
+  const auto gen = tandem_run({"generate", "--model", dir, "--steps", "8", "--seed", "3"});
+  EXPECT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_NE(gen.err.find("seed 3"), std::string::npos) << gen.err;
+  // A prompt beyond the vocabulary's pieces comes back as typed (byte fallback).
+  const auto prompted =
+      tandem_run({"generate", "--model", dir + "/m.bin", "--prompt", "Hi, ünïcode", "--steps", "32"});
+  EXPECT_EQ(prompted.exit_code, 0) << prompted.err;
+  EXPECT_EQ(prompted.out.rfind("Hi, ünïcode", 0), 0u) << prompted.out;
+  EXPECT_NE(prompted.err.find(" prompt tokens ("), std::string::npos) << prompted.err;  // the prefill rate
+
+  // Overwriting is allowed, and the log says what it replaced.
+  const auto again = tandem_run(synth);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("(the same as the one it replaced)"), std::string::npos) << again.err;
+  const auto other = tandem_run({"model", "synth", "--shape", "tiny-gqa", "--vocab", "400", dir + "/m.bin"});
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  EXPECT_NE(other.err.find("(replacing a different tokenizer.bin)"), std::string::npos) << other.err;
+}
+
+TEST(ModelSynth, NoTokenizerOnRequestAndNoneBelowTheByteVocabulary) {
+  testing::TempDir dir;
+  const auto plain = tandem_run({"model", "synth", "--shape", "tiny-gqa", "--no-tokenizer", dir.file("m.bin")});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("tokenizer.bin")));
+  EXPECT_EQ(plain.err.find("tokenizer"), std::string::npos) << plain.err;
+
+  // Too small for a tokenizer: refused before the checkpoint is written...
+  const auto small = tandem_run({"model", "synth", "--shape", "tiny-gqa", "--vocab", "100", dir.file("s.bin")});
+  EXPECT_EQ(small.exit_code, 1);
+  EXPECT_NE(small.err.find("below 260"), std::string::npos) << small.err;
+  EXPECT_NE(small.err.find("--no-tokenizer"), std::string::npos) << small.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("s.bin")));
+  // ...unless asked for the checkpoint alone.
+  EXPECT_EQ(tandem_run({"model", "synth", "--shape", "tiny-gqa", "--vocab", "100", "--no-tokenizer",
+                        dir.file("s.bin")})
+                .exit_code,
+            0);
+  // A checkpoint named tokenizer.bin would be overwritten by its tokenizer.
+  const auto clash = tandem_run({"model", "synth", "--shape", "tiny-gqa", dir.file("tokenizer.bin")});
+  EXPECT_EQ(clash.exit_code, 1);
+  EXPECT_NE(clash.err.find("would overwrite the checkpoint"), std::string::npos) << clash.err;
 }
 
 }  // namespace
