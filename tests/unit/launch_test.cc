@@ -112,6 +112,36 @@ TEST(LaunchLocal, AKilledWorkerEndsTheJobNamingIt) {
   EXPECT_EQ(summary["ranks"][1]["status"], "killed by SIGKILL");
 }
 
+// A rank killed while the ranks are generating (not idle between requests):
+// rank 0's next all-reduce fails instead of waiting for ever, and the
+// launcher ends the job naming the killed rank. The model is a synthetic one
+// big enough (~25M parameters) that its 1500 tokens take many seconds.
+TEST(LaunchLocal, AWorkerKilledMidGenerationEndsTheJobWithAnError) {
+  LaunchRun run("killed-mid");
+  const std::string model = run.dir.file("slow/model.bin");
+  CommandResult synth = run_command({tandem_binary(), "model", "synth", "--dim", "512", "--hidden-dim", "1536",
+                                     "--layers", "8", "--heads", "8", "--kv-heads", "4", "--vocab", "512",
+                                     "--seq-len", "2048", "--seed", "3", model},
+                                    60s);
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  Child launcher = Child::spawn(run.argv({"model.path=" + run.dir.file("slow"), "generate.steps=1500",
+                                          "backend.threads=1"}));
+  // Both ready: rank 0 starts the generation at once (its text is streamed
+  // by lines, and a random model's text has few, so the output cannot tell).
+  ASSERT_TRUE(run.wait_for_log("rank 0 (localhost) is ready", 60s)) << launcher.err();
+  ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
+  std::this_thread::sleep_for(500ms);
+  const std::vector<int> victim = run.worker_pids(1);
+  ASSERT_EQ(victim.size(), 1u);
+  ::kill(victim[0], SIGKILL);
+  const ChildExit e = launcher.wait(20s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 1);
+  EXPECT_TRUE(contains(launcher.err(), "job killed-mid failed: rank 1 (localhost): killed by SIGKILL")) << launcher.err();
+  EXPECT_FALSE(contains(launcher.out() + launcher.err(), "generated (steps)")) << "the generation ended before the kill";
+  EXPECT_TRUE(run.worker_pids().empty());
+}
+
 TEST(LaunchLocal, SigintStopsEveryWorkerAndExits130) {
   LaunchRun run("interrupted");
   Child launcher = Child::spawn(run.argv({"job=serve"}));
