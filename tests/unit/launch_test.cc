@@ -94,15 +94,23 @@ TEST(LaunchLocal, TensorParallelRanksEachHoldAboutHalfTheWeights) {
   }
 }
 
+// SIGKILLs rank 1 `after` both ranks are ready; how the launcher then ended
+// (not exited if it did not within `within`).
+ChildExit kill_rank_1_once_ready(const LaunchRun& run, Child& launcher, std::chrono::milliseconds after,
+                                 std::chrono::seconds within) {
+  EXPECT_TRUE(run.wait_for_log("rank 0 (localhost) is ready", 60s)) << launcher.err();
+  EXPECT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
+  std::this_thread::sleep_for(after);
+  const std::vector<int> victim = run.worker_pids(1);
+  EXPECT_EQ(victim.size(), 1u);
+  for (int pid : victim) ::kill(pid, SIGKILL);
+  return launcher.wait(within);
+}
+
 TEST(LaunchLocal, AKilledWorkerEndsTheJobNamingIt) {
   LaunchRun run("killed");
   Child launcher = Child::spawn(run.argv({"job=serve"}));
-  ASSERT_TRUE(run.wait_for_log("rank 0 (localhost) is ready", 60s)) << launcher.err();
-  ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
-  const std::vector<int> victim = run.worker_pids(1);
-  ASSERT_EQ(victim.size(), 1u);
-  ::kill(victim[0], SIGKILL);
-  const ChildExit e = launcher.wait(10s);
+  const ChildExit e = kill_rank_1_once_ready(run, launcher, 0ms, 10s);
   ASSERT_TRUE(e.exited) << describe(e);
   EXPECT_NE(e.code, 0);
   EXPECT_TRUE(contains(launcher.err(), "job killed failed: rank 1 (localhost): killed by SIGKILL")) << launcher.err();
@@ -126,15 +134,9 @@ TEST(LaunchLocal, AWorkerKilledMidGenerationEndsTheJobWithAnError) {
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
   Child launcher = Child::spawn(run.argv({"model.path=" + run.dir.file("slow"), "generate.steps=1500",
                                           "backend.threads=1"}));
-  // Both ready: rank 0 starts the generation at once (its text is streamed
+  // Once both are ready rank 0 starts the generation (its text is streamed
   // by lines, and a random model's text has few, so the output cannot tell).
-  ASSERT_TRUE(run.wait_for_log("rank 0 (localhost) is ready", 60s)) << launcher.err();
-  ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
-  std::this_thread::sleep_for(500ms);
-  const std::vector<int> victim = run.worker_pids(1);
-  ASSERT_EQ(victim.size(), 1u);
-  ::kill(victim[0], SIGKILL);
-  const ChildExit e = launcher.wait(20s);
+  const ChildExit e = kill_rank_1_once_ready(run, launcher, 500ms, 20s);
   ASSERT_TRUE(e.exited) << describe(e);
   EXPECT_EQ(e.code, 1);
   EXPECT_TRUE(contains(launcher.err(), "job killed-mid failed: rank 1 (localhost): killed by SIGKILL")) << launcher.err();

@@ -174,52 +174,63 @@ INSTANTIATE_TEST_SUITE_P(Layouts, ShardedForward,
                                   std::to_string(p.param.second);
                          });
 
-TEST(ShardedForwardModel, RefusesShardsThatDisagreeWithTheirSplit) {
-  TempDir dir;
-  const std::string path = dir.file("m.bin");
-  auto weights = make_synthetic_weights(sharding::test_shapes::gqa_8_2(), 5);
-  ASSERT_TRUE(write_llama2c(*weights, path).ok());
-  auto plan = sharding::make_shard_plan(weights->config, 2, 1, {});
-  auto comms = collectives::make_local_group(2);
-  auto backend = make_backend(BackendOptions{BackendKind::kCpu, 1, 0});
-  auto comm = collectives::make_model_comm(*comms[0], *comms[0], **backend, 2, 1, kStepTimeout);
-  ASSERT_TRUE(comm.ok());
+// Rank 0 of a tp=2 split of the GQA shape, its peer never started.
+class ShardedForwardModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto weights = make_synthetic_weights(sharding::test_shapes::gqa_8_2(), 5);
+    ASSERT_TRUE(weights.ok());
+    ASSERT_TRUE(write_llama2c(*weights, path_).ok());
+    auto plan = sharding::make_shard_plan(weights->config, 2, 1, {});
+    ASSERT_TRUE(plan.ok());
+    plan_ = *plan;
+    vocab_ = weights->config.vocab_size;
+    ASSERT_TRUE(backend_.ok());
+  }
+  Result<std::unique_ptr<ModelComm>> comm(std::chrono::milliseconds timeout, int tp = 2) {
+    return collectives::make_model_comm(*comms_[0], *comms_[0], **backend_, tp, 1, timeout);
+  }
 
-  auto shard = sharding::load_llama2c_shard(path, *plan, 0);
+  TempDir dir_;
+  const std::string path_ = dir_.file("m.bin");
+  sharding::ShardPlan plan_;
+  int64_t vocab_ = 0;
+  std::vector<std::unique_ptr<collectives::Communicator>> comms_ = collectives::make_local_group(2);
+  Result<std::unique_ptr<Backend>> backend_ = make_backend(BackendOptions{BackendKind::kCpu, 1, 0});
+};
+
+TEST_F(ShardedForwardModel, RefusesShardsThatDisagreeWithTheirSplit) {
+  auto comm = this->comm(kStepTimeout);
+  ASSERT_TRUE(comm.ok());
+  auto shard = sharding::load_llama2c_shard(path_, plan_, 0);
   ASSERT_TRUE(shard.ok());
-  auto no_comm = LlamaModel::create(**backend, *shard, options());
+  Backend& backend = **backend_;
+  auto no_comm = LlamaModel::create(backend, *shard, options());
   EXPECT_EQ(no_comm.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(no_comm.status().message().find("needs a ModelComm"), std::string::npos);
 
   LlamaWeights wrong = *shard;
   wrong.layers[1].w_down = wrong.layers[1].w_gate;  // [hidden/2, dim] where [dim, hidden/2] belongs
-  auto bad = LlamaModel::create(**backend, wrong, options(), comm->get());
+  auto bad = LlamaModel::create(backend, wrong, options(), comm->get());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("layers.1.w_down"), std::string::npos) << bad.status().message();
 
   LlamaWeights both = *shard;
   both.shard.pp = 2;
-  auto unsupported = LlamaModel::create(**backend, both, options(), comm->get());
+  auto unsupported = LlamaModel::create(backend, both, options(), comm->get());
   EXPECT_EQ(unsupported.status().code(), StatusCode::kUnimplemented) << unsupported.status().to_string();
 
-  auto wrong_group = collectives::make_model_comm(*comms[0], *comms[0], **backend, 1, 1, kStepTimeout);
-  EXPECT_EQ(wrong_group.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(this->comm(kStepTimeout, /*tp=*/1).status().code(), StatusCode::kInvalidArgument);
 }
 
 // A rank that never arrives: the others' forward fails by the deadline
 // instead of waiting for ever.
-TEST(ShardedForwardModel, AMissingPeerIsAnErrorNotAHang) {
-  TempDir dir;
-  const std::string path = dir.file("m.bin");
-  auto weights = make_synthetic_weights(sharding::test_shapes::gqa_8_2(), 5);
-  ASSERT_TRUE(write_llama2c(*weights, path).ok());
-  auto plan = sharding::make_shard_plan(weights->config, 2, 1, {});
-  auto comms = collectives::make_local_group(2);
-  auto backend = make_backend(BackendOptions{BackendKind::kCpu, 1, 0});
-  auto comm = collectives::make_model_comm(*comms[0], *comms[0], **backend, 2, 1, std::chrono::milliseconds(300));
-  auto model = LlamaModel::create(**backend, *sharding::load_llama2c_shard(path, *plan, 0), options(), comm->get());
+TEST_F(ShardedForwardModel, AMissingPeerIsAnErrorNotAHang) {
+  auto comm = this->comm(std::chrono::milliseconds(300));
+  ASSERT_TRUE(comm.ok());
+  auto model = LlamaModel::create(**backend_, *sharding::load_llama2c_shard(path_, plan_, 0), options(), comm->get());
   ASSERT_TRUE(model.ok()) << model.status().to_string();
-  std::vector<float> logits(weights->config.vocab_size);
+  std::vector<float> logits(vocab_);
   const int tokens[] = {1, 2};
   const Status s = (*model)->forward(tokens, 0, logits);
   EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.to_string();
