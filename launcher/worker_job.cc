@@ -80,7 +80,7 @@ void Leader::request_shutdown() {
 }
 
 Result<GenerateStats> Leader::execute(const GenerateRequest& request, const PieceSink& on_piece,
-                                      const std::atomic<bool>& cancelled) {
+                                      const std::atomic<bool>& cancelled, std::string* comm_line) {
   // Rank 0's time in communication, split as the generator splits its
   // time: the prompt's forward and the one-token forwards after it.
   LlamaModel& model = *ctx_.model.model;
@@ -110,11 +110,18 @@ Result<GenerateStats> Leader::execute(const GenerateRequest& request, const Piec
     tokens_served_ += stats->generated_tokens;
     ++requests_served_;
     if (ctx_.comm.size() > 1 && stats->generated_tokens > 0) {
-      std::fprintf(stderr, "tandem: communication: %.3f ms per generated token (%.1f%% of decode), %.1f ms of the "
-                   "prompt's forward (%.1f%%)\n",
-                   1e3 * decode_comm / stats->generated_tokens,
-                   stats->decode_seconds > 0 ? 100 * decode_comm / stats->decode_seconds : 0.0, 1e3 * prompt_comm,
-                   stats->prefill_seconds > 0 ? 100 * prompt_comm / stats->prefill_seconds : 0.0);
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "tandem: communication: %.3f ms per generated token (%.1f%% of decode), %.1f ms of the "
+                    "prompt's forward (%.1f%%)\n",
+                    1e3 * decode_comm / stats->generated_tokens,
+                    stats->decode_seconds > 0 ? 100 * decode_comm / stats->decode_seconds : 0.0, 1e3 * prompt_comm,
+                    stats->prefill_seconds > 0 ? 100 * prompt_comm / stats->prefill_seconds : 0.0);
+      if (comm_line != nullptr) {
+        *comm_line = line;
+      } else {
+        std::fputs(line, stderr);
+      }
     }
   }
   return stats;
@@ -125,11 +132,15 @@ Status Leader::run(const GenerateRequest* first) {
   Status failure;
   if (first != nullptr) {
     const std::atomic<bool> never{false};
+    // Log lines go out on stderr, the text on stdout: a line printed before
+    // the text's last piece could land inside it in the run's log.
+    std::string comm_line;
     auto stats = execute(*first, [&](int, std::string_view text) {
       ctx_.link.log(text);
       return true;
-    }, never);
+    }, never, &comm_line);
     ctx_.link.log("\n");
+    std::fputs(comm_line.c_str(), stderr);
     if (!stats.ok()) {
       failure = stats.status();
     } else {

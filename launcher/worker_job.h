@@ -59,8 +59,10 @@ class Leader {
     bool done = false;
     Result<GenerateStats> result = Internal("not run");
   };
+  // `comm_line`, when given, receives rank 0's communication summary instead
+  // of the log: the caller prints it after the text it streamed.
   Result<GenerateStats> execute(const GenerateRequest& request, const PieceSink& on_piece,
-                                const std::atomic<bool>& cancelled);
+                                const std::atomic<bool>& cancelled, std::string* comm_line = nullptr);
 
   WorkerContext& ctx_;
   Lockstep step_;  // driven from the worker's main thread only
