@@ -1,6 +1,7 @@
-// `tandem preflight --model PATH`: what `tandem launch` asks every node
-// before a job starts (internal). One JSON line on stdout: this binary's
-// version, and the model as this node sees it.
+// `tandem preflight --model PATH [--tp N --pp M] [--backend cuda]`: what
+// `tandem launch` asks every node before a job starts (internal). One JSON
+// line on stdout: this binary's version, the model as this node sees it,
+// whether the model takes the job's split, whether the backend can start.
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,13 +9,23 @@
 #include <nlohmann/json.hpp>
 
 #include "launcher/commands.h"
+#include "launcher/worker_model.h"
 #include "runtime/backend.h"
 #include "runtime/model_files.h"
 
 namespace tandem::cli {
 namespace {
 
-int run_preflight(const std::string& model, const std::string& backend) {
+struct PreflightFlags {
+  std::string model;
+  std::string backend;
+  int tp = 0;  // 0: no split to check
+  int pp = 1;
+};
+
+int run_preflight(const PreflightFlags& f) {
+  const std::string& model = f.model;
+  const std::string& backend = f.backend;
   nlohmann::json answer;
   answer["version"] = TANDEM_VERSION;
   char host[256] = {};
@@ -34,6 +45,11 @@ int run_preflight(const std::string& model, const std::string& backend) {
     } else {
       answer["model_bytes"] = bytes;
     }
+    if (f.tp > 0) {
+      if (auto plan = launcher::plan_checkpoint(files->checkpoint, f.tp, f.pp); !plan.ok()) {
+        answer["plan_error"] = "parallel: " + plan.status().message();
+      }
+    }
   }
   // A GPU job: whether this node can make the backend at all (a GPU, a
   // driver new enough for the CUDA runtime tandem was built with).
@@ -50,13 +66,14 @@ int run_preflight(const std::string& model, const std::string& backend) {
 }  // namespace
 
 void add_preflight_command(CLI::App& app) {
-  auto model = std::make_shared<std::string>();
-  auto backend = std::make_shared<std::string>();
+  auto f = std::make_shared<PreflightFlags>();
   CLI::App* cmd = app.add_subcommand("preflight", "What `tandem launch` checks on a node (prints JSON)");
   cmd->group("");
-  cmd->add_option("--model", *model, "The model path as the config names it")->required();
-  cmd->add_option("--backend", *backend, "Also check that this compute backend can start here (cuda)");
-  cmd->callback([model, backend] { set_exit_code(run_preflight(*model, *backend)); });
+  cmd->add_option("--model", f->model, "The model path as the config names it")->required();
+  cmd->add_option("--tp", f->tp, "Also check that the model takes this tensor-parallel split");
+  cmd->add_option("--pp", f->pp, "... with this many pipeline stages");
+  cmd->add_option("--backend", f->backend, "Also check that this compute backend can start here (cuda)");
+  cmd->callback([f] { set_exit_code(run_preflight(*f)); });
 }
 
 }  // namespace tandem::cli

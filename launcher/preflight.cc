@@ -69,7 +69,8 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
   const size_t n = config.cluster.nodes.size();
   std::vector<Probe> probes(n);
   for (size_t r = 0; r < n; ++r) {
-    std::vector<std::string> args = {"preflight", "--model", config.model.path};
+    std::vector<std::string> args = {"preflight", "--model", config.model.path, "--tp",
+                                     std::to_string(config.parallel.tp), "--pp", std::to_string(config.parallel.pp)};
     if (config.backend.compute == ComputeBackend::kCuda) args.insert(args.end(), {"--backend", "cuda"});
     const ProcessSpec spec = node_command(config, static_cast<int>(r), context, args);
     auto process = Process::spawn(spec);
@@ -85,6 +86,7 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
   run_probes(probes, deadline_after(timeout));
 
   std::vector<std::string> problems;
+  bool plan_refused = false;
   std::vector<nlohmann::json> answers(n);
   for (size_t r = 0; r < n; ++r) {
     Probe& p = probes[r];
@@ -122,6 +124,11 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
     }
     if (const std::string e = answer.value("model_error", ""); !e.empty()) problems.push_back(who + e);
     if (const std::string e = answer.value("backend_error", ""); !e.empty()) problems.push_back(who + e);
+    // The same model refuses the same split everywhere: said once.
+    if (const std::string e = answer.value("plan_error", ""); !e.empty() && !plan_refused) {
+      problems.push_back(who + e);
+      plan_refused = true;
+    }
   }
   // Same model everywhere: sizes compared with the first node that has one.
   for (size_t r = 1; r < n; ++r) {

@@ -8,23 +8,23 @@
 
 namespace tandem::launcher {
 
+Result<sharding::ShardPlan> plan_checkpoint(const std::string& checkpoint, int tp, int pp) {
+  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(checkpoint));
+  TANDEM_ASSIGN_OR_RETURN(LlamaConfig shape, read_llama2c_header(*file));
+  auto plan = sharding::make_shard_plan(shape, tp, pp, {});
+  if (!plan.ok()) return plan.status().with_context(checkpoint + ": tp=" + std::to_string(tp) + " pp=" + std::to_string(pp));
+  return plan;
+}
+
 Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, int rank,
                                                        collectives::Communicator& host,
                                                        collectives::Communicator* device) {
   auto worker = std::make_unique<WorkerModel>();
   LoadedModel& loaded = worker->loaded;
   TANDEM_ASSIGN_OR_RETURN(loaded.files, resolve_model_files(config.model.path));
-  LlamaConfig shape;
-  {
-    // The header alone: the plan comes before any weight is touched.
-    TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(loaded.files.checkpoint));
-    TANDEM_ASSIGN_OR_RETURN(shape, read_llama2c_header(*file));
-  }
   const int tp = config.parallel.tp, pp = config.parallel.pp;
-  auto plan = sharding::make_shard_plan(shape, tp, pp, {});
-  if (!plan.ok()) return plan.status().with_context(loaded.files.checkpoint + ": tp=" + std::to_string(tp) +
-                                                    " pp=" + std::to_string(pp));
-  worker->plan = std::move(*plan);
+  TANDEM_ASSIGN_OR_RETURN(worker->plan, plan_checkpoint(loaded.files.checkpoint, tp, pp));
+  const LlamaConfig& shape = worker->plan.model;
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights, sharding::load_llama2c_shard(loaded.files.checkpoint, worker->plan,
                                                                               rank, &worker->report));
   TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer,

@@ -22,6 +22,10 @@ struct WorkerModel {
   sharding::ShardLoadReport report;
 };
 
+// The tp x pp plan of the llama2.c checkpoint at `checkpoint`, from its header
+// alone (no weight is read): the plan's refusal names the file and the split.
+Result<sharding::ShardPlan> plan_checkpoint(const std::string& checkpoint, int tp, int pp);
+
 // Plans the config's tp x pp layout for the checkpoint at config.model.path,
 // loads rank `rank`'s shard on the config's backend and connects it: the
 // activations through `device` when given (NCCL, GPU memory) or `host`,

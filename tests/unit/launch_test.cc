@@ -125,7 +125,7 @@ TEST(LaunchLocal, AKilledWorkerEndsTheJobNamingIt) {
 // launcher ends the job naming the killed rank. The model is a synthetic one
 // big enough (~25M parameters) that its 1500 tokens take many seconds.
 TEST(LaunchLocal, AWorkerKilledMidGenerationEndsTheJobWithAnError) {
-  LaunchRun run("killed-mid");
+  LaunchRun run("mid-generation");
   const std::string model = run.dir.file("slow/model.bin");
   CommandResult synth = run_command({tandem_binary(), "model", "synth", "--dim", "512", "--hidden-dim", "1536",
                                      "--layers", "8", "--heads", "8", "--kv-heads", "4", "--vocab", "512",
@@ -139,7 +139,7 @@ TEST(LaunchLocal, AWorkerKilledMidGenerationEndsTheJobWithAnError) {
   const ChildExit e = kill_rank_1_once_ready(run, launcher, 500ms, 20s);
   ASSERT_TRUE(e.exited) << describe(e);
   EXPECT_EQ(e.code, 1);
-  EXPECT_TRUE(contains(launcher.err(), "job killed-mid failed: rank 1 (localhost): killed by SIGKILL")) << launcher.err();
+  EXPECT_TRUE(contains(launcher.err(), "job mid-generation failed: rank 1 (localhost): killed by SIGKILL")) << launcher.err();
   EXPECT_FALSE(contains(launcher.out() + launcher.err(), "generated (steps)")) << "the generation ended before the kill";
   EXPECT_TRUE(run.worker_pids().empty());
 }
@@ -197,11 +197,22 @@ TEST(LaunchLocal, UnsupportedJobsAndMixedClustersAreRefusedBeforeAnythingStarts)
   r = run_command(run.argv({"cluster.nodes[1].host=10.9.9.9"}), 30s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "cluster.nodes[0].data_address")) << r.err;
-  // The CPU ranks are refused a plan the model cannot take, naming it.
-  r = run_command(run.argv({"cluster.nodes=[{host: localhost}, {host: localhost}, {host: localhost}]",
-                            "parallel.tp=3"}),
-                  30s);
+  // A split the model cannot take is refused by the preflight, once, with
+  // the reason, before any worker starts; without the preflight the workers
+  // refuse it themselves.
+  const std::vector<std::string> three = {"cluster.nodes=[{host: localhost}, {host: localhost}, {host: localhost}]",
+                                          "parallel.tp=3"};
+  LaunchRun split("refused-split"), unchecked_split("refused-unchecked");
+  r = run_command(split.argv(three), 30s);
   EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "preflight found 1 problem:\n  rank 0 (localhost): parallel: ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "tp=3 divides neither the 8 query heads nor the 4 KV heads")) << r.err;
+  EXPECT_FALSE(contains(r.err, "starting rank")) << r.err;
+  std::vector<std::string> unchecked = unchecked_split.argv(three);
+  unchecked.push_back("--no-preflight");
+  r = run_command(unchecked, 30s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "loading the model: ")) << r.err;
   EXPECT_TRUE(contains(r.err, "tp=3 divides neither the 8 query heads nor the 4 KV heads")) << r.err;
 }
 

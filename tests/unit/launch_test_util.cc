@@ -52,9 +52,11 @@ std::vector<int> pgrep(const std::string& pattern) {
 }
 }  // namespace
 
-std::vector<int> LaunchRun::worker_pids() const { return pgrep("--job " + run_id); }
+// The job id ends a worker's command line: anchored, run "story" does not
+// match the workers of a concurrent run "story-pp2". Ids are [a-z0-9-].
+std::vector<int> LaunchRun::worker_pids() const { return pgrep("--job " + run_id + "$"); }
 std::vector<int> LaunchRun::worker_pids(int rank) const {
-  return pgrep("worker --rank " + std::to_string(rank) + " --job " + run_id);
+  return pgrep("worker --rank " + std::to_string(rank) + " --job " + run_id + "$");
 }
 
 std::string rank_output(const std::string& out, int rank) {
