@@ -265,7 +265,8 @@ TEST(LaunchLocal, ServeJobAnswersTheControlPlaneUntilShutdown) {
   EXPECT_EQ(status["tokens_served"], 256);
   ASSERT_EQ(status["ranks"].size(), 2u);
 
-  ASSERT_EQ(ctl({"shutdown"}).exit_code, 0);
+  r = ctl({"shutdown"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   const ChildExit e = launcher.wait(30s);
   ASSERT_TRUE(e.exited) << describe(e);
   EXPECT_EQ(e.code, 0) << launcher.err();
