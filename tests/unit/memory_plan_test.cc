@@ -1,6 +1,7 @@
 // MemoryPlan: each node's weights, KV cache, activations, overhead and
 // headroom; whether they fit; the largest context, solved in closed form and
-// checked against a brute-force scan; the layout search's ranking; presets.
+// checked against a brute-force scan; the refusals. The layout search and
+// the presets: layout_search_test.cc.
 // Expected numbers are worked out by hand below, not by the planner's code.
 #include "sharding/memory_plan.h"
 
@@ -181,6 +182,7 @@ TEST(MemoryPlan, LargestContextMatchesPlansScannedOverContext) {
     const MemoryPlan p = plan_or_die(c, o);
     need[ctx] = std::max(p.nodes[0].total_bytes, p.nodes[1].total_bytes);
   }
+  int between = 0;  // memory sizes whose answer is neither 0 nor the model's limit
   for (uint64_t memory = need[1] - 5; memory < need[c.max_seq_len] + 5; memory += 9973) {
     o.context = 1;
     o.node_memory_bytes = {memory, memory};
@@ -191,65 +193,9 @@ TEST(MemoryPlan, LargestContextMatchesPlansScannedOverContext) {
     if (brute < c.max_seq_len) {
       EXPECT_FALSE(p.model_limit_binds);
     }
+    between += brute > 0 && brute < c.max_seq_len;
   }
-}
-
-TEST(MemoryPlan, SearchRanksLayouts) {
-  MemoryPlanOptions o = two_sparks(DType::kQ4_0);
-  Result<LayoutSearch> s = search_layouts(llama31_405b(), o);
-  ASSERT_TRUE(s.ok()) << s.status().to_string();
-  ASSERT_EQ(s->ranked.size(), 2u);
-  // tp=2 holds more context: pp=2 keeps all 128 heads' scores and widens
-  // a whole w1 to bf16 on each stage.
-  EXPECT_EQ(s->ranked[0].options.tp, 2);
-  EXPECT_EQ(s->ranked[1].options.pp, 2);
-  EXPECT_TRUE(s->ranked[1].fits);
-  EXPECT_GT(s->ranked[0].largest_context, s->ranked[1].largest_context);
-  EXPECT_TRUE(s->refused.empty());
-  // Four nodes: tp=2 x pp=2 is refused (the runtime runs one of them), tp=4
-  // and pp=4 are planned, tp=4 first (it holds more context).
-  o.node_memory_bytes.assign(4, kDefaultNodeMemoryBytes);
-  s = search_layouts(llama31_405b(), o);
-  ASSERT_TRUE(s.ok());
-  ASSERT_EQ(s->ranked.size(), 2u);
-  EXPECT_EQ(s->ranked[0].options.tp, 4);
-  EXPECT_EQ(s->ranked[1].options.pp, 4);
-  ASSERT_EQ(s->refused.size(), 1u);
-  EXPECT_EQ(s->refused[0].tp, 2);
-  EXPECT_NE(s->refused[0].reason.find("tp or pp alone"), std::string::npos);
-  // Both reach the model's 512 positions: the tie goes to tp, whose ranks
-  // read their halves at once, over pp's stages reading in turn.
-  o = two_sparks(DType::kF32);
-  s = search_layouts(stories260k(), o);
-  ASSERT_TRUE(s.ok());
-  ASSERT_EQ(s->ranked.size(), 2u);
-  EXPECT_EQ(s->ranked[0].largest_context, 512);
-  EXPECT_EQ(s->ranked[1].largest_context, 512);
-  EXPECT_EQ(s->ranked[0].options.tp, 2);
-  EXPECT_LT(s->ranked[0].decode_read_bytes, s->ranked[1].decode_read_bytes);
-  EXPECT_GT(s->ranked[0].link_bytes_per_token, s->ranked[1].link_bytes_per_token);
-  // stories260K: 5 layers -> 11 all-reduces of 64 floats, each 2*(2-1)*256 bytes; pp: one 256-byte hand-off.
-  EXPECT_EQ(s->ranked[0].link_bytes_per_token, 11u * 2 * 256);
-  EXPECT_EQ(s->ranked[1].link_bytes_per_token, 256u);
-}
-
-TEST(MemoryPlan, BetterLayoutOrder) {
-  MemoryPlan a, b;
-  a.fits = false;
-  a.largest_context = 100;
-  b.fits = true;
-  b.largest_context = 10;
-  EXPECT_TRUE(better_layout(b, a));  // fitting first
-  a.fits = true;
-  EXPECT_TRUE(better_layout(a, b));  // then context
-  b.largest_context = 100;
-  a.decode_read_bytes = 2;
-  b.decode_read_bytes = 1;
-  EXPECT_TRUE(better_layout(b, a));  // then decode reads
-  a.decode_read_bytes = 1;
-  a.link_bytes_per_token = 5;
-  b.link_bytes_per_token = 6;
-  EXPECT_TRUE(better_layout(a, b));  // then link bytes
+  EXPECT_GT(between, 300);
 }
 
 TEST(MemoryPlan, Refusals) {
@@ -286,26 +232,6 @@ TEST(MemoryPlan, Refusals) {
   x = o;
   x.headroom_fraction = 1.0;
   refused(stories260k(), x, "headroom_fraction");
-}
-
-TEST(MemoryPlan, Presets) {
-  Result<LlamaConfig> c = model_preset("Llama-3.1-70B");
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->dim, 8192);
-  EXPECT_EQ(c->n_layers, 80);
-  EXPECT_EQ(c->n_heads, 64);
-  EXPECT_EQ(c->n_kv_heads, 8);
-  EXPECT_EQ(c->hidden_dim, 28672);
-  EXPECT_FALSE(c->shared_classifier);
-  c = model_preset("llama-3.1-405b");
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->parameter_count(), llama31_405b().parameter_count());  // ~405.85 B
-  c = model_preset("llama-3.1-8b");
-  ASSERT_TRUE(c.ok());
-  EXPECT_NEAR(static_cast<double>(c->parameter_count()), 8.03e9, 0.01e9);
-  EXPECT_EQ(model_preset("qwen3-235b-a22b").status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(model_preset("Qwen3-235B-A22B").status().message().find("MoE comes later"), std::string::npos);
-  EXPECT_EQ(model_preset("llama-9").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
