@@ -157,10 +157,11 @@ Result<LayoutSearch> search_layouts(const LlamaConfig& model, const MemoryPlanOp
 // (both reach the model's limit), fewer decode_read_bytes: decode is bound
 // by memory bandwidth, and tp ranks read their halves at once while pp
 // stages read theirs in turn (one sequence: nothing overlaps the stages), so
-// tp=2 decodes up to ~2x faster than pp=2 although it sends ~250x the link
-// bytes (405B q4_0: 17 MB a token, under 1 ms at a Spark pair's ~25 GB/s plus
-// 253 all-reduces' latency, against ~0.4 s reading 114 GB at ~273 GB/s);
-// then fewer link bytes; then fewer pipeline stages.
+// tp=2 decodes up to ~2x faster than pp=2 although it sends ~500x the link
+// bytes (405B: 33 MB a token over both directions against 64 KB; under 1 ms
+// at a Spark pair's ~25 GB/s per direction plus 253 all-reduces' latency,
+// beside ~0.4 s reading 114 GB of q4_0 at ~273 GB/s); then fewer link bytes;
+// then fewer pipeline stages.
 bool better_layout(const MemoryPlan& a, const MemoryPlan& b);
 
 }  // namespace tandem::sharding
