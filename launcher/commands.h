@@ -18,6 +18,9 @@ void add_info_command(CLI::App& app);
 void add_config_command(CLI::App& app);
 // `model synth`: seeded checkpoints of any shape.
 void add_model_command(CLI::App& app);
+// `plan`: each node's memory for a run (sharding/memory_plan.h); exits 0
+// when it fits, 1 when not, 2 when no plan can be made.
+void add_plan_command(CLI::App& app);
 // `launch`: start and supervise a job's workers (launcher/launch.h).
 void add_launch_command(CLI::App& app);
 // Internal, run by `launch` on each node: `worker` and `preflight`.

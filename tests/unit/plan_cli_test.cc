@@ -1,0 +1,78 @@
+// `tandem plan` as a user runs it: the per-node table, "fits" and the largest
+// context on stdout; exit 0 when it fits, 1 when not, 2 when no plan can be
+// made. The numbers are memory_plan_test.cc's hand-computed ones.
+#include <gtest/gtest.h>
+
+#include "tests/unit/process_util.h"
+#include "tests/unit/test_paths.h"
+
+namespace tandem {
+namespace {
+
+testing::CommandResult tandem(std::vector<std::string> args) {
+  args.insert(args.begin(), testing::tandem_binary());
+  return testing::run_command(args, std::chrono::seconds(60));
+}
+
+bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
+TEST(PlanCli, Llama405bQ4FitsTwoSparks) {
+  auto r = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "q4_0"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_TRUE(has(r.out, "tp=2 pp=1 on 2 node(s); weights q4_0, KV cache f16, context 8192")) << r.out;
+  EXPECT_TRUE(has(r.out, "114.16 GB")) << r.out;  // weights per node
+  EXPECT_TRUE(has(r.out, "fits: yes (context 8192, batch 1)")) << r.out;
+  EXPECT_TRUE(has(r.out, "largest context: 25785 (node 0's memory binds")) << r.out;
+}
+
+TEST(PlanCli, Llama405bBf16IsShortAndExitsOne) {
+  auto r = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "bf16"});
+  EXPECT_EQ(r.exit_code, 1) << r.err << r.out;
+  EXPECT_TRUE(has(r.out, "fits: no (context 8192, batch 1): short by 285.86 GB")) << r.out;
+  EXPECT_TRUE(has(r.out, "largest context: 0")) << r.out;
+}
+
+TEST(PlanCli, SearchPicksTp2) {
+  auto r = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "q4_0", "--search"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  const size_t tp = r.out.find("  tp=2 pp=1  fits: yes"), pp = r.out.find("  tp=1 pp=2  fits: yes");
+  ASSERT_NE(tp, std::string::npos) << r.out;
+  ASSERT_NE(pp, std::string::npos) << r.out;
+  EXPECT_LT(tp, pp);
+  EXPECT_TRUE(has(r.out, "best: tp=2 pp=1")) << r.out;
+}
+
+TEST(PlanCli, ReadsACheckpointHeaderAndConfig) {
+  auto r = tandem({"plan", "--set", "parallel.tp=1", "--set", "parallel.pp=2", "--model",
+                   testing::bundled_checkpoint(), "--node-memory-gb", "1", "--headroom-gb", "0",
+                   "--overhead-gb", "0.5", "--kv-dtype", "f32"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_TRUE(has(r.out, "dim 64, 5 layers, 8 heads (4 KV)")) << r.out;
+  EXPECT_TRUE(has(r.out, "tp=1 pp=2")) << r.out;
+  EXPECT_TRUE(has(r.out, "largest context: 512 (the model's own limit binds")) << r.out;
+}
+
+TEST(PlanCli, NoPlanExitsTwo) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string in_stderr;
+  };
+  const Case cases[] = {
+      {{"plan", "--model", "qwen3-235b-a22b"}, "MoE comes later"},
+      {{"plan", "--model", "no-such-model"}, "neither a preset"},
+      {{"plan", "--model", "stories260K", "--set", "parallel.tp=3",
+        "--set", "cluster.nodes=[{host: a}, {host: b}, {host: c}]"}, "tp=3 divides neither"},
+      {{"plan", "--model", "stories260K", "--context", "100000"}, "outside [1, 512]"},
+      {{"plan", "--model", "stories260K", "--dtype", "q5_k"}, "--dtype q5_k: unknown"},
+      {{"plan", "--model", "stories260K", "--node-memory-gb", "0"}, "--node-memory-gb"},
+      {{"plan", "--no-such-flag"}, "no-such-flag"},
+  };
+  for (const Case& c : cases) {
+    auto r = tandem(c.args);
+    EXPECT_EQ(r.exit_code, 2) << c.in_stderr << "\n" << r.err << r.out;
+    EXPECT_TRUE(has(r.err, c.in_stderr)) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace tandem
