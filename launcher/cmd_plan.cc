@@ -99,7 +99,7 @@ Result<sharding::MemoryPlanOptions> plan_options(const PlanFlags& f, const launc
   const std::string dtype = f.dtype.empty() ? std::string(launcher::to_string(run.model.dtype)) : f.dtype;
   TANDEM_ASSIGN_OR_RETURN(o.weight_dtype, parse_dtype("--dtype", dtype));
   TANDEM_ASSIGN_OR_RETURN(o.kv_dtype, parse_dtype("--kv-dtype", f.kv_dtype));
-  o.context = f.context;
+  o.context = f.context > 0 ? f.context : run.model.context;  // the flag, else the config's
   o.batch = f.batch;
   TANDEM_ASSIGN_OR_RETURN(uint64_t node, gb_to_bytes("--node-memory-gb", f.node_memory_gb, false));
   o.node_memory_bytes.assign(run.cluster.nodes.size(), node);

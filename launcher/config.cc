@@ -122,6 +122,10 @@ Status check(const RunConfig& c, const Checker& at) {
     if (port < 1 || port > 65535) return at.fail(node + ".ssh.port", outside(port, 1, 65535));
   }
   if (c.model.path.empty()) return at.fail("model.path", "must not be empty");
+  if (c.model.context < 0 || c.model.context > (int64_t{1} << 22)) {
+    return at.fail("model.context", "must be in [0, 4194304] (0: the model's own context), got " +
+                                        std::to_string(c.model.context));
+  }
   const ParallelConfig& p = c.parallel;
   if (p.tp < 1) return at.fail("parallel.tp", "must be at least 1, got " + std::to_string(p.tp));
   if (p.pp < 1) return at.fail("parallel.pp", "must be at least 1, got " + std::to_string(p.pp));

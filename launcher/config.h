@@ -76,6 +76,10 @@ struct ModelConfig {
   std::string path = "models/stories260K";  // as every node sees it
   ModelFormat format = ModelFormat::kLlama2c;
   DType dtype = DType::kF32;  // the weights' type in memory
+  // Positions of KV cache each worker plans (the longest prompt + generation);
+  // 0: the model's trained context up to 8192 (sharding::kDefaultPlanContext:
+  // 405B's own 131072 would not fit two Sparks). `tandem plan` plans the same.
+  int64_t context = 0;
   bool operator==(const ModelConfig&) const = default;
 };
 

@@ -58,6 +58,7 @@ template <class V> void visit_fields(V& v, ModelConfig& s) {
   v("path", s.path);
   v("format", s.format);
   v("dtype", s.dtype);
+  v("context", s.context);
 }
 template <class V> void visit_fields(V& v, ParallelConfig& s) {
   v("tp", s.tp);

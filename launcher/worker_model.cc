@@ -1,5 +1,6 @@
 #include "launcher/worker_model.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "collectives/model_comm.h"
@@ -38,8 +39,12 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
     collectives::Communicator& tensors = device != nullptr ? *device : host;
     TANDEM_ASSIGN_OR_RETURN(worker->comm, collectives::make_model_comm(tensors, host, *loaded.backend, tp, pp, step));
   }
-  TANDEM_ASSIGN_OR_RETURN(loaded.model, LlamaModel::create(*loaded.backend, std::move(weights), LlamaModelOptions{},
-                                                           worker->comm.get()));
+  LlamaModelOptions options;
+  options.context = config.model.context > 0 ? config.model.context
+                                             : std::min(shape.max_seq_len, sharding::kDefaultPlanContext);
+  auto model = LlamaModel::create(*loaded.backend, std::move(weights), options, worker->comm.get());
+  if (!model.ok()) return model.status().with_context("model.context " + std::to_string(options.context));
+  loaded.model = std::move(*model);
   return worker;
 }
 

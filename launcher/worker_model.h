@@ -10,6 +10,7 @@
 #include "launcher/config.h"
 #include "runtime/loaded_model.h"
 #include "runtime/model_comm.h"
+#include "sharding/memory_plan.h"
 #include "sharding/shard_loader.h"
 #include "sharding/shard_plan.h"
 

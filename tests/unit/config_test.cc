@@ -66,7 +66,7 @@ TEST(Config, RoundTripsThroughYaml) {
                      NodeConfig{"2", {}, "", "", "", ""},
                      NodeConfig{"true", {}, "", "", "", ""}};
   c.job = JobKind::kServe;
-  c.model = {"/models/llama: 3 #1", ModelFormat::kSafetensors, DType::kQ4_0};
+  c.model = {"/models/llama: 3 #1", ModelFormat::kSafetensors, DType::kQ4_0, 4096};
   c.parallel = {4, 1};
   c.backend = {ComputeBackend::kCuda, CommBackend::kNccl, 3};
   c.control = {"0.0.0.0", 50051, {"cert.pem", "key.pem", "ca.pem"}};
@@ -91,7 +91,7 @@ TEST(Config, UnknownKeyNamesPathLineAndSuggestion) {
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n      ssh: {usr: me}\n"),
             "x.yaml:4:13: unknown key 'cluster.nodes[0].ssh.usr' (did you mean 'cluster.nodes[0].ssh.user'?)");
   EXPECT_EQ(error_of("model:\n  zebra: 1\n"),
-            "x.yaml:2:3: unknown key 'model.zebra' (allowed here: path, format, dtype)");
+            "x.yaml:2:3: unknown key 'model.zebra' (allowed here: path, format, dtype, context)");
   EXPECT_EQ(error_of("runn_dir: x\n"), "x.yaml:1:1: unknown key 'runn_dir' (did you mean 'run_dir'?)");
 }
 
@@ -131,6 +131,8 @@ TEST(Config, ImpossibleValuesNameTheKeyAndLine) {
   EXPECT_EQ(error_of("parallel:\n  tp: 0\n  pp: 2\n"), "x.yaml:2:7: parallel.tp: must be at least 1, got 0");
   EXPECT_EQ(error_of("parallel:\n  tp: 2\n  pp: -1\n"), "x.yaml:3:7: parallel.pp: must be at least 1, got -1");
   EXPECT_EQ(error_of("control:\n  port: 70000\n"), "x.yaml:2:9: control.port: 70000 is outside 0..65535");
+  EXPECT_EQ(error_of("model:\n  context: -1\n"),
+            "x.yaml:2:12: model.context: must be in [0, 4194304] (0: the model's own context), got -1");
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n    - host: b\n      ssh: {port: 0}\n"),
             "x.yaml:5:19: cluster.nodes[1].ssh.port: 0 is outside 1..65535");
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n    - ssh: {user: me}\n"),

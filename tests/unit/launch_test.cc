@@ -107,6 +107,18 @@ ChildExit kill_rank_1_once_ready(const LaunchRun& run, Child& launcher, std::chr
   return launcher.wait(within);
 }
 
+// model.context sizes every worker's KV cache: enough for the story runs it,
+// more than the model was trained for is refused naming the key.
+TEST(LaunchLocal, ModelContextSizesTheKvCache) {
+  LaunchRun fits("context-fits"), beyond("context-beyond");
+  CommandResult r = run_command(fits.argv({"model.context=300"}), 60s);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(rank_output(r.out, 0), published_story() + "\n");
+  r = run_command(beyond.argv({"model.context=1000"}), 60s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "model.context 1000: context 1000 is outside [1, 512]")) << r.err;
+}
+
 TEST(LaunchLocal, AKilledWorkerEndsTheJobNamingIt) {
   LaunchRun run("killed");
   Child launcher = Child::spawn(run.argv({"job=serve"}));
