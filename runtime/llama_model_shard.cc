@@ -12,36 +12,10 @@ namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-// Shard r's vocab rows when `vocab` rows are split `tp` ways as
-// sharding/shard_plan.h does: the first vocab % tp shards one row more.
-std::pair<int64_t, int64_t> vocab_range(int64_t vocab, int tp, int r) {
-  const int64_t base = vocab / tp, extra = vocab % tp;
-  const int64_t begin = r * base + std::min<int64_t>(r, extra);
-  return {begin, begin + base + (r < extra ? 1 : 0)};
-}
-
 Status check_shape(const Tensor& t, const std::string& name, int64_t rows, int64_t cols) {
   if (t.data != nullptr && t.rank == 2 && t.dim(0) == rows && t.dim(1) == cols) return Status::Ok();
   return InvalidArgument("shard: " + name + " is " + (t.data ? t.shape_string() : "missing") +
                          ", the shard needs [" + str(rows) + ", " + str(cols) + "]");
-}
-
-// The k best of n logits (ids offset by `first_id`) into `out`, best first.
-void local_top_k(const float* logits, int64_t n, int64_t first_id, size_t k,
-                 std::vector<TokenLogit>& out) {
-  out.clear();
-  for (int64_t i = 0; i < n; ++i) {
-    const TokenLogit x{canonical_logit(logits[i]), static_cast<int32_t>(first_id + i)};
-    if (out.size() < k) {
-      out.push_back(x);
-      std::push_heap(out.begin(), out.end(), better_candidate);
-    } else if (better_candidate(x, out.front())) {
-      std::pop_heap(out.begin(), out.end(), better_candidate);
-      out.back() = x;
-      std::push_heap(out.begin(), out.end(), better_candidate);
-    }
-  }
-  std::sort_heap(out.begin(), out.end(), better_candidate);
 }
 
 }  // namespace
@@ -71,7 +45,7 @@ Status LlamaModel::check_shard() const {
     return InvalidArgument(at + ": " + str(s.hidden_dim) + " MLP columns of " + str(c.hidden_dim));
   if (s.has_embedding != s.first_stage() || s.has_classifier != s.last_stage())
     return InvalidArgument(at + ": the first stage embeds and the last classifies");
-  const auto [vb, ve] = vocab_range(c.vocab_size, s.tp, s.tp_rank);
+  const auto [vb, ve] = even_split(c.vocab_size, s.tp, s.tp_rank);
   if (s.vocab_begin != vb || s.vocab_end != ve)
     return InvalidArgument(at + ": vocab rows [" + str(s.vocab_begin) + ", " + str(s.vocab_end) +
                            ") differ from the split's [" + str(vb) + ", " + str(ve) + ")");
@@ -102,8 +76,8 @@ Status LlamaModel::gather_top_k(int k, std::vector<TokenLogit>& best) {
   const size_t want = static_cast<size_t>(std::min<int64_t>(k, weights_.config.vocab_size));
   if (s.last_stage()) {
     TANDEM_RETURN_IF_ERROR(local_logits_to_host());
-    local_top_k(local_logits_.data(), s.vocab_end - s.vocab_begin, s.vocab_begin,
-                static_cast<size_t>(k), best);
+    best_candidates(local_logits_.data(), s.vocab_end - s.vocab_begin, s.vocab_begin,
+                    static_cast<size_t>(k), best);
     if (s.tp > 1) {
       // Every shard sends exactly k entries (a short shard pads with id -1),
       // so the gather has one size; the k best of the union are the global k
@@ -148,7 +122,7 @@ Status LlamaModel::gather_logits(std::span<float> logits) {
       if (leader() || s.tp_rank == 0) {
         // Forwards: `whole` may be `all` itself, and each shard moves down.
         for (int r = 0; r < s.tp; ++r) {
-          const auto [b, e] = vocab_range(vocab, s.tp, r);
+          const auto [b, e] = even_split(vocab, s.tp, r);
           std::memmove(whole + b, all.data() + r * padded, (e - b) * sizeof(float));
         }
       }

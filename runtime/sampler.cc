@@ -101,23 +101,30 @@ bool more_probable(const C& a, const C& b) {
 // One pass keeping a k-entry heap whose front is the least probable kept
 // token: for real logits almost every token is one compare, far cheaper than
 // nth_element over the whole vocabulary. Leaves c sorted, most probable first.
-template <typename C, typename Next>
-void keep_top_k(std::vector<C>& c, size_t k, size_t n, Next next) {
+template <typename C, typename Better, typename Next>
+void keep_top_k(std::vector<C>& c, size_t k, size_t n, Better better, Next next) {
   for (size_t i = 0; i < n; ++i) {
     const C x = next(i);
     if (c.size() < k) {
       c.push_back(x);
-      std::push_heap(c.begin(), c.end(), more_probable<C>);
-    } else if (more_probable(x, c.front())) {
-      std::pop_heap(c.begin(), c.end(), more_probable<C>);
+      std::push_heap(c.begin(), c.end(), better);
+    } else if (better(x, c.front())) {
+      std::pop_heap(c.begin(), c.end(), better);
       c.back() = x;
-      std::push_heap(c.begin(), c.end(), more_probable<C>);
+      std::push_heap(c.begin(), c.end(), better);
     }
   }
-  std::sort_heap(c.begin(), c.end(), more_probable<C>);
+  std::sort_heap(c.begin(), c.end(), better);
 }
 
 }  // namespace
+
+void best_candidates(const float* logits, int64_t n, int64_t first_id, size_t k, std::vector<TokenLogit>& out) {
+  out.clear();
+  keep_top_k(out, k, static_cast<size_t>(n), better_candidate, [&](size_t i) {
+    return TokenLogit{canonical_logit(logits[i]), static_cast<int32_t>(first_id + static_cast<int64_t>(i))};
+  });
+}
 
 int Sampler::sample(const float* logits) {
   const int n = vocab_size_;
@@ -131,7 +138,7 @@ int Sampler::sample(const float* logits) {
   std::vector<Candidate>& c = candidates_;
   c.clear();
   if (config_.top_k > 0 && config_.top_k < n) {
-    keep_top_k(c, static_cast<size_t>(config_.top_k), static_cast<size_t>(n), candidate);
+    keep_top_k(c, static_cast<size_t>(config_.top_k), static_cast<size_t>(n), more_probable<Candidate>, candidate);
     return choose(/*sorted=*/true);
   }
   for (int i = 0; i < n; ++i) c.push_back(candidate(static_cast<size_t>(i)));
@@ -145,7 +152,7 @@ int Sampler::sample(std::span<const TokenLogit> candidates) {
   const size_t k = config_.temperature == 0.0f || config_.top_k <= 1
                        ? 1
                        : static_cast<size_t>(config_.top_k);
-  keep_top_k(c, k, candidates.size(), [&](size_t i) {
+  keep_top_k(c, k, candidates.size(), more_probable<Candidate>, [&](size_t i) {
     return Candidate{canonical_logit(candidates[i].logit), candidates[i].id};
   });
   if (k == 1) return c[0].id;
@@ -153,9 +160,6 @@ int Sampler::sample(std::span<const TokenLogit> candidates) {
 }
 
 int Sampler::choose(bool sorted) {
-  auto more_probable = [](const Candidate& a, const Candidate& b) {
-    return a.p > b.p || (a.p == b.p && a.id < b.id);
-  };
   std::vector<Candidate>& c = candidates_;
   float max_logit = -FLT_MAX;
   for (const Candidate& x : c) max_logit = std::max(max_logit, x.p);
@@ -184,7 +188,7 @@ int Sampler::choose(bool sorted) {
       if (kept == 0) {
         // Only when p < 1/m, and then the top token alone reaches p. Nothing
         // was overwritten, so c still holds every token.
-        c[0] = *std::min_element(c.begin(), c.end(), more_probable);
+        c[0] = *std::min_element(c.begin(), c.end(), more_probable<Candidate>);
         kept = 1;
       }
     }
@@ -201,8 +205,8 @@ int Sampler::choose(bool sorted) {
         const auto first = c.begin() + static_cast<std::ptrdiff_t>(done);
         const auto mid = c.begin() + static_cast<std::ptrdiff_t>(end);
         const auto stop = c.begin() + static_cast<std::ptrdiff_t>(kept);
-        if (end < kept) std::nth_element(first, mid - 1, stop, more_probable);
-        std::sort(first, mid, more_probable);
+        if (end < kept) std::nth_element(first, mid - 1, stop, more_probable<Candidate>);
+        std::sort(first, mid, more_probable<Candidate>);
       }
       for (; done < end; ++done) {
         cumulative += c[done].p;

@@ -42,6 +42,12 @@ inline bool better_candidate(const TokenLogit& a, const TokenLogit& b) {
   return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
 }
 
+// The k best of logits[0, n) by better_candidate(), best first, their ids
+// offset by first_id and their logits canonical: a vocab-parallel shard's
+// candidates (or the whole vocabulary's). `out` is reused, not reallocated
+// once it has grown.
+void best_candidates(const float* logits, int64_t n, int64_t first_id, size_t k, std::vector<TokenLogit>& out);
+
 class Sampler {
  public:
   // `config` must pass validate().
