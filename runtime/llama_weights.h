@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "runtime/status.h"
@@ -60,6 +61,16 @@ struct LlamaLayerWeights {
 // w_up [hidden_dim, dim], w_down [dim, hidden_dim], the embedding and the
 // classifier [vocab_end - vocab_begin, dim]. A default-constructed shard (all
 // counts 0) means the whole model; LlamaModel::create fills it in.
+// Part `i` of `n` items split `parts` ways as [begin, end), the first
+// n % parts parts one item larger: how sharding/shard_plan.h splits layers,
+// MLP units and vocabulary rows, and how LlamaModel checks and reassembles a
+// vocab-parallel shard's rows.
+inline std::pair<int64_t, int64_t> even_split(int64_t n, int64_t parts, int64_t i) {
+  const int64_t base = n / parts, extra = n % parts;
+  const int64_t begin = i * base + (i < extra ? i : extra);
+  return {begin, begin + base + (i < extra ? 1 : 0)};
+}
+
 struct LlamaShard {
   int tp = 1;
   int tp_rank = 0;

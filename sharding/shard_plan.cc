@@ -11,9 +11,8 @@ std::string str(int64_t v) { return std::to_string(v); }
 
 // Part `i` of `n` items split `parts` ways, the first n % parts parts one larger.
 IndexRange split(int64_t n, int64_t parts, int64_t i) {
-  const int64_t base = n / parts, extra = n % parts;
-  const int64_t begin = i * base + std::min(i, extra);
-  return {begin, begin + base + (i < extra ? 1 : 0)};
+  const auto [begin, end] = even_split(n, parts, i);
+  return {begin, end};
 }
 
 bool is_weight_dtype(DType d) {
