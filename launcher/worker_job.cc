@@ -85,25 +85,24 @@ Result<GenerateStats> Leader::execute(const GenerateRequest& request, const Piec
   // time: the prompt's forward and the one-token forwards after it.
   LlamaModel& model = *ctx_.model.model;
   double prompt_comm = 0, decode_comm = 0;
-  auto timed = [&](std::span<const int> tokens, int64_t start_pos, auto&& call) {
+  auto timed = [&](int64_t start_pos, auto&& call) {
     const double before = model.comm_seconds();
     auto result = call();
     (start_pos == 0 ? prompt_comm : decode_comm) += model.comm_seconds() - before;
-    (void)tokens;
     return result;
   };
   auto forward = [&](std::span<const int> tokens, int64_t start_pos, std::span<float> logits) {
-    return timed(tokens, start_pos, [&] { return step_.forward(tokens, start_pos, logits); });
+    return timed(start_pos, [&] { return step_.forward(tokens, start_pos, logits); });
   };
   auto sink = [&](int token, std::string_view text) {
     if (cancelled.load() || ctx_.link.stop_requested()) return false;
     return on_piece(token, text);
   };
   auto argmax = [&](std::span<const int> tokens, int64_t start_pos) {
-    return timed(tokens, start_pos, [&] { return step_.forward_argmax(tokens, start_pos); });
+    return timed(start_pos, [&] { return step_.forward_argmax(tokens, start_pos); });
   };
   auto top_k = [&](std::span<const int> tokens, int64_t start_pos, int k, std::vector<TokenLogit>& best) {
-    return timed(tokens, start_pos, [&] { return step_.forward_top_k(tokens, start_pos, k, best); });
+    return timed(start_pos, [&] { return step_.forward_top_k(tokens, start_pos, k, best); });
   };
   auto stats = generate(forward, model.context(), ctx_.model.tokenizer, request, sink, argmax, top_k);
   if (stats.ok()) {

@@ -26,6 +26,16 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   const int tp = config.parallel.tp, pp = config.parallel.pp;
   TANDEM_ASSIGN_OR_RETURN(worker->plan, plan_checkpoint(loaded.files.checkpoint, tp, pp));
   const LlamaConfig& shape = worker->plan.model;
+  // Checked before any slice is mapped: a context the model was not trained
+  // for is the config's mistake, named by its key.
+  LlamaModelOptions options;
+  options.context = config.model.context > 0 ? config.model.context
+                                             : std::min(shape.max_seq_len, sharding::kDefaultPlanContext);
+  if (options.context > shape.max_seq_len) {
+    return InvalidArgument("model.context " + std::to_string(options.context) + ": context " +
+                           std::to_string(options.context) + " is outside [1, " +
+                           std::to_string(shape.max_seq_len) + "], the model's trained context");
+  }
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights, sharding::load_llama2c_shard(loaded.files.checkpoint, worker->plan,
                                                                               rank, &worker->report));
   TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer,
@@ -39,12 +49,8 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
     collectives::Communicator& tensors = device != nullptr ? *device : host;
     TANDEM_ASSIGN_OR_RETURN(worker->comm, collectives::make_model_comm(tensors, host, *loaded.backend, tp, pp, step));
   }
-  LlamaModelOptions options;
-  options.context = config.model.context > 0 ? config.model.context
-                                             : std::min(shape.max_seq_len, sharding::kDefaultPlanContext);
-  auto model = LlamaModel::create(*loaded.backend, std::move(weights), options, worker->comm.get());
-  if (!model.ok()) return model.status().with_context("model.context " + std::to_string(options.context));
-  loaded.model = std::move(*model);
+  TANDEM_ASSIGN_OR_RETURN(loaded.model,
+                          LlamaModel::create(*loaded.backend, std::move(weights), options, worker->comm.get()));
   return worker;
 }
 
