@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "launcher/commands.h"
+#include "runtime/atomic_file.h"
 #include "runtime/llama2c_writer.h"
 #include "runtime/synthetic.h"
 #include "runtime/tokenizer_writer.h"
@@ -46,7 +47,7 @@ std::string replacing_note(const std::string& path, const std::string& bytes) {
 Status write_tokenizer(int vocab_size, const std::string& path) {
   TANDEM_ASSIGN_OR_RETURN(std::string bytes, synthetic_llama2c_tokenizer(vocab_size));
   const std::string note = replacing_note(path, bytes);
-  TANDEM_RETURN_IF_ERROR(write_synthetic_llama2c_tokenizer(vocab_size, path));
+  TANDEM_RETURN_IF_ERROR(write_file_atomically(path, bytes));
   std::fprintf(stderr, "tandem: wrote %s: synthetic tokenizer, %d tokens%s\n", path.c_str(), vocab_size,
                note.c_str());
   return Status::Ok();

@@ -5,32 +5,11 @@
 #include <cstdio>
 #include <vector>
 
+#include "runtime/atomic_file.h"
 #include "runtime/llama2c_loader.h"
 
 namespace tandem {
 namespace {
-
-class FileWriter {
- public:
-  explicit FileWriter(const std::string& path) : path_(path), file_(std::fopen(path.c_str(), "wb")) {}
-  ~FileWriter() {
-    if (file_) std::fclose(file_);
-  }
-  Status open_status() const { return file_ ? Status::Ok() : TANDEM_ERRNO("creating " + path_); }
-  Status write(const void* data, size_t bytes) {
-    if (bytes != 0 && std::fwrite(data, 1, bytes, file_) != bytes) return TANDEM_ERRNO("writing " + path_);
-    return Status::Ok();
-  }
-  Status close() {
-    const int rc = std::fclose(file_);
-    file_ = nullptr;
-    return rc == 0 ? Status::Ok() : TANDEM_ERRNO("closing " + path_);
-  }
-
- private:
-  std::string path_;
-  std::FILE* file_;
-};
 
 Status write_tensor(FileWriter& out, const Tensor& t, const char* name) {
   if (t.dtype != DType::kF32) {
@@ -89,14 +68,7 @@ Status write_llama2c(const LlamaWeights& weights, const std::string& path) {
     return InvalidArgument(path + ": the weights hold " + std::to_string(weights.layers.size()) +
                            " layers, the config says " + std::to_string(weights.config.n_layers));
   }
-  const std::string temp = path + ".tmp";
-  FileWriter out(temp);
-  TANDEM_RETURN_IF_ERROR(out.open_status());
-  Status s = write_all(out, weights);
-  if (s.ok()) s = out.close();
-  if (s.ok() && std::rename(temp.c_str(), path.c_str()) != 0) s = TANDEM_ERRNO("renaming " + temp);
-  if (!s.ok()) std::remove(temp.c_str());
-  return s;
+  return write_file_atomically(path, [&weights](FileWriter& out) { return write_all(out, weights); });
 }
 
 }  // namespace tandem

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/atomic_file.h"
 #include "runtime/llama_weights.h"
 
 namespace tandem {
@@ -93,16 +94,7 @@ Result<std::string> synthetic_llama2c_tokenizer(int vocab_size) {
 
 Status write_synthetic_llama2c_tokenizer(int vocab_size, const std::string& path) {
   TANDEM_ASSIGN_OR_RETURN(std::string bytes, synthetic_llama2c_tokenizer(vocab_size));
-  const std::string temp = path + ".tmp";
-  std::FILE* file = std::fopen(temp.c_str(), "wb");
-  if (file == nullptr) return TANDEM_ERRNO("creating " + temp);
-  Status s = Status::Ok();
-  if (std::fwrite(bytes.data(), 1, bytes.size(), file) != bytes.size()) s = TANDEM_ERRNO("writing " + temp);
-  // fclose can report a deferred write error; check it even after one.
-  if (std::fclose(file) != 0 && s.ok()) s = TANDEM_ERRNO("closing " + temp);
-  if (s.ok() && std::rename(temp.c_str(), path.c_str()) != 0) s = TANDEM_ERRNO("renaming " + temp);
-  if (!s.ok()) std::remove(temp.c_str());
-  return s;
+  return write_file_atomically(path, bytes);
 }
 
 }  // namespace tandem
