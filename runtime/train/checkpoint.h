@@ -1,0 +1,68 @@
+// Training checkpoints that survive a crash. Each rank owns a directory
+// (out_dir/rank-<r>/, on its own node) holding shard files and a manifest:
+//
+//   step-00000500.ckpt   this rank's parameters, AdamW moments and meta
+//   latest               text: the step of the newest complete checkpoint
+//
+// Writing step N (every rank, then Trainer's barrier, then every rank):
+//   1. write_shard: the shard to a temporary file, fsync, rename, fsync the
+//      directory: a crash leaves the previous files whole;
+//   2. (all ranks confirm step 1)
+//   3. commit: `latest` replaced atomically by N, then shards older than the
+//      previous checkpoint removed (two are kept: a rank may crash between
+//      steps 2 and 3 while another has committed, and the ranks then resume
+//      from the older, which all still hold).
+// Resuming: every rank reads its `latest`; Trainer takes the smallest over
+// the ranks, and each rank loads that step's shard.
+//
+// A shard is versioned and checksummed; read_shard refuses a file that is
+// truncated, corrupt, of another version or of another job's shape, naming
+// the file and what is wrong, without allocating more than the file holds.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/status.h"
+
+namespace tandem::train {
+
+inline constexpr uint32_t kCheckpointVersion = 1;
+
+struct ShardMeta {
+  int64_t step = 0;          // optimizer steps completed
+  int rank = 0;
+  int world = 1;             // dp * tp
+  int tp = 1;
+  int dp = 1;
+  uint64_t job_hash = 0;     // the model shape, data and optimizer settings that must match on resume
+  uint64_t seed = 0;
+  int64_t tokens_seen = 0;
+};
+
+struct ShardState {
+  ShardMeta meta;
+  std::vector<float> params;
+  std::vector<float> adam_m;
+  std::vector<float> adam_v;
+};
+
+std::string rank_directory(const std::string& out_dir, int rank);
+std::string shard_path(const std::string& out_dir, int rank, int64_t step);
+
+// Step 1 above; creates the rank's directory as needed.
+Status write_shard(const std::string& out_dir, const ShardMeta& meta, std::span<const float> params,
+                   std::span<const float> adam_m, std::span<const float> adam_v);
+// Step 3 above.
+Status commit_checkpoint(const std::string& out_dir, int rank, int64_t step);
+// The rank's `latest` step; nullopt when it has none (a fresh run). A
+// malformed manifest is an error naming it.
+Result<std::optional<int64_t>> latest_step(const std::string& out_dir, int rank);
+// Loads a shard, checking it against what the resuming job expects
+// (expected.step/rank/world/tp/dp/job_hash and the parameter count).
+Result<ShardState> read_shard(const std::string& out_dir, const ShardMeta& expected, int64_t n_params);
+
+}  // namespace tandem::train
