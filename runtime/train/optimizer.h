@@ -25,6 +25,9 @@ double sum_of_squares(std::span<const float> g);
 
 // The factor that brings a gradient of global norm `norm` down to
 // `max_norm` (1 when it is already within, or max_norm <= 0 turns clipping off).
+// Exactly torch.nn.utils.clip_grad_norm_'s: min(1, max_norm / (norm + 1e-6)),
+// so a norm just at max_norm is scaled by a hair under 1, as in nanoGPT. A
+// non-finite norm (with clipping on) gives NaN, as torch's would.
 double clip_factor(double norm, double max_norm);
 
 // nanoGPT's get_lr, step 0-based: a linear warm-up, max_lr * (step + 1) /
