@@ -201,6 +201,15 @@ TEST(TrainModel, RefusesWhatItCannotTrain) {
   expect_invalid(model->forward_backward(three.inputs, three.targets, 3, 1.0f).status(), "max_batch");
   expect_invalid(model->forward_backward(three.inputs, three.targets, kBatch, 1.0f).status(), "needs 10");
   EXPECT_TRUE(model->forward_backward(batch.inputs, batch.targets, kBatch, 1.0f).ok());
+
+  // Exports that would not round-trip: the wrong size, a RoPE base llama2.c cannot record.
+  tandem::testing::TempDir dir;
+  const std::vector<float> full(model->params().begin(), model->params().end());
+  expect_invalid(export_llama2c(shape, std::span<const float>(full).first(full.size() - 1), dir.file("a.bin")),
+                 "parameters given");
+  TrainShape theta = shape;
+  theta.rope_theta = 500000.0f;
+  expect_invalid(export_llama2c(theta, full, dir.file("b.bin")), "rope_theta");
 }
 
 // Plain SGD on one fixed batch: the gradients point downhill and the model
@@ -224,6 +233,23 @@ TEST(TrainModel, FiftySgdStepsOnOneBatchHalveTheLoss) {
   }
   EXPECT_NEAR(first, std::log(static_cast<double>(shape.vocab_size)), 0.05);  // the init predicts ~uniformly
   EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
+}
+
+// What micro-batching relies on: grads accumulate across calls, each scaled
+// by its grad_scale (two calls at 0.5 give one call at 1.0).
+TEST(TrainModel, GradsAccumulateScaledByGradScale) {
+  const TrainShape shape = tiny_gqa_shape();
+  auto model = make_model(shape);
+  ASSERT_NE(model, nullptr);
+  testing::randomize_params(*model, 13);
+  const Batch batch = random_batch(shape, kBatch, 71);
+  model->zero_grads();
+  ASSERT_TRUE(model->forward_backward(batch.inputs, batch.targets, kBatch, 1.0f).ok());
+  const std::vector<float> once(model->grads().begin(), model->grads().end());
+  model->zero_grads();
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(model->forward_backward(batch.inputs, batch.targets, kBatch, 0.5f).ok());
+  const float scale = testing::max_abs(once.data(), static_cast<int64_t>(once.size()));
+  for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(model->grads()[i], once[i], 1e-6f * scale) << i;
 }
 
 // The ops promise results independent of the thread count; the model keeps it.
