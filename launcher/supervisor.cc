@@ -191,23 +191,18 @@ void Supervisor::record_loss(const std::vector<std::string>& args) {
   auto number = [](const std::string& text) { return std::strtod(text.c_str(), nullptr); };
   const LossPoint point{std::strtoll(args[0].c_str(), nullptr, 10), number(args[1]), number(args[2]), number(args[3]),
                         number(args[4])};
-  const std::string path = files_.run_dir + "/loss.csv";
-  const bool first = loss_curve_.empty();
   loss_curve_.push_back(point);
-  if (std::FILE* f = std::fopen(path.c_str(), first ? "w" : "a")) {
-    if (first) std::fprintf(f, "%s\n", loss_csv_header().c_str());
-    std::fprintf(f, "%s\n", loss_csv_line(point).c_str());
-    std::fclose(f);
-  }
+  const std::string path = files_.run_dir + "/" + kLossCsvFile;
+  if (Status s = append_loss_csv(path, point); !s.ok() && loss_curve_.size() == 1) say("cannot write " + path + ": " + s.message());
 }
 
 void Supervisor::draw_loss_curve() {
   if (loss_curve_.empty()) return;
-  const std::string path = files_.run_dir + "/loss.png";
+  const std::string path = files_.run_dir + "/" + kLossPngFile;
   if (Status s = write_loss_png(loss_curve_, path); !s.ok()) {
     say("cannot draw the loss curve: " + s.message());
   } else {
-    say("loss curve: " + files_.run_dir + "/loss.csv, " + path);
+    say("loss curve: " + files_.run_dir + "/" + kLossCsvFile + ", " + path);
   }
 }
 

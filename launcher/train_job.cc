@@ -119,7 +119,7 @@ train::TrainerOptions trainer_options(const RunConfig& config, int64_t vocab_siz
 }
 
 std::vector<std::string> train_record_args(const train::StepReport& r, double tokens_per_s) {
-  auto number = [](double v) { return std::isnan(v) ? std::string("nan") : format_number(v, "%.9g"); };
+  auto number = [](double v) { return std::isnan(v) ? std::string("nan") : format_number(v, "%.17g"); };
   return {std::to_string(r.step), number(r.train_loss), number(r.val_loss), number(r.lr), number(tokens_per_s)};
 }
 

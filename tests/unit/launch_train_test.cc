@@ -129,7 +129,7 @@ void expect_resume_repeats(const std::string& name, const std::string& fault, in
   for (size_t i = 0; i < got.size(); ++i) {
     const CsvRow& want = expected[static_cast<size_t>(resumed_from) + i];
     EXPECT_EQ(got[i].step, want.step);
-    EXPECT_EQ(got[i].train_loss, want.train_loss) << "step " << want.step;  // bit for bit (printed with %.9g)
+    EXPECT_EQ(got[i].train_loss, want.train_loss) << "step " << want.step;  // bit for bit (printed with %.17g)
   }
   EXPECT_EQ(got.back().val_loss, expected.back().val_loss);
   EXPECT_EQ(read_file(out + "/model/model.bin"), read_file(out_whole + "/model/model.bin"));
