@@ -89,14 +89,14 @@ Status check_structure(const std::string& path, const ShardFileHeader& h, uint64
     return DataLoss("checkpoint " + path + " is corrupt: " + std::to_string(h.n_params) + " parameters but " +
                     std::to_string(h.n_adam_m) + " and " + std::to_string(h.n_adam_v) + " AdamW moments");
   }
-  // Bounded by the file first, so the multiplication below cannot overflow.
   const uint64_t payload_bytes = file_bytes - sizeof(ShardFileHeader);
-  const uint64_t expected = h.n_params <= payload_bytes / 12 ? h.n_params * 12 : UINT64_MAX;
-  if (expected != payload_bytes) {
-    return DataLoss("checkpoint " + path + " is " + (expected > payload_bytes ? "truncated" : "corrupt") +
+  // A length whose byte count overflows 64 bits is described, not computed.
+  const bool sizeable = h.n_params <= UINT64_MAX / 12;
+  const uint64_t expected = sizeable ? h.n_params * 12 : 0;
+  if (!sizeable || expected != payload_bytes) {
+    return DataLoss("checkpoint " + path + " is " + (!sizeable || expected > payload_bytes ? "truncated" : "corrupt") +
                     ": its header declares " + std::to_string(h.n_params) + " parameters (" +
-                    (expected == UINT64_MAX ? std::string("more than the file holds")
-                                            : std::to_string(expected) + " bytes of arrays") +
+                    (sizeable ? std::to_string(expected) + " bytes of arrays" : std::string("beyond any file size")) +
                     ") but the file holds " + std::to_string(payload_bytes) + " bytes after the header");
   }
   return Status::Ok();

@@ -360,5 +360,39 @@ TEST(CheckpointCrash, KillMidWriteLeavesTheCommittedCheckpointsLoadable) {
   for (const std::string& n : names) EXPECT_FALSE(n.ends_with(".tmp")) << n;
 }
 
+// write_shard alone: a process rewriting one step's shard over and over (as
+// a resumed run rewrites steps it had written before crashing) is killed at
+// arbitrary moments; the file is always one of the versions whole, never a
+// torn mix or a truncated one.
+TEST(CheckpointCrash, KillDuringRewriteLeavesOneWholeVersion) {
+  testing::TempDir dir;
+  constexpr size_t kParams = 1 << 20;
+  auto version_meta = [](int64_t version) {
+    ShardMeta m = meta_for(100);
+    m.tokens_seen = version;  // which version the arrays are
+    return m;
+  };
+  ASSERT_TRUE(write(dir.path(), version_meta(0), arrays_for(0, kParams)).ok());
+  for (int round = 0; round < 6; ++round) {
+    testing::Child writer = testing::Child::fork_call([&]() -> std::string {
+      for (int64_t version = 1;; ++version) {
+        if (Status s = write(dir.path(), version_meta(version), arrays_for(version, kParams)); !s.ok())
+          return s.to_string();
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + 45 * round));
+    writer.kill(SIGKILL);
+    const testing::ChildExit exit = writer.wait(std::chrono::seconds(30));
+    ASSERT_EQ(exit.signal, SIGKILL) << testing::describe(exit) << ": " << writer.message();
+
+    Result<ShardState> shard = read_shard(dir.path(), meta_for(100), kParams);
+    ASSERT_TRUE(shard.ok()) << "round " << round << ": " << shard.status().to_string();
+    const Arrays want = arrays_for(shard->meta.tokens_seen, kParams);
+    ASSERT_TRUE(same_bits(shard->params, want.params) && same_bits(shard->adam_m, want.m) &&
+                same_bits(shard->adam_v, want.v))
+        << "round " << round << ": version " << shard->meta.tokens_seen << " is not whole";
+  }
+}
+
 }  // namespace
 }  // namespace tandem::train
