@@ -50,9 +50,8 @@ Status write_private_file(const std::string& path, const std::string& text) {
 }
 
 Status check_launchable(const RunConfig& config) {
-  if (config.job != JobKind::kGenerate && config.job != JobKind::kServe) {
-    return Unimplemented("job: " + std::string(to_string(config.job)) +
-                         ": this build launches generate and serve jobs");
+  if (config.job == JobKind::kBench) {
+    return Unimplemented("job: bench: this build launches generate, serve and train jobs (benchmarks: `tandem bench`)");
   }
   const auto& nodes = config.cluster.nodes;
   if (!all_nodes_local(config) && is_local_host(nodes[0].host) && nodes[0].data_address.empty()) {

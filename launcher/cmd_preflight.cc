@@ -1,6 +1,7 @@
-// `tandem preflight --model PATH [--tp N --pp M] [--backend cuda]`: what
-// `tandem launch` asks every node before a job starts (internal). One JSON
-// line on stdout: this binary's version, the model as this node sees it,
+// `tandem preflight --model PATH [--tp N --pp M] [--backend cuda]` or
+// `tandem preflight --data PATH` (a training job): what `tandem launch` asks
+// every node before a job starts (internal). One JSON line on stdout: this
+// binary's version, the model (or training text) as this node sees it,
 // whether the model takes the job's split, whether the backend can start.
 #include <unistd.h>
 
@@ -18,6 +19,7 @@ namespace {
 
 struct PreflightFlags {
   std::string model;
+  std::string data;
   std::string backend;
   int tp = 0;  // 0: no split to check
   int pp = 1;
@@ -34,8 +36,19 @@ int run_preflight(const PreflightFlags& f) {
   std::error_code ec;
   answer["binary"] = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   answer["workdir"] = std::filesystem::current_path(ec).string();
-  auto files = resolve_model_files(model);
-  if (!files.ok()) {
+  if (!f.data.empty()) {
+    // Training builds its model in memory: the text is what must be there.
+    const auto bytes = std::filesystem::file_size(f.data, ec);
+    if (ec) {
+      answer["model_error"] = "train.data: " + f.data + ": " + ec.message();
+    } else {
+      answer["model_path"] = std::filesystem::absolute(f.data, ec).string();
+      answer["model_bytes"] = bytes;
+    }
+  }
+  auto files = model.empty() ? Result<ModelFiles>(NotFound("no model")) : resolve_model_files(model);
+  if (model.empty()) {
+  } else if (!files.ok()) {
     answer["model_error"] = "model: " + files.status().message();
   } else {
     answer["model_path"] = std::filesystem::absolute(files->checkpoint, ec).string();
@@ -69,7 +82,11 @@ void add_preflight_command(CLI::App& app) {
   auto f = std::make_shared<PreflightFlags>();
   CLI::App* cmd = app.add_subcommand("preflight", "What `tandem launch` checks on a node (prints JSON)");
   cmd->group("");
-  cmd->add_option("--model", f->model, "The model path as the config names it")->required();
+  auto* model = cmd->add_option("--model", f->model, "The model path as the config names it");
+  auto* data = cmd->add_option("--data", f->data, "A training job's text file, instead of a model");
+  model->excludes(data);
+  data->excludes(model);
+  cmd->require_option(1, 0);
   cmd->add_option("--tp", f->tp, "Also check that the model takes this tensor-parallel split");
   cmd->add_option("--pp", f->pp, "... with this many pipeline stages");
   cmd->add_option("--backend", f->backend, "Also check that this compute backend can start here (cuda)");

@@ -13,6 +13,7 @@
 #include "launcher/cluster.h"
 #include "launcher/commands.h"
 #include "launcher/fd_io.h"
+#include "launcher/train_job.h"
 #include "launcher/worker_job.h"
 #include "launcher/worker_link.h"
 #include "launcher/worker_model.h"
@@ -39,6 +40,7 @@ void apply_environment(const RunConfig& config, int rank) {
 }
 
 Status check_supported(const RunConfig& config) {
+  if (config.job == launcher::JobKind::kTrain) return Status::Ok();  // the model is train.*, built in memory
   if (config.model.format != launcher::ModelFormat::kLlama2c || config.model.dtype != launcher::DType::kF32) {
     return Unimplemented("model: workers load llama2c checkpoints in f32 in this build");
   }
@@ -84,6 +86,14 @@ int run_worker(int rank, const std::string& job) {
   auto comms = join(*config, rank, job, header->token, link);
   if (!comms.ok()) return report_error(comms.status().with_context(where + "joining the job"));
   collectives::Communicator* const comm = comms->host.get();
+  if (config->job == launcher::JobKind::kTrain) {
+    if (Status s = launcher::run_train_job(*config, rank, *comm, link); !s.ok()) {
+      comm->abort(s.message());
+      return report_error(s.with_context(where + "training"));
+    }
+    link.record("exit", {"0"});
+    return 0;
+  }
   auto worker = launcher::load_worker_model(*config, rank, *comm, comms->device.get());
   if (!worker.ok()) {
     comm->abort(worker.status().message());

@@ -112,6 +112,58 @@ std::string outside(int64_t value, int64_t lo, int64_t hi) {
   return std::to_string(value) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi);
 }
 
+// The train section's own limits; the trainer re-checks the combinations
+// (runtime/train/trainer.h) with the same words.
+Status check_train(const TrainConfig& t, const ParallelConfig& p, const Checker& at) {
+  if (t.data.empty()) return at.fail("train.data", "must name a text file");
+  if (t.tokenizer.empty()) return at.fail("train.tokenizer", "must be \"char\" or a llama2.c tokenizer file");
+  if (t.out_dir.empty()) return at.fail("train.out_dir", "must not be empty");
+  if (t.seed < 0) return at.fail("train.seed", "must be >= 0");
+  const std::pair<const char*, int64_t> positive[] = {
+      {"train.dim", t.dim},       {"train.layers", t.layers},         {"train.heads", t.heads},
+      {"train.kv_heads", t.kv_heads}, {"train.hidden_dim", t.hidden_dim}, {"train.block_size", t.block_size},
+      {"train.batch_size", t.batch_size}, {"train.iters", t.iters}, {"train.log_interval", t.log_interval},
+      {"train.eval_batches", t.eval_batches}};
+  for (const auto& [key, value] : positive) {
+    if (value < 1) return at.fail(key, "must be at least 1, got " + std::to_string(value));
+  }
+  const std::pair<const char*, int64_t> non_negative[] = {
+      {"train.micro_batch", t.micro_batch}, {"train.warmup_iters", t.warmup_iters},
+      {"train.lr_decay_iters", t.lr_decay_iters}, {"train.eval_interval", t.eval_interval},
+      {"train.checkpoint_interval", t.checkpoint_interval}, {"train.hash_check_interval", t.hash_check_interval}};
+  for (const auto& [key, value] : non_negative) {
+    if (value < 0) return at.fail(key, "must be >= 0, got " + std::to_string(value));
+  }
+  if (t.dim % t.heads != 0 || (t.dim / t.heads) % 2 != 0) {
+    return at.fail("train.heads", "dim " + std::to_string(t.dim) + " must split into " + std::to_string(t.heads) +
+                                      " heads of an even size (RoPE rotates pairs)");
+  }
+  if (t.heads % t.kv_heads != 0) {
+    return at.fail("train.kv_heads", std::to_string(t.kv_heads) + " KV heads do not divide " +
+                                         std::to_string(t.heads) + " query heads");
+  }
+  const int64_t micro = t.micro_batch > 0 ? t.micro_batch : t.batch_size / p.dp;
+  if (micro < 1 || t.batch_size % (p.dp * micro) != 0) {
+    return at.fail("train.batch_size", std::to_string(t.batch_size) + " windows do not split into dp=" +
+                                           std::to_string(p.dp) + " ranks of micro_batch " + std::to_string(micro));
+  }
+  if (p.tp > 1 && (t.heads % p.tp != 0 || t.kv_heads % p.tp != 0)) {
+    return at.fail("parallel.tp", "tp=" + std::to_string(p.tp) + " must divide train.heads (" +
+                                      std::to_string(t.heads) + ") and train.kv_heads (" + std::to_string(t.kv_heads) + ")");
+  }
+  if (!(t.lr > 0) || t.min_lr < 0 || t.min_lr > t.lr) {
+    return at.fail("train.min_lr", "needs 0 <= min_lr <= lr and lr > 0");
+  }
+  const int64_t decay = t.lr_decay_iters > 0 ? t.lr_decay_iters : t.iters;
+  if (t.warmup_iters > decay) return at.fail("train.warmup_iters", "must not exceed lr_decay_iters");
+  if (!(t.beta1 >= 0 && t.beta1 < 1)) return at.fail("train.beta1", "must be in [0, 1)");
+  if (!(t.beta2 >= 0 && t.beta2 < 1)) return at.fail("train.beta2", "must be in [0, 1)");
+  if (t.weight_decay < 0) return at.fail("train.weight_decay", "must be >= 0");
+  if (t.grad_clip < 0) return at.fail("train.grad_clip", "must be >= 0 (0: off)");
+  if (!(t.bucket_mb > 0 && t.bucket_mb <= 1024)) return at.fail("train.bucket_mb", "must be in (0, 1024]");
+  return Status::Ok();
+}
+
 Status check(const RunConfig& c, const Checker& at) {
   const auto& nodes = c.cluster.nodes;
   if (nodes.empty()) return at.fail("cluster.nodes", "needs at least one node");
@@ -129,16 +181,33 @@ Status check(const RunConfig& c, const Checker& at) {
   const ParallelConfig& p = c.parallel;
   if (p.tp < 1) return at.fail("parallel.tp", "must be at least 1, got " + std::to_string(p.tp));
   if (p.pp < 1) return at.fail("parallel.pp", "must be at least 1, got " + std::to_string(p.pp));
-  const int64_t ranks = static_cast<int64_t>(p.tp) * p.pp;
+  if (p.dp < 1) return at.fail("parallel.dp", "must be at least 1, got " + std::to_string(p.dp));
+  const int64_t ranks = static_cast<int64_t>(p.tp) * p.pp * p.dp;
   if (ranks != static_cast<int64_t>(nodes.size())) {
-    return at.fail("parallel.tp", "tp * pp = " + std::to_string(p.tp) + " * " + std::to_string(p.pp) + " = " +
-                                      std::to_string(ranks) + " ranks, but cluster.nodes lists " +
-                                      std::to_string(nodes.size()) + " nodes (one rank per node)");
+    return at.fail("parallel.tp", "dp * tp * pp = " + std::to_string(p.dp) + " * " + std::to_string(p.tp) + " * " +
+                                      std::to_string(p.pp) + " = " + std::to_string(ranks) +
+                                      " ranks, but cluster.nodes lists " + std::to_string(nodes.size()) +
+                                      " nodes (one rank per node)");
   }
   if (p.tp > 1 && p.pp > 1) {
     return at.fail("parallel.pp", "tp=" + std::to_string(p.tp) + " with pp=" + std::to_string(p.pp) +
                                       ": a job is tensor- or pipeline-parallel, not both yet (two DGX Sparks: "
                                       "tp=2 or pp=2)");
+  }
+  if (p.dp > 1 && c.job != JobKind::kTrain) {
+    return at.fail("parallel.dp", "data parallelism (dp=" + std::to_string(p.dp) +
+                                      ") is for job: train; inference shards with tp or pp");
+  }
+  if (c.job == JobKind::kTrain) {
+    if (p.pp > 1) return at.fail("parallel.pp", "training is data- or tensor-parallel; pipeline training is not implemented");
+    if (p.dp > 1 && p.tp > 1) {
+      return at.fail("parallel.dp", "dp=" + std::to_string(p.dp) + " with tp=" + std::to_string(p.tp) +
+                                        ": a training job is data- or tensor-parallel, not both yet");
+    }
+    if (c.backend.compute != ComputeBackend::kCpu) {
+      return at.fail("backend.compute", "training runs on the cpu backend in this version");
+    }
+    TANDEM_RETURN_IF_ERROR(check_train(c.train, p, at));
   }
   if (c.backend.threads < 0 || c.backend.threads > 1024) {
     return at.fail("backend.threads", outside(c.backend.threads, 0, 1024));

@@ -86,6 +86,7 @@ struct ModelConfig {
 struct ParallelConfig {
   int tp = 2;  // tensor-parallel ranks
   int pp = 1;  // pipeline stages
+  int dp = 1;  // data-parallel replicas (job: train)
   bool operator==(const ParallelConfig&) const = default;
 };
 
@@ -123,6 +124,46 @@ struct GenerateConfig {
   bool operator==(const GenerateConfig&) const = default;
 };
 
+// A `job: train` run: nanoGPT's knobs in Llama form (runtime/train/trainer.h).
+// Paths are as every node sees them (relative: the worker's working directory).
+struct TrainConfig {
+  std::string data = "data/tinyshakespeare.txt";  // a text file
+  std::string tokenizer = "char";  // "char": one token per character; else a llama2.c tokenizer.bin
+  // Each rank's checkpoints (out_dir/rank-N/) and, at the end, rank 0's
+  // exported model (out_dir/model/model.bin + tokenizer.bin).
+  std::string out_dir = "out/train";
+  bool resume = false;  // continue from out_dir's newest checkpoint (a fresh start if there is none)
+  int64_t seed = 1337;
+  // The model (Llama: RMSNorm, RoPE, SwiGLU, untied classifier).
+  int64_t dim = 128;
+  int64_t layers = 4;
+  int64_t heads = 4;
+  int64_t kv_heads = 4;
+  int64_t hidden_dim = 352;
+  int64_t block_size = 64;  // tokens per training window (and the exported context)
+  // The optimisation.
+  int64_t batch_size = 12;   // windows per step over all ranks
+  int64_t micro_batch = 0;   // windows per forward/backward per rank; 0: batch_size / dp
+  int64_t iters = 2000;
+  double lr = 1e-3;
+  double min_lr = 1e-4;
+  int64_t warmup_iters = 100;
+  int64_t lr_decay_iters = 0;  // 0: iters
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;  // 0: off
+  // What happens along the way.
+  int64_t log_interval = 10;
+  int64_t eval_interval = 250;  // 0: at the end only
+  int64_t eval_batches = 20;
+  int64_t checkpoint_interval = 250;  // 0: at the end only
+  int64_t hash_check_interval = 100;  // ranks compare weight hashes; 0: never
+  double bucket_mb = 1.0;  // data-parallel all-reduce bucket
+  bool overlap = true;     // all-reduce buckets while the backward runs
+  bool operator==(const TrainConfig&) const = default;
+};
+
 // How `tandem launch` supervises its workers (launcher/launch.h).
 struct LaunchConfig {
   // Each worker and the launcher exchange a heartbeat every interval over the
@@ -147,6 +188,7 @@ struct RunConfig {
   std::map<std::string, std::string> env;  // set on every worker
   std::string run_dir = "runs";  // each run writes run_dir/<run id>/ (relative: to the launcher's cwd)
   GenerateConfig generate;
+  TrainConfig train;
   LaunchConfig launch;
   bool operator==(const RunConfig&) const = default;
 };

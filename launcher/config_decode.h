@@ -48,6 +48,13 @@ class Decoder {
       } else {
         out = node.Scalar();
       }
+    } else if constexpr (std::is_same_v<T, bool>) {
+      // YAML 1.2's core schema: true / false only (yes/no/on/off are strings).
+      if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
+        out = node.Scalar() == "true";
+      } else {
+        return type_error(node, mark, path, "true or false");
+      }
     } else if constexpr (std::is_arithmetic_v<T>) {
       return decode_number(node, mark, path, out);
     } else if constexpr (std::is_enum_v<T>) {

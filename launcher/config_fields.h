@@ -63,6 +63,7 @@ template <class V> void visit_fields(V& v, ModelConfig& s) {
 template <class V> void visit_fields(V& v, ParallelConfig& s) {
   v("tp", s.tp);
   v("pp", s.pp);
+  v("dp", s.dp);
 }
 template <class V> void visit_fields(V& v, BackendConfig& s) {
   v("compute", s.compute);
@@ -87,6 +88,37 @@ template <class V> void visit_fields(V& v, GenerateConfig& s) {
   v("top_k", s.top_k);
   v("seed", s.seed);
 }
+template <class V> void visit_fields(V& v, TrainConfig& s) {
+  v("data", s.data);
+  v("tokenizer", s.tokenizer);
+  v("out_dir", s.out_dir);
+  v("resume", s.resume);
+  v("seed", s.seed);
+  v("dim", s.dim);
+  v("layers", s.layers);
+  v("heads", s.heads);
+  v("kv_heads", s.kv_heads);
+  v("hidden_dim", s.hidden_dim);
+  v("block_size", s.block_size);
+  v("batch_size", s.batch_size);
+  v("micro_batch", s.micro_batch);
+  v("iters", s.iters);
+  v("lr", s.lr);
+  v("min_lr", s.min_lr);
+  v("warmup_iters", s.warmup_iters);
+  v("lr_decay_iters", s.lr_decay_iters);
+  v("beta1", s.beta1);
+  v("beta2", s.beta2);
+  v("weight_decay", s.weight_decay);
+  v("grad_clip", s.grad_clip);
+  v("log_interval", s.log_interval);
+  v("eval_interval", s.eval_interval);
+  v("eval_batches", s.eval_batches);
+  v("checkpoint_interval", s.checkpoint_interval);
+  v("hash_check_interval", s.hash_check_interval);
+  v("bucket_mb", s.bucket_mb);
+  v("overlap", s.overlap);
+}
 template <class V> void visit_fields(V& v, LaunchConfig& s) {
   v("heartbeat_interval_s", s.heartbeat_interval_s);
   v("heartbeat_timeout_s", s.heartbeat_timeout_s);
@@ -105,6 +137,7 @@ template <class V> void visit_fields(V& v, RunConfig& s) {
   v("env", s.env);
   v("run_dir", s.run_dir);
   v("generate", s.generate);
+  v("train", s.train);
   v("launch", s.launch);
 }
 

@@ -21,6 +21,8 @@ class Encoder {
   template <class T> void emit(const T& value) {
     if constexpr (std::is_same_v<T, std::string>) {
       out_ << value;  // the emitter quotes what would not read back as this string
+    } else if constexpr (std::is_same_v<T, bool>) {
+      out_ << YAML::TrueFalseBool << YAML::LowerCase << value;
     } else if constexpr (std::is_floating_point_v<T>) {
       // The shortest text that reads back as the same float, so 0.9 stays
       // "0.9" and the config round-trips exactly.

@@ -71,6 +71,7 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
   for (size_t r = 0; r < n; ++r) {
     std::vector<std::string> args = {"preflight", "--model", config.model.path, "--tp",
                                      std::to_string(config.parallel.tp), "--pp", std::to_string(config.parallel.pp)};
+    if (config.job == JobKind::kTrain) args = {"preflight", "--data", config.train.data};
     if (config.backend.compute == ComputeBackend::kCuda) args.insert(args.end(), {"--backend", "cuda"});
     const ProcessSpec spec = node_command(config, static_cast<int>(r), context, args);
     auto process = Process::spawn(spec);
@@ -136,7 +137,7 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
     const auto a = answers[0].value("model_bytes", int64_t{-1});
     const auto b = answers[r].value("model_bytes", int64_t{-1});
     if (a >= 0 && b >= 0 && a != b) {
-      problems.push_back("rank " + std::to_string(r) + " (" + config.cluster.nodes[r].host + "): the model is " +
+      problems.push_back("rank " + std::to_string(r) + " (" + config.cluster.nodes[r].host + "): " + (config.job == JobKind::kTrain ? "train.data" : "the model") + " is " +
                          std::to_string(b) + " bytes there but " + std::to_string(a) + " bytes on rank 0");
     }
   }

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "launcher/cluster.h"
 #include "launcher/fd_io.h"
 #include "launcher/launch.h"
+#include "launcher/loss_curve.h"
 #include "launcher/worker_protocol.h"
 
 namespace tandem::launcher {
@@ -89,6 +91,8 @@ class Supervisor {
   }
   void on_record(Worker& w, const WorkerRecord& r);
   void on_exit(Worker& w);
+  void record_loss(const std::vector<std::string>& args);
+  void draw_loss_curve();
   void settle_failures(bool force);
   void pump(int timeout_ms);
   void check_time();
@@ -108,6 +112,7 @@ class Supervisor {
   Clock::time_point kill_at_;
   std::string cause_;
   int exit_code_ = 0;
+  std::vector<LossPoint> loss_curve_;  // a training job's logged steps
   int signals_ = 0;
   std::optional<Clock::time_point> leader_done_;
   std::optional<Clock::time_point> first_failure_;
@@ -168,6 +173,8 @@ void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
     for (Worker& other : workers_) {
       if (other.rank != 0) send(other, line);
     }
+  } else if (r.kind == "train" && w.rank == 0 && r.args.size() == 5) {
+    record_loss(r.args);
   } else if (r.kind == "control" && w.rank == 0 && r.args.size() == 1) {
     const std::string path = files_.run_dir + "/endpoint";
     if (std::FILE* f = std::fopen(path.c_str(), "w")) {
@@ -175,6 +182,27 @@ void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
       std::fclose(f);
     }
     say("control endpoint " + r.args[0] + " (token in " + files_.run_dir + "/token)");
+  }
+}
+
+// One line of loss.csv per logged step, flushed at once so a job that dies
+// still leaves its curve up to the last step.
+void Supervisor::record_loss(const std::vector<std::string>& args) {
+  auto number = [](const std::string& text) { return std::strtod(text.c_str(), nullptr); };
+  const LossPoint point{std::strtoll(args[0].c_str(), nullptr, 10), number(args[1]), number(args[2]), number(args[3]),
+                        number(args[4])};
+  loss_curve_.push_back(point);
+  const std::string path = files_.run_dir + "/" + kLossCsvFile;
+  if (Status s = append_loss_csv(path, point); !s.ok() && loss_curve_.size() == 1) say("cannot write " + path + ": " + s.message());
+}
+
+void Supervisor::draw_loss_curve() {
+  if (loss_curve_.empty()) return;
+  const std::string path = files_.run_dir + "/" + kLossPngFile;
+  if (Status s = write_loss_png(loss_curve_, path); !s.ok()) {
+    say("cannot draw the loss curve: " + s.message());
+  } else {
+    say("loss curve: " + files_.run_dir + "/" + kLossCsvFile + ", " + path);
   }
 }
 
@@ -321,6 +349,7 @@ SupervisorResult Supervisor::run() {
       break;
     }
   }
+  draw_loss_curve();
   SupervisorResult result;
   result.ok = !stopping_;
   result.cause = cause_;

@@ -23,6 +23,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libucx-dev ucx-utils libboost-dev libboost-system-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  # the launcher's loss-curve PNG (deflate, crc32)
+  zlib1g-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev python3
   # control-plane tests: a throwaway TLS CA; the Python stubs and orchestrate.py
@@ -39,6 +41,7 @@ if [ "$arm64" -eq 1 ]; then
     # header-only and arch-independent ones (CLI11) come from the host list
     libucx-dev:arm64 libboost-dev:arm64 libfmt-dev:arm64 libspdlog-dev:arm64
     libgtest-dev:arm64 libgmock-dev:arm64 libyaml-cpp0.7:arm64
+    zlib1g-dev:arm64
   )
 fi
 

@@ -15,9 +15,10 @@
 // Resuming: every rank reads its `latest`; Trainer takes the smallest over
 // the ranks, and each rank loads that step's shard.
 //
-// A shard is versioned and checksummed; read_shard refuses a file that is
-// truncated, corrupt, of another version or of another job's shape, naming
-// the file and what is wrong, without allocating more than the file holds.
+// A shard is versioned and checksummed (layout: checkpoint_format.h);
+// read_shard refuses a file that is truncated, corrupt, of another version
+// (DataLoss) or of another job's shape (FailedPrecondition), naming the file
+// and what is wrong, without allocating more than the file holds.
 #pragma once
 
 #include <cstdint>
@@ -53,10 +54,15 @@ struct ShardState {
 std::string rank_directory(const std::string& out_dir, int rank);
 std::string shard_path(const std::string& out_dir, int rank, int64_t step);
 
-// Step 1 above; creates the rank's directory as needed.
+// Step 1 above; creates the rank's directory as needed. InvalidArgument
+// unless world == tp * dp, 0 <= rank < world, step >= 0 and both moments
+// hold as many values as params.
 Status write_shard(const std::string& out_dir, const ShardMeta& meta, std::span<const float> params,
                    std::span<const float> adam_m, std::span<const float> adam_v);
-// Step 3 above.
+// Step 3 above. FailedPrecondition if this rank's shard of `step` is
+// missing. Also removes shards newer than `step` (written by a run that
+// crashed before committing them; `latest` can never name them) and temp
+// files a crash mid-write left.
 Status commit_checkpoint(const std::string& out_dir, int rank, int64_t step);
 // The rank's `latest` step; nullopt when it has none (a fresh run). A
 // malformed manifest is an error naming it.

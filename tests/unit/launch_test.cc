@@ -203,9 +203,9 @@ TEST(LaunchLocal, PreflightReportsEveryProblemAtOnce) {
 
 TEST(LaunchLocal, UnsupportedJobsAndMixedClustersAreRefusedBeforeAnythingStarts) {
   LaunchRun run("refused");
-  CommandResult r = run_command(run.argv({"job=train"}), 30s);
+  CommandResult r = run_command(run.argv({"job=bench"}), 30s);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_TRUE(contains(r.err, "job: train: this build launches generate and serve jobs")) << r.err;
+  EXPECT_TRUE(contains(r.err, "job: bench: this build launches generate, serve and train jobs")) << r.err;
   r = run_command(run.argv({"cluster.nodes[1].host=10.9.9.9"}), 30s);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "cluster.nodes[0].data_address")) << r.err;

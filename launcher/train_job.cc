@@ -1,0 +1,184 @@
+#include "launcher/train_job.h"
+
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+
+#include "collectives/train_comm.h"
+#include "runtime/thread_pool.h"
+
+namespace tandem::launcher {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string format_duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(std::llround(std::max(0.0, seconds)));
+  char text[32];
+  if (s >= 3600) {
+    std::snprintf(text, sizeof text, "%" PRId64 "h%02" PRId64 "m", s / 3600, (s / 60) % 60);
+  } else {
+    std::snprintf(text, sizeof text, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+  }
+  return text;
+}
+
+std::string format_number(double v, const char* format) {
+  char text[64];
+  std::snprintf(text, sizeof text, format, v);
+  return text;
+}
+
+Result<train::TokenCorpus> load_corpus(const TrainConfig& t) {
+  if (t.tokenizer == "char") return train::load_char_corpus(t.data);
+  return train::load_tokenized_corpus(t.data, t.tokenizer);
+}
+
+// Rank 0's progress line: the step, its loss, validation when measured, the
+// learning rate, throughput over the interval, the share of step time spent
+// waiting on exchanges, and the time left at that pace.
+std::string progress_line(const train::StepReport& r, int64_t iters, double tokens_per_s, double comm_share,
+                          double eta_seconds) {
+  std::string line = "step " + std::to_string(r.step) + "/" + std::to_string(iters) + " | loss " +
+                     format_number(r.train_loss, "%.4f");
+  if (!std::isnan(r.val_loss)) line += " | val " + format_number(r.val_loss, "%.4f");
+  line += " | lr " + format_number(r.lr, "%.2e") + " | " + format_number(tokens_per_s, "%.0f") + " tok/s | comm " +
+          format_number(100.0 * comm_share, "%.1f") + "% | ETA " + format_duration(eta_seconds);
+  return line;
+}
+
+// TANDEM_FAULT_INJECT="kill:RANK:after-step:N" or "kill:RANK:in-checkpoint:N":
+// rank RANK SIGKILLs itself once step N is done, or once its shard of step N's
+// checkpoint is written but not yet committed. For the crash tests
+// (tests/unit/launch_train_test.cc); unset, nothing happens.
+struct Fault {
+  bool after_step = false;
+  int64_t step = -1;
+};
+
+Result<std::optional<Fault>> parse_fault(const char* text, int rank) {
+  if (text == nullptr || *text == '\0') return std::optional<Fault>();
+  const std::string s = text;
+  int fault_rank = -1;
+  long long step = -1;
+  char point[32] = {};
+  if (std::sscanf(s.c_str(), "kill:%d:%31[a-z-]:%lld", &fault_rank, point, &step) != 3 ||
+      (std::string(point) != "after-step" && std::string(point) != "in-checkpoint") || step < 0) {
+    return InvalidArgument("TANDEM_FAULT_INJECT=" + s + ": expected kill:RANK:after-step:N or kill:RANK:in-checkpoint:N");
+  }
+  if (fault_rank != rank) return std::optional<Fault>();
+  return std::optional<Fault>(Fault{std::string(point) == "after-step", step});
+}
+
+[[noreturn]] void kill_self(const char* where, int64_t step) {
+  std::fprintf(stderr, "tandem: TANDEM_FAULT_INJECT: killing this worker %s %" PRId64 "\n", where, step);
+  std::fflush(stderr);
+  ::raise(SIGKILL);
+  std::abort();
+}
+
+}  // namespace
+
+train::TrainerOptions trainer_options(const RunConfig& config, int64_t vocab_size) {
+  const TrainConfig& t = config.train;
+  train::TrainerOptions o;
+  o.shape.dim = t.dim;
+  o.shape.n_layers = t.layers;
+  o.shape.n_heads = t.heads;
+  o.shape.n_kv_heads = t.kv_heads;
+  o.shape.hidden_dim = t.hidden_dim;
+  o.shape.vocab_size = vocab_size;
+  o.shape.seq_len = t.block_size;
+  o.dp = config.parallel.dp;
+  o.tp = config.parallel.tp;
+  o.batch_size = t.batch_size;
+  o.micro_batch = t.micro_batch;
+  o.iters = t.iters;
+  o.lr.max_lr = t.lr;
+  o.lr.min_lr = t.min_lr;
+  o.lr.warmup_steps = t.warmup_iters;
+  o.lr.decay_steps = t.lr_decay_iters > 0 ? t.lr_decay_iters : t.iters;
+  o.adamw.beta1 = t.beta1;
+  o.adamw.beta2 = t.beta2;
+  o.adamw.weight_decay = t.weight_decay;
+  o.grad_clip = t.grad_clip;
+  o.seed = static_cast<uint64_t>(t.seed);
+  o.eval_interval = t.eval_interval;
+  o.eval_batches = t.eval_batches;
+  o.hash_check_interval = t.hash_check_interval;
+  o.checkpoint_interval = t.checkpoint_interval;
+  o.out_dir = t.out_dir;
+  o.resume = t.resume;
+  o.bucket_bytes = static_cast<size_t>(t.bucket_mb * 1024 * 1024);
+  o.overlap = t.overlap;
+  return o;
+}
+
+std::vector<std::string> train_record_args(const train::StepReport& r, double tokens_per_s) {
+  auto number = [](double v) { return std::isnan(v) ? std::string("nan") : format_number(v, "%.17g"); };
+  return {std::to_string(r.step), number(r.train_loss), number(r.val_loss), number(r.lr), number(tokens_per_s)};
+}
+
+Status run_train_job(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link) {
+  const TrainConfig& t = config.train;
+  TANDEM_ASSIGN_OR_RETURN(const train::TokenCorpus corpus, load_corpus(t));
+  train::TrainerOptions options = trainer_options(config, corpus.vocab_size);
+  TANDEM_ASSIGN_OR_RETURN(const std::optional<Fault> fault, parse_fault(std::getenv("TANDEM_FAULT_INJECT"), rank));
+  if (fault && !fault->after_step) {
+    options.after_shard_written = [step = fault->step](int64_t s) {
+      if (s == step) kill_self("with its checkpoint shard written, uncommitted, at step", s);
+    };
+  }
+  TANDEM_ASSIGN_OR_RETURN(auto train_comm, collectives::make_train_comm(
+                                               comm, std::chrono::milliseconds(static_cast<int64_t>(
+                                                         config.launch.step_timeout_s * 1000))));
+  ThreadPool pool(config.backend.threads);
+  TANDEM_ASSIGN_OR_RETURN(auto trainer, train::Trainer::create(options, corpus, rank, train_comm.get(), &pool));
+  TANDEM_ASSIGN_OR_RETURN(const int64_t first_step, trainer->start());
+  const bool leader = rank == 0;
+  if (leader) {
+    const size_t params = trainer->model().params().size() * static_cast<size_t>(options.tp);
+    link.log("tandem: training " + format_number(static_cast<double>(params) / 1e6, "%.2f") + "M parameters on " +
+             corpus.describe() + "; dp=" + std::to_string(options.dp) + " tp=" + std::to_string(options.tp) + ", " +
+             std::to_string(pool.size()) + " thread(s) per rank; " +
+             (first_step > 0 ? "resumed at step " + std::to_string(first_step) : std::string("from scratch")) + "\n");
+  }
+  link.record("ready");
+
+  double interval_seconds = 0, interval_comm = 0;
+  int64_t interval_tokens = 0;
+  const auto started = Clock::now();
+  while (trainer->step() < options.iters) {
+    if (link.stop_requested()) {
+      std::fprintf(stderr, "tandem: stopping at step %" PRId64 ": %s\n", trainer->step(), link.stop_reason().c_str());
+      return Status::Ok();
+    }
+    TANDEM_ASSIGN_OR_RETURN(const train::StepReport report, trainer->train_step());
+    if (fault && fault->after_step && report.step == fault->step) kill_self("after step", report.step);
+    interval_seconds += report.step_seconds;
+    interval_comm += report.comm_seconds;
+    interval_tokens += report.tokens;
+    const bool last = report.step >= options.iters;
+    if (!leader || !(last || report.step % t.log_interval == 0 || !std::isnan(report.val_loss))) continue;
+    const double tokens_per_s = interval_seconds > 0 ? static_cast<double>(interval_tokens) / interval_seconds : 0;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+    const double per_step = elapsed / static_cast<double>(report.step - first_step);
+    link.log("tandem: " + progress_line(report, options.iters, tokens_per_s,
+                                        interval_seconds > 0 ? interval_comm / interval_seconds : 0,
+                                        per_step * static_cast<double>(options.iters - report.step)) +
+             "\n");
+    link.record("train", train_record_args(report, tokens_per_s));
+    interval_seconds = interval_comm = 0;
+    interval_tokens = 0;
+  }
+  const std::string model_dir = t.out_dir + "/model";
+  TANDEM_RETURN_IF_ERROR(trainer->export_model(model_dir, t.tokenizer == "char" ? std::string() : t.tokenizer));
+  if (leader) link.log("tandem: model written to " + model_dir + " (tandem generate " + model_dir + ")\n");
+  return Status::Ok();
+}
+
+}  // namespace tandem::launcher

@@ -1,0 +1,323 @@
+#include "runtime/train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include "runtime/train/checkpoint.h"
+
+namespace tandem::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+constexpr uint64_t kFnvOffset = 1469598103934665603ull;
+constexpr uint64_t kFnvPrime = 1099511628211ull;
+
+uint64_t fnv1a(uint64_t h, const void* data, size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * kFnvPrime;
+  return h;
+}
+template <class T> uint64_t fnv1a_value(uint64_t h, T value) { return fnv1a(h, &value, sizeof(value)); }
+
+std::string fail_option(const std::string& name, const std::string& why) { return name + ": " + why; }
+
+}  // namespace
+
+Status validate_trainer_options(const TrainerOptions& o) {
+  TANDEM_RETURN_IF_ERROR(validate_train_shape(o.shape));
+  if (o.dp < 1 || o.tp < 1) return InvalidArgument(fail_option("dp, tp", "must be at least 1"));
+  if (o.dp > 1 && o.tp > 1) {
+    return InvalidArgument("dp=" + std::to_string(o.dp) + " with tp=" + std::to_string(o.tp) +
+                           ": a training job is data- or tensor-parallel, not both yet");
+  }
+  TANDEM_RETURN_IF_ERROR(check_tensor_parallel(o.shape, TensorParallelRank{o.tp, 0}));
+  if (o.batch_size < 1) return InvalidArgument(fail_option("batch_size", "must be at least 1"));
+  const int64_t micro = o.micro_batch > 0 ? o.micro_batch : o.batch_size / o.dp;
+  if (micro < 1 || o.batch_size % (o.dp * micro) != 0) {
+    return InvalidArgument(fail_option("batch_size", std::to_string(o.batch_size) + " is not a multiple of dp * micro_batch = " +
+                                                         std::to_string(o.dp) + " * " + std::to_string(micro)));
+  }
+  if (o.iters < 1) return InvalidArgument(fail_option("iters", "must be at least 1"));
+  if (!(o.lr.max_lr > 0) || !(o.lr.min_lr >= 0) || o.lr.min_lr > o.lr.max_lr) {
+    return InvalidArgument(fail_option("lr", "needs 0 <= min_lr <= lr and lr > 0"));
+  }
+  if (o.lr.warmup_steps < 0 || o.lr.decay_steps < o.lr.warmup_steps) {
+    return InvalidArgument(fail_option("warmup_iters", "needs 0 <= warmup_iters <= lr_decay_iters"));
+  }
+  if (!(o.adamw.beta1 >= 0 && o.adamw.beta1 < 1) || !(o.adamw.beta2 >= 0 && o.adamw.beta2 < 1)) {
+    return InvalidArgument(fail_option("beta1, beta2", "must be in [0, 1)"));
+  }
+  if (!(o.adamw.weight_decay >= 0) || !(o.grad_clip >= 0)) {
+    return InvalidArgument(fail_option("weight_decay, grad_clip", "must be >= 0"));
+  }
+  if (o.eval_batches < 1) return InvalidArgument(fail_option("eval_batches", "must be at least 1"));
+  if (o.eval_interval < 0 || o.hash_check_interval < 0 || o.checkpoint_interval < 0) {
+    return InvalidArgument(fail_option("intervals", "must be >= 0 (0: at the end only / never)"));
+  }
+  if (o.resume && o.out_dir.empty()) return InvalidArgument(fail_option("resume", "needs out_dir"));
+  return Status::Ok();
+}
+
+Trainer::Trainer(const TrainerOptions& options, const TokenCorpus& corpus, int rank, TrainComm* comm,
+                 ThreadPool* pool)
+    : options_(options), corpus_(corpus), rank_(rank), comm_(comm), pool_(pool) {
+  layout_.seq_len = options.shape.seq_len;
+  layout_.micro_batch = options.micro_batch > 0 ? options.micro_batch : options.batch_size / options.dp;
+  layout_.dp = options.dp;
+  layout_.accum = options.batch_size / (options.dp * layout_.micro_batch);
+}
+
+Trainer::~Trainer() = default;
+
+Result<std::unique_ptr<Trainer>> Trainer::create(const TrainerOptions& options, const TokenCorpus& corpus, int rank,
+                                                 TrainComm* comm, ThreadPool* pool) {
+  TANDEM_RETURN_IF_ERROR(validate_trainer_options(options));
+  const int world = options.dp * options.tp;
+  if (world > 1 && (comm == nullptr || comm->size() != world || comm->rank() != rank)) {
+    return InvalidArgument("trainer: dp * tp = " + std::to_string(world) + " ranks need a communicator of that size");
+  }
+  TANDEM_RETURN_IF_ERROR(check_corpus(corpus, options.shape.seq_len, options.shape.vocab_size));
+  std::unique_ptr<Trainer> t(new Trainer(options, corpus, rank, comm, pool));
+  TrainComm* tp_comm = options.tp > 1 ? comm : nullptr;
+  TANDEM_ASSIGN_OR_RETURN(t->model_, TrainModel::create(options.shape, TensorParallelRank{options.tp, options.tp > 1 ? rank : 0},
+                                                        tp_comm, pool, t->layout_.micro_batch));
+  const size_t n = t->model_->params().size();
+  t->adam_m_.assign(n, 0.0f);
+  t->adam_v_.assign(n, 0.0f);
+  const size_t window = static_cast<size_t>(t->layout_.micro_batch * options.shape.seq_len);
+  t->inputs_.resize(window);
+  t->targets_.resize(window);
+  if (options.dp > 1) {
+    t->sync_ = std::make_unique<GradientSync>(*comm, t->model_->grads(), options.bucket_bytes, options.overlap);
+  }
+  return t;
+}
+
+uint64_t Trainer::job_hash() const {
+  const TrainerOptions& o = options_;
+  uint64_t h = kFnvOffset;
+  for (int64_t v : {o.shape.dim, o.shape.n_layers, o.shape.n_heads, o.shape.n_kv_heads, o.shape.hidden_dim,
+                    o.shape.vocab_size, o.shape.seq_len, o.batch_size, layout_.micro_batch, o.lr.warmup_steps,
+                    o.lr.decay_steps, static_cast<int64_t>(corpus_.train.size()), static_cast<int64_t>(corpus_.val.size())}) {
+    h = fnv1a_value(h, v);
+  }
+  for (double v : {static_cast<double>(o.shape.norm_eps), static_cast<double>(o.shape.rope_theta), o.lr.max_lr,
+                   o.lr.min_lr, o.adamw.beta1, o.adamw.beta2, o.adamw.eps, o.adamw.weight_decay, o.grad_clip}) {
+    h = fnv1a_value(h, v);
+  }
+  h = fnv1a_value(h, o.seed);
+  return fnv1a(h, corpus_.chars.data(), corpus_.chars.size());
+}
+
+uint64_t Trainer::weights_hash() const {
+  uint64_t h = kFnvOffset;
+  std::span<const float> p = model_->params();
+  for (const ParamTensor& t : model_->tensors()) {
+    if (options_.tp > 1 && !t.replicated) continue;
+    h = fnv1a(h, p.data() + t.offset, static_cast<size_t>(t.numel()) * sizeof(float));
+  }
+  return h;
+}
+
+Status Trainer::check_weights_agree() {
+  if (comm_ == nullptr || comm_->size() == 1) return Status::Ok();
+  const uint64_t mine = weights_hash();
+  std::vector<uint64_t> all(static_cast<size_t>(comm_->size()));
+  TANDEM_RETURN_IF_ERROR(comm_->all_gather(&mine, all.data(), sizeof(mine)));
+  for (size_t r = 1; r < all.size(); ++r) {
+    if (all[r] != all[0]) {
+      return DataLoss("the ranks' weights differ after step " + std::to_string(step_) + ": rank 0 hashes to " +
+                      std::to_string(all[0]) + ", rank " + std::to_string(r) + " to " + std::to_string(all[r]) +
+                      " (a replica diverged: non-deterministic kernels or a corrupted exchange)");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> Trainer::start() {
+  std::optional<int64_t> latest;
+  if (options_.resume) {
+    TANDEM_ASSIGN_OR_RETURN(latest, latest_step(options_.out_dir, rank_));
+  }
+  const int world = comm_ ? comm_->size() : 1;
+  std::vector<int64_t> steps(static_cast<size_t>(world), latest.value_or(-1));
+  if (world > 1) {
+    const int64_t mine = latest.value_or(-1);
+    TANDEM_RETURN_IF_ERROR(comm_->all_gather(&mine, steps.data(), sizeof(mine)));
+  }
+  const auto [lo, hi] = std::minmax_element(steps.begin(), steps.end());
+  if (*hi < 0) {  // a fresh run
+    model_->init(options_.seed);
+    step_ = 0;
+    tokens_seen_ = 0;
+    return step_;
+  }
+  if (*lo < 0) {
+    const size_t missing = static_cast<size_t>(lo - steps.begin());
+    return FailedPrecondition("resume: rank " + std::to_string(missing) + " has no checkpoint in " + options_.out_dir +
+                              " but rank " + std::to_string(hi - steps.begin()) + " has step " + std::to_string(*hi) +
+                              " (is out_dir the same on every node?)");
+  }
+  ShardMeta expected;
+  expected.step = *lo;
+  expected.rank = rank_;
+  expected.world = world;
+  expected.tp = options_.tp;
+  expected.dp = options_.dp;
+  expected.job_hash = job_hash();
+  expected.seed = options_.seed;
+  TANDEM_ASSIGN_OR_RETURN(ShardState state,
+                          read_shard(options_.out_dir, expected, static_cast<int64_t>(model_->params().size())));
+  std::copy(state.params.begin(), state.params.end(), model_->params().begin());
+  adam_m_ = std::move(state.adam_m);
+  adam_v_ = std::move(state.adam_v);
+  step_ = state.meta.step;
+  tokens_seen_ = state.meta.tokens_seen;
+  TANDEM_RETURN_IF_ERROR(check_weights_agree());
+  return step_;
+}
+
+Result<double> Trainer::evaluate() {
+  const int dp_rank = options_.dp > 1 ? rank_ : 0;
+  // eval_batches of batch_size windows, in micro-batches: the same windows
+  // whatever the dp x micro_batch split.
+  const int64_t micro_batches = options_.eval_batches * options_.batch_size / layout_.micro_batch;
+  double sum = 0;
+  for (int64_t i = dp_rank; i < micro_batches; i += options_.dp) {
+    eval_batch(corpus_.val, options_.seed, i, layout_, inputs_, targets_);
+    TANDEM_ASSIGN_OR_RETURN(const double loss, model_->loss(inputs_, targets_, layout_.micro_batch));
+    sum += loss;
+  }
+  if (options_.dp > 1) {
+    double total[1] = {sum};
+    TANDEM_RETURN_IF_ERROR(all_reduce_sum_f64(*comm_, total));
+    sum = total[0];
+  }
+  return sum / static_cast<double>(micro_batches);
+}
+
+Result<StepReport> Trainer::train_step() {
+  const auto started = Clock::now();
+  StepReport report;
+  const int dp_rank = options_.dp > 1 ? rank_ : 0;
+  const float grad_scale = 1.0f / static_cast<float>(layout_.accum * options_.dp);
+  model_->zero_grads();
+  double loss_sum = 0;
+  for (int64_t m = 0; m < layout_.accum; ++m) {
+    sample_batch(corpus_.train, options_.seed, step_, layout_, dp_rank, m, inputs_, targets_);
+    const bool last = m + 1 == layout_.accum;
+    GradsFinalFn on_final;
+    if (last && sync_) {
+      sync_->begin();
+      on_final = [this](int64_t offset) { sync_->ready(offset); };
+    }
+    TANDEM_ASSIGN_OR_RETURN(const double loss,
+                            model_->forward_backward(inputs_, targets_, layout_.micro_batch, grad_scale, on_final));
+    loss_sum += loss;
+  }
+  if (sync_) TANDEM_RETURN_IF_ERROR(sync_->finish(&report.comm_seconds));
+
+  // One exchange for the loss and, under tp, the shards' squared gradient norms.
+  std::span<float> grads = model_->grads();
+  double sharded_sq = 0, replicated_sq = 0;
+  for (const ParamTensor& t : model_->tensors()) {
+    const double sq = sum_of_squares(grads.subspan(static_cast<size_t>(t.offset), static_cast<size_t>(t.numel())));
+    (t.replicated || options_.tp == 1 ? replicated_sq : sharded_sq) += sq;
+  }
+  double totals[2] = {loss_sum / static_cast<double>(layout_.accum), sharded_sq};
+  if (comm_ && comm_->size() > 1) {
+    const auto exchange = Clock::now();
+    if (options_.tp > 1) totals[0] /= options_.tp;  // every tp rank holds the same loss
+    TANDEM_RETURN_IF_ERROR(all_reduce_sum_f64(*comm_, totals));
+    if (options_.dp > 1) totals[0] /= options_.dp;
+    report.comm_seconds += seconds_since(exchange);
+  }
+  report.train_loss = totals[0];
+  report.grad_norm = std::sqrt(totals[1] + replicated_sq);
+  const double clip = clip_factor(report.grad_norm, options_.grad_clip);
+  if (clip < 1.0) {
+    const float c = static_cast<float>(clip);
+    for (float& g : grads) g *= c;
+  }
+  report.lr = options_.lr.at(step_);
+  std::span<float> params = model_->params();
+  for (const ParamTensor& t : model_->tensors()) {
+    const size_t at = static_cast<size_t>(t.offset), n = static_cast<size_t>(t.numel());
+    adamw_update(params.subspan(at, n), grads.subspan(at, n), std::span<float>(adam_m_).subspan(at, n),
+                 std::span<float>(adam_v_).subspan(at, n), report.lr, options_.adamw, step_ + 1, t.decay);
+  }
+  ++step_;
+  report.step = step_;
+  report.tokens = options_.batch_size * options_.shape.seq_len;
+  tokens_seen_ += report.tokens;
+
+  const bool last = step_ >= options_.iters;
+  auto due = [&](int64_t interval) { return last || (interval > 0 && step_ % interval == 0); };
+  if (options_.hash_check_interval > 0 && due(options_.hash_check_interval)) TANDEM_RETURN_IF_ERROR(check_weights_agree());
+  report.val_loss = std::numeric_limits<double>::quiet_NaN();
+  if (due(options_.eval_interval)) {
+    TANDEM_ASSIGN_OR_RETURN(report.val_loss, evaluate());
+  }
+  if (!options_.out_dir.empty() && due(options_.checkpoint_interval)) TANDEM_RETURN_IF_ERROR(save_checkpoint());
+  report.step_seconds = seconds_since(started);
+  return report;
+}
+
+Status Trainer::save_checkpoint() {
+  ShardMeta meta;
+  meta.step = step_;
+  meta.rank = rank_;
+  meta.world = options_.dp * options_.tp;
+  meta.tp = options_.tp;
+  meta.dp = options_.dp;
+  meta.job_hash = job_hash();
+  meta.seed = options_.seed;
+  meta.tokens_seen = tokens_seen_;
+  const Status written = write_shard(options_.out_dir, meta, model_->params(), adam_m_, adam_v_);
+  if (written.ok() && options_.after_shard_written) options_.after_shard_written(step_);
+  // Commit only once every rank holds step N, so `latest` never names a step
+  // some rank lacks (checkpoint.h).
+  const int world = comm_ ? comm_->size() : 1;
+  std::vector<int32_t> ok(static_cast<size_t>(world), written.ok() ? 1 : 0);
+  if (world > 1) {
+    const int32_t mine = written.ok() ? 1 : 0;
+    TANDEM_RETURN_IF_ERROR(comm_->all_gather(&mine, ok.data(), sizeof(mine)));
+  }
+  if (!written.ok()) return written;
+  for (size_t r = 0; r < ok.size(); ++r) {
+    if (!ok[r]) {
+      return Aborted("checkpoint of step " + std::to_string(step_) + ": rank " + std::to_string(r) +
+                     " could not write its shard (see its log); the previous checkpoint stays the latest");
+    }
+  }
+  return commit_checkpoint(options_.out_dir, rank_, step_);
+}
+
+Status Trainer::export_model(const std::string& dir, const std::string& tokenizer_source) {
+  std::vector<float> full;
+  if (options_.tp > 1) {
+    TANDEM_RETURN_IF_ERROR(model_->gather_full(&full));
+  } else if (rank_ == 0) {
+    const std::span<const float> p = model_->params();
+    full.assign(p.begin(), p.end());
+  }
+  if (rank_ != 0) return Status::Ok();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Unavailable("export: cannot create " + dir + ": " + ec.message());
+  TANDEM_RETURN_IF_ERROR(export_llama2c(options_.shape, full, dir + "/model.bin"));
+  if (!corpus_.chars.empty()) return write_char_tokenizer(corpus_.chars, dir + "/tokenizer.bin");
+  if (tokenizer_source.empty()) return Status::Ok();
+  std::filesystem::copy_file(tokenizer_source, dir + "/tokenizer.bin", std::filesystem::copy_options::overwrite_existing, ec);
+  if (ec) return Unavailable("export: cannot copy the tokenizer " + tokenizer_source + " to " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace tandem::train
