@@ -177,7 +177,7 @@ Status run_train_job(const RunConfig& config, int rank, collectives::Communicato
   }
   const std::string model_dir = t.out_dir + "/model";
   TANDEM_RETURN_IF_ERROR(trainer->export_model(model_dir, t.tokenizer == "char" ? std::string() : t.tokenizer));
-  if (leader) link.log("tandem: model written to " + model_dir + " (tandem generate " + model_dir + ")\n");
+  if (leader) link.log("tandem: model written to " + model_dir + " (tandem generate --model " + model_dir + ")\n");
   return Status::Ok();
 }
 

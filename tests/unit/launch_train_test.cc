@@ -91,7 +91,7 @@ TEST(LaunchTrain, ShortShakespeareRecipeLearnsAndExportsAModel) {
   EXPECT_EQ(png.substr(1, 3), "PNG");
 
   // The exported model runs in the inference engine and speaks Shakespeare's alphabet.
-  CommandResult g = run_command({tandem_binary(), "generate", out + "/model", "--prompt", "ROMEO:", "--steps", "40"}, 60s);
+  CommandResult g = run_command({tandem_binary(), "generate", "--model", out + "/model", "--prompt", "ROMEO:", "--steps", "40"}, 60s);
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_TRUE(contains(g.out, "ROMEO:")) << g.out;
 }
