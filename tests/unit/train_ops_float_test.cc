@@ -44,18 +44,22 @@ constexpr AttentionDims kDims{.batch = kBatch, .seq = kSeq, .n_heads = kHeads, .
 TEST(TrainOpsFloat, MatmulMatchesDoubleAndTheInferenceKernel) {
   std::mt19937 rng(11);
   const auto x = random_vector(kRows * kIn, rng), w = random_vector(kOut * kIn, rng);
-  const auto dout = random_vector(kRows * kOut, rng);
-  std::vector<double> out(kRows * kOut), dx(x.size()), dw(w.size(), 0.5);
-  matmul_forward(out.data(), x.data(), w.data(), kRows, kIn, kOut, nullptr);
-  matmul_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), kRows, kIn, kOut, false, nullptr);
-
+  const auto dout = random_vector(kRows * kOut, rng), dx_before = random_vector(kRows * kIn, rng);
   const auto xf = to_float(x), wf = to_float(w), doutf = to_float(dout);
-  std::vector<float> outf(out.size()), dxf(dx.size()), dwf(dw.size(), 0.5f);
+  std::vector<double> out(kRows * kOut);
+  std::vector<float> outf(out.size());
+  matmul_forward(out.data(), x.data(), w.data(), kRows, kIn, kOut, nullptr);
   matmul_forward(outf.data(), xf.data(), wf.data(), kRows, kIn, kOut, nullptr);
-  matmul_backward(dxf.data(), dwf.data(), doutf.data(), xf.data(), wf.data(), kRows, kIn, kOut, false, nullptr);
   expect_float_matches_double("out", outf, out, kFloatTol);
-  expect_float_matches_double("dx", dxf, dx, kFloatTol);
-  expect_float_matches_double("dw", dwf, dw, kFloatTol);
+  for (const bool accumulate : {false, true}) {
+    std::vector<double> dx = dx_before, dw(w.size(), 0.5);
+    matmul_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), kRows, kIn, kOut, accumulate, nullptr);
+    std::vector<float> dxf = to_float(dx_before), dwf(dw.size(), 0.5f);
+    matmul_backward(dxf.data(), dwf.data(), doutf.data(), xf.data(), wf.data(), kRows, kIn, kOut, accumulate,
+                    nullptr);
+    expect_float_matches_double(accumulate ? "dx accumulated" : "dx", dxf, dx, kFloatTol);
+    expect_float_matches_double("dw", dwf, dw, kFloatTol);
+  }
 
   std::vector<float> kernel_out(out.size());
   cpu::matmul_rows(kernel_out.data(), xf.data(), wf.data(), kRows, kIn, kOut, 0, kOut);
@@ -260,12 +264,14 @@ TEST(TrainOpsFloat, MatmulIsBitwiseTheSameForAnyThreadCount) {
       matmul_forward(out.data(), x.data(), w.data(), rows, n_in, n_out, pool);
       return out;
     });
-    expect_same_bits_for_every_pool("matmul_backward", [&](ThreadPool* pool) {
-      std::vector<float> grads(rows * n_in + n_out * n_in, 0.25f);  // dx then dw
-      matmul_backward(grads.data(), grads.data() + rows * n_in, dout.data(), x.data(), w.data(), rows, n_in,
-                      n_out, true, pool);
-      return grads;
-    });
+    for (const bool accumulate_dx : {false, true}) {
+      expect_same_bits_for_every_pool("matmul_backward", [&](ThreadPool* pool) {
+        std::vector<float> grads(rows * n_in + n_out * n_in, 0.25f);  // dx then dw
+        matmul_backward(grads.data(), grads.data() + rows * n_in, dout.data(), x.data(), w.data(), rows, n_in,
+                        n_out, accumulate_dx, pool);
+        return grads;
+      });
+    }
   }
 }
 
