@@ -200,6 +200,12 @@ TEST(TrainOpsFloat, CrossEntropyMatchesADirectLogSumExp) {
     EXPECT_NEAR(loss, static_cast<double>(reference), 1e-5 * static_cast<double>(reference)) << offset;
     expect_float_matches_double("dlogits", grad, reference_grad, kFloatTol);
     EXPECT_EQ(loss, cross_entropy<float>(nullptr, logitsf.data(), targets, kRows, kVocab, 1.0f));
+    // ... and the double instantiation on the same (float) logits.
+    const std::vector<double> same_logits(logitsf.begin(), logitsf.end());
+    std::vector<double> grad_double(logits.size());
+    const double loss_double = cross_entropy(grad_double.data(), same_logits.data(), targets, kRows, kVocab, 1.0);
+    EXPECT_NEAR(loss, loss_double, 1e-5 * loss_double) << offset;
+    expect_float_matches_double("dlogits vs double", grad, grad_double, kFloatTol);
   }
 }
 
