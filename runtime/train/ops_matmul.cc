@@ -110,7 +110,8 @@ void matmul_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, int64_
   }
 }
 
-template void matmul_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t, ThreadPool*);
+template void matmul_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                    ThreadPool*);
 template void matmul_forward<double>(double*, const double*, const double*, int64_t, int64_t, int64_t,
                                      ThreadPool*);
 template void matmul_backward<float>(float*, float*, const float*, const float*, const float*, int64_t,
