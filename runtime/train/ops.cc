@@ -179,15 +179,15 @@ double cross_entropy(T* dlogits, const T* logits, std::span<const int> targets, 
   return loss;
 }
 
-#define TANDEM_INSTANTIATE_ELEMENTWISE_OPS(T)                                                              \
-  template void embedding_forward<T>(T*, const T*, int64_t, int64_t, std::span<const int>, int64_t);      \
-  template void embedding_backward<T>(T*, const T*, int64_t, int64_t, std::span<const int>, int64_t);     \
-  template void rmsnorm_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, T);                      \
-  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t);    \
-  template void rope_forward<T>(T*, int64_t, int64_t, int64_t, int64_t, T);                               \
-  template void rope_backward<T>(T*, int64_t, int64_t, int64_t, int64_t, T);                              \
-  template void swiglu_forward<T>(T*, const T*, const T*, int64_t);                                       \
-  template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);                        \
+#define TANDEM_INSTANTIATE_ELEMENTWISE_OPS(T)                                                          \
+  template void embedding_forward<T>(T*, const T*, int64_t, int64_t, std::span<const int>, int64_t);   \
+  template void embedding_backward<T>(T*, const T*, int64_t, int64_t, std::span<const int>, int64_t);  \
+  template void rmsnorm_forward<T>(T*, T*, const T*, const T*, int64_t, int64_t, T);                   \
+  template void rmsnorm_backward<T>(T*, T*, const T*, const T*, const T*, const T*, int64_t, int64_t); \
+  template void rope_forward<T>(T*, int64_t, int64_t, int64_t, int64_t, T);                            \
+  template void rope_backward<T>(T*, int64_t, int64_t, int64_t, int64_t, T);                           \
+  template void swiglu_forward<T>(T*, const T*, const T*, int64_t);                                    \
+  template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);                     \
   template double cross_entropy<T>(T*, const T*, std::span<const int>, int64_t, int64_t, T);
 
 TANDEM_INSTANTIATE_ELEMENTWISE_OPS(float)

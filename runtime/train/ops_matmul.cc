@@ -7,6 +7,7 @@
 // inputs give the same bits with any pool (or none).
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "runtime/cpu/kernels.h"
 #include "runtime/status.h"
@@ -32,16 +33,26 @@ void matmul_forward_float(float* out, const float* x, const float* w, int64_t ro
                      });
 }
 
-// dx[m] (+)= sum_o dout[m, o] w[o]: one row of dx per item, o ascending.
+// dx = dout @ w is a forward matmul of dout by w's transpose, so it runs on
+// the same kernel: about twice as fast on the Shakespeare MLP shape as one
+// axpy per (row, o), which re-loads and re-stores the dx row n_out times.
+// The transpose costs n_in * n_out moves, 1/rows of the multiply-adds.
 void matmul_backward_dx_float(float* dx, const float* dout, const float* w, int64_t rows, int64_t n_in,
                               int64_t n_out, bool accumulate_dx, ThreadPool* pool) {
-  detail::for_ranges(pool, rows, detail::grain_for(n_in * n_out), [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      float* dx_row = dx + m * n_in;
-      if (!accumulate_dx) std::fill_n(dx_row, n_in, 0.0f);
-      const float* dout_row = dout + m * n_out;
-      for (int64_t o = 0; o < n_out; ++o) cpu::axpy(dx_row, dout_row[o], w + o * n_in, n_in);
+  std::vector<float> w_transposed(static_cast<size_t>(n_in * n_out));
+  detail::for_ranges(pool, n_out, detail::grain_for(n_in), [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      for (int64_t i = 0; i < n_in; ++i) w_transposed[i * n_out + o] = w[o * n_in + i];
     }
+  });
+  if (!accumulate_dx) {
+    matmul_forward_float(dx, dout, w_transposed.data(), rows, n_out, n_in, pool);
+    return;
+  }
+  std::vector<float> product(static_cast<size_t>(rows * n_in));
+  matmul_forward_float(product.data(), dout, w_transposed.data(), rows, n_out, n_in, pool);
+  detail::for_ranges(pool, rows, detail::grain_for(n_in), [&](int64_t begin, int64_t end) {
+    cpu::add(dx + begin * n_in, product.data() + begin * n_in, (end - begin) * n_in);
   });
 }
 
@@ -99,7 +110,8 @@ void matmul_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, int64_
   }
 }
 
-template void matmul_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t, ThreadPool*);
+template void matmul_forward<float>(float*, const float*, const float*, int64_t, int64_t, int64_t,
+                                    ThreadPool*);
 template void matmul_forward<double>(double*, const double*, const double*, int64_t, int64_t, int64_t,
                                      ThreadPool*);
 template void matmul_backward<float>(float*, float*, const float*, const float*, const float*, int64_t,

@@ -32,7 +32,8 @@ double clip_factor(double norm, double max_norm);
 
 // nanoGPT's get_lr, step 0-based: a linear warm-up, max_lr * (step + 1) /
 // (warmup_steps + 1) for step < warmup_steps; then a cosine from max_lr down
-// to min_lr at decay_steps; min_lr after.
+// to min_lr at decay_steps; min_lr after. (decay_steps <= warmup_steps leaves
+// no cosine, where nanoGPT would divide by zero: min_lr after the warm-up.)
 struct LrSchedule {
   double max_lr = 1e-3;
   double min_lr = 1e-4;

@@ -7,6 +7,8 @@
 // value (float sums of <= 40 terms of size ~1 err by ~1e-6 of that); float
 // forwards vs the inference kernels within 1e-6 of it (the same arithmetic,
 // at most a rounding apart). Thread counts: bitwise equal.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,8 +17,6 @@
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runtime/cpu/kernels.h"
 #include "runtime/thread_pool.h"
@@ -38,24 +38,29 @@ constexpr int64_t kBatch = 2, kSeq = 5, kRows = kBatch * kSeq;
 constexpr int64_t kIn = 37, kOut = 19;
 constexpr int64_t kHeads = 4, kKvHeads = 2, kHeadDim = 10;
 constexpr int64_t kVocab = 33;
-constexpr AttentionDims kDims{.batch = kBatch, .seq = kSeq, .n_heads = kHeads, .n_kv_heads = kKvHeads,
-                              .head_dim = kHeadDim};
+constexpr AttentionDims kDims{
+    .batch = kBatch, .seq = kSeq, .n_heads = kHeads, .n_kv_heads = kKvHeads, .head_dim = kHeadDim};
 
 TEST(TrainOpsFloat, MatmulMatchesDoubleAndTheInferenceKernel) {
   std::mt19937 rng(11);
   const auto x = random_vector(kRows * kIn, rng), w = random_vector(kOut * kIn, rng);
-  const auto dout = random_vector(kRows * kOut, rng);
-  std::vector<double> out(kRows * kOut), dx(x.size()), dw(w.size(), 0.5);
-  matmul_forward(out.data(), x.data(), w.data(), kRows, kIn, kOut, nullptr);
-  matmul_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), kRows, kIn, kOut, false, nullptr);
-
+  const auto dout = random_vector(kRows * kOut, rng), dx_before = random_vector(kRows * kIn, rng);
   const auto xf = to_float(x), wf = to_float(w), doutf = to_float(dout);
-  std::vector<float> outf(out.size()), dxf(dx.size()), dwf(dw.size(), 0.5f);
+  std::vector<double> out(kRows * kOut);
+  std::vector<float> outf(out.size());
+  matmul_forward(out.data(), x.data(), w.data(), kRows, kIn, kOut, nullptr);
   matmul_forward(outf.data(), xf.data(), wf.data(), kRows, kIn, kOut, nullptr);
-  matmul_backward(dxf.data(), dwf.data(), doutf.data(), xf.data(), wf.data(), kRows, kIn, kOut, false, nullptr);
   expect_float_matches_double("out", outf, out, kFloatTol);
-  expect_float_matches_double("dx", dxf, dx, kFloatTol);
-  expect_float_matches_double("dw", dwf, dw, kFloatTol);
+  for (const bool accumulate : {false, true}) {
+    std::vector<double> dx = dx_before, dw(w.size(), 0.5);
+    matmul_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), kRows, kIn, kOut, accumulate,
+                    nullptr);
+    std::vector<float> dxf = to_float(dx_before), dwf(dw.size(), 0.5f);
+    matmul_backward(dxf.data(), dwf.data(), doutf.data(), xf.data(), wf.data(), kRows, kIn, kOut, accumulate,
+                    nullptr);
+    expect_float_matches_double(accumulate ? "dx accumulated" : "dx", dxf, dx, kFloatTol);
+    expect_float_matches_double("dw", dwf, dw, kFloatTol);
+  }
 
   std::vector<float> kernel_out(out.size());
   cpu::matmul_rows(kernel_out.data(), xf.data(), wf.data(), kRows, kIn, kOut, 0, kOut);
@@ -81,7 +86,8 @@ TEST(TrainOpsFloat, RmsnormMatchesDoubleAndTheInferenceKernel) {
 
   std::vector<float> kernel_out(out.size());
   for (int64_t r = 0; r < kRows; ++r) cpu::rmsnorm(&kernel_out[r * kIn], &xf[r * kIn], wf.data(), kIn, 1e-5f);
-  expect_float_matches_double("out vs cpu::rmsnorm", outf, {kernel_out.begin(), kernel_out.end()}, kKernelTol);
+  expect_float_matches_double("out vs cpu::rmsnorm", outf, {kernel_out.begin(), kernel_out.end()},
+                              kKernelTol);
 }
 
 TEST(TrainOpsFloat, RopeMatchesDoubleAndTheInferenceKernel) {
@@ -101,7 +107,8 @@ TEST(TrainOpsFloat, RopeMatchesDoubleAndTheInferenceKernel) {
   expect_float_matches_double("backward", backf, back, kFloatTol);
 
   std::vector<float> kernel = to_float(v);
-  for (int64_t r = 0; r < rows; ++r) cpu::rope_interleaved(&kernel[r * width], kHeads, kHeadDim, r % seq, 10000.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    cpu::rope_interleaved(&kernel[r * width], kHeads, kHeadDim, r % seq, 10000.0f);
   expect_float_matches_double("forward vs cpu::rope_interleaved", rotatedf, {kernel.begin(), kernel.end()},
                               kKernelTol);
 
@@ -114,7 +121,8 @@ TEST(TrainOpsFloat, RopeMatchesDoubleAndTheInferenceKernel) {
 TEST(TrainOpsFloat, SwigluMatchesDoubleAndTheInferenceKernel) {
   std::mt19937 rng(14);
   const int64_t n = kRows * kOut;
-  const auto gate = random_vector(n, rng, -6.0, 6.0), up = random_vector(n, rng), dout = random_vector(n, rng);
+  const auto gate = random_vector(n, rng, -6.0, 6.0), up = random_vector(n, rng),
+             dout = random_vector(n, rng);
   std::vector<double> out(n), dgate(n), dup(n);
   swiglu_forward(out.data(), gate.data(), up.data(), n);
   swiglu_backward(dgate.data(), dup.data(), dout.data(), gate.data(), up.data(), n);
@@ -135,7 +143,8 @@ TEST(TrainOpsFloat, SwigluMatchesDoubleAndTheInferenceKernel) {
 TEST(TrainOpsFloat, AttentionMatchesDoubleAndTheInferenceKernel) {
   std::mt19937 rng(15);
   const int64_t q_width = kHeads * kHeadDim, kv_width = kKvHeads * kHeadDim;
-  const auto q = random_vector(kRows * q_width, rng, -2.0, 2.0), k = random_vector(kRows * kv_width, rng, -2.0, 2.0);
+  const auto q = random_vector(kRows * q_width, rng, -2.0, 2.0),
+             k = random_vector(kRows * kv_width, rng, -2.0, 2.0);
   const auto v = random_vector(kRows * kv_width, rng), dout = random_vector(kRows * q_width, rng);
   std::vector<double> out(q.size()), probs(kDims.probs_size()), dq(q.size()), dk(k.size()), dv(v.size());
   attention_forward(out.data(), probs.data(), q.data(), k.data(), v.data(), kDims, nullptr);
@@ -196,6 +205,13 @@ TEST(TrainOpsFloat, CrossEntropyMatchesADirectLogSumExp) {
     EXPECT_NEAR(loss, static_cast<double>(reference), 1e-5 * static_cast<double>(reference)) << offset;
     expect_float_matches_double("dlogits", grad, reference_grad, kFloatTol);
     EXPECT_EQ(loss, cross_entropy<float>(nullptr, logitsf.data(), targets, kRows, kVocab, 1.0f));
+    // ... and the double instantiation on the same (float) logits.
+    const std::vector<double> same_logits(logitsf.begin(), logitsf.end());
+    std::vector<double> grad_double(logits.size());
+    const double loss_double =
+        cross_entropy(grad_double.data(), same_logits.data(), targets, kRows, kVocab, 1.0);
+    EXPECT_NEAR(loss, loss_double, 1e-5 * loss_double) << offset;
+    expect_float_matches_double("dlogits vs double", grad, grad_double, kFloatTol);
   }
 }
 
@@ -229,7 +245,8 @@ TEST(TrainOpsFloat, EmbeddingShardsSumToTheFullTableAndBackwardStaysInShard) {
       EXPECT_EQ(grad[i], -7.0f) << "wrote before shard " << first;
       EXPECT_EQ(grad[(rows + 1) * dim + i], -7.0f) << "wrote after shard " << first;
     }
-    for (int64_t i = 0; i < rows * dim; ++i) EXPECT_EQ(grad[dim + i], full_grad[first * dim + i]) << first << " " << i;
+    for (int64_t i = 0; i < rows * dim; ++i)
+      EXPECT_EQ(grad[dim + i], full_grad[first * dim + i]) << first << " " << i;
   }
   EXPECT_EQ(sum, full);
 }
@@ -260,12 +277,14 @@ TEST(TrainOpsFloat, MatmulIsBitwiseTheSameForAnyThreadCount) {
       matmul_forward(out.data(), x.data(), w.data(), rows, n_in, n_out, pool);
       return out;
     });
-    expect_same_bits_for_every_pool("matmul_backward", [&](ThreadPool* pool) {
-      std::vector<float> grads(rows * n_in + n_out * n_in, 0.25f);  // dx then dw
-      matmul_backward(grads.data(), grads.data() + rows * n_in, dout.data(), x.data(), w.data(), rows, n_in,
-                      n_out, true, pool);
-      return grads;
-    });
+    for (const bool accumulate_dx : {false, true}) {
+      expect_same_bits_for_every_pool("matmul_backward", [&](ThreadPool* pool) {
+        std::vector<float> grads(rows * n_in + n_out * n_in, 0.25f);  // dx then dw
+        matmul_backward(grads.data(), grads.data() + rows * n_in, dout.data(), x.data(), w.data(), rows, n_in,
+                        n_out, accumulate_dx, pool);
+        return grads;
+      });
+    }
   }
 }
 
@@ -273,8 +292,10 @@ TEST(TrainOpsFloat, AttentionIsBitwiseTheSameForAnyThreadCount) {
   std::mt19937 rng(19);
   const AttentionDims dims{.batch = 3, .seq = 40, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16};
   const int64_t rows = dims.batch * dims.seq, q_width = 64, kv_width = 32;
-  const auto q = to_float(random_vector(rows * q_width, rng)), k = to_float(random_vector(rows * kv_width, rng));
-  const auto v = to_float(random_vector(rows * kv_width, rng)), dout = to_float(random_vector(rows * q_width, rng));
+  const auto q = to_float(random_vector(rows * q_width, rng)),
+             k = to_float(random_vector(rows * kv_width, rng));
+  const auto v = to_float(random_vector(rows * kv_width, rng)),
+             dout = to_float(random_vector(rows * q_width, rng));
   expect_same_bits_for_every_pool("attention", [&](ThreadPool* pool) {
     // out, probs, dq, dk, dv end to end in one array
     std::vector<float> all(2 * rows * q_width + dims.probs_size() + 2 * rows * kv_width);

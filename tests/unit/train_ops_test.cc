@@ -4,12 +4,12 @@
 // is L = sum(out * R) for a fixed random R, so the backward fed dout = R must
 // return dL/d(input) for every input and weight element (tolerances in
 // train_test_util.h).
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runtime/train/ops.h"
 #include "tests/unit/train_test_util.h"
@@ -48,9 +48,11 @@ TEST(TrainOpsGradient, MatmulAccumulatesDwAndOptionallyDx) {
   std::vector<double> dx(x.size(), 0.0), dw(w.size(), 0.0);
   matmul_backward(dx.data(), dw.data(), r.data(), x.data(), w.data(), kRows, kIn, kOut, false, nullptr);
 
-  const std::vector<double> dx_before = random_vector(x.size(), rng), dw_before = random_vector(w.size(), rng);
+  const std::vector<double> dx_before = random_vector(x.size(), rng),
+                            dw_before = random_vector(w.size(), rng);
   std::vector<double> dx_sum = dx_before, dw_sum = dw_before;
-  matmul_backward(dx_sum.data(), dw_sum.data(), r.data(), x.data(), w.data(), kRows, kIn, kOut, true, nullptr);
+  matmul_backward(dx_sum.data(), dw_sum.data(), r.data(), x.data(), w.data(), kRows, kIn, kOut, true,
+                  nullptr);
   for (size_t i = 0; i < dx.size(); ++i) EXPECT_NEAR(dx_sum[i], dx_before[i] + dx[i], 1e-14) << i;
   for (size_t i = 0; i < dw.size(); ++i) EXPECT_NEAR(dw_sum[i], dw_before[i] + dw[i], 1e-14) << i;
 
@@ -97,8 +99,8 @@ TEST(TrainOpsGradient, Rope) {
 
 TEST(TrainOpsGradient, Attention) {
   std::mt19937 rng(5);
-  const AttentionDims dims{.batch = kBatch, .seq = kSeq, .n_heads = kHeads, .n_kv_heads = kKvHeads,
-                           .head_dim = kHeadDim};
+  const AttentionDims dims{
+      .batch = kBatch, .seq = kSeq, .n_heads = kHeads, .n_kv_heads = kKvHeads, .head_dim = kHeadDim};
   const int64_t q_width = kHeads * kHeadDim, kv_width = kKvHeads * kHeadDim;
   std::vector<double> q = random_vector(kRows * q_width, rng, -2.0, 2.0);
   std::vector<double> k = random_vector(kRows * kv_width, rng, -2.0, 2.0);
@@ -121,8 +123,8 @@ TEST(TrainOpsGradient, Attention) {
 
 TEST(TrainOpsGradient, AttentionProbsAreCausalRowsOfASoftmax) {
   std::mt19937 rng(6);
-  const AttentionDims dims{.batch = kBatch, .seq = kSeq, .n_heads = kHeads, .n_kv_heads = kKvHeads,
-                           .head_dim = kHeadDim};
+  const AttentionDims dims{
+      .batch = kBatch, .seq = kSeq, .n_heads = kHeads, .n_kv_heads = kKvHeads, .head_dim = kHeadDim};
   const std::vector<double> q = random_vector(kRows * kHeads * kHeadDim, rng);
   const std::vector<double> k = random_vector(kRows * kKvHeads * kHeadDim, rng);
   const std::vector<double> v = random_vector(kRows * kKvHeads * kHeadDim, rng);
@@ -168,9 +170,8 @@ TEST(TrainOpsGradient, CrossEntropy) {
   for (int& t : targets) t = pick(rng);
   std::vector<double> dlogits(logits.size(), 99.0);
   cross_entropy(dlogits.data(), logits.data(), targets, kRows, kVocab, 1.0);
-  expect_gradient("dlogits", logits, dlogits, [&] {
-    return cross_entropy<double>(nullptr, logits.data(), targets, kRows, kVocab, 1.0);
-  });
+  expect_gradient("dlogits", logits, dlogits,
+                  [&] { return cross_entropy<double>(nullptr, logits.data(), targets, kRows, kVocab, 1.0); });
 
   // grad_scale scales the gradient (the model passes 1 / tokens) and nothing else.
   std::vector<double> scaled(logits.size());

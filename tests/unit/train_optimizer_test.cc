@@ -2,13 +2,13 @@
 // and against the closed form a constant gradient gives; the learning-rate
 // schedule against nanoGPT's get_lr; clipping against torch's
 // clip_grad_norm_ factor.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runtime/train/optimizer.h"
 #include "tests/unit/train_test_util.h"
@@ -46,14 +46,16 @@ void expect_adamw_follows_reference(bool decay) {
   for (int64_t step = 1; step <= 5; ++step) {
     // Gradients from 1e-4 to 1, some elements exactly 0, a different lr per step.
     std::vector<float> grads = testing::to_float(random_vector(n, rng));
-    for (int64_t i = 0; i < n; ++i) grads[i] *= static_cast<float>(std::pow(10.0, -static_cast<double>(i % 5)));
+    for (int64_t i = 0; i < n; ++i)
+      grads[i] *= static_cast<float>(std::pow(10.0, -static_cast<double>(i % 5)));
     grads[3] = 0.0f;
     const double lr = 1e-2 / static_cast<double>(step);
     adamw_update(params, grads, m, v, lr, config, step, decay);
     for (int64_t i = 0; i < n; ++i) reference[i].step(grads[i], lr, config, step, decay);
   }
   for (int64_t i = 0; i < n; ++i) {
-    EXPECT_NEAR(params[i], reference[i].p, kAdamTol) << "param " << i << (decay ? " with" : " without") << " decay";
+    EXPECT_NEAR(params[i], reference[i].p, kAdamTol)
+        << "param " << i << (decay ? " with" : " without") << " decay";
     EXPECT_NEAR(m[i], reference[i].m, kAdamTol * std::fabs(reference[i].m) + 1e-12) << "m " << i;
     EXPECT_NEAR(v[i], reference[i].v, kAdamTol * std::fabs(reference[i].v) + 1e-15) << "v " << i;
   }
@@ -79,7 +81,8 @@ TEST(AdamW, ConstantGradientStepsByLrTimesItsSign) {
         expected[i] -= lr * grads[i] / (std::fabs(grads[i]) + config.eps);
       }
     }
-    for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(params[i], expected[i], 1e-6) << i << " " << decay;
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_NEAR(params[i], expected[i], 1e-6) << i << " " << decay;
   }
 }
 
@@ -107,9 +110,11 @@ TEST(ClipFactor, IsTorchsClipGradNormFactor) {
 
 // nanoGPT's get_lr, written out in double.
 double nanogpt_lr(int64_t it, const LrSchedule& s) {
-  if (it < s.warmup_steps) return s.max_lr * static_cast<double>(it + 1) / static_cast<double>(s.warmup_steps + 1);
+  if (it < s.warmup_steps)
+    return s.max_lr * static_cast<double>(it + 1) / static_cast<double>(s.warmup_steps + 1);
   if (it > s.decay_steps) return s.min_lr;
-  const double ratio = static_cast<double>(it - s.warmup_steps) / static_cast<double>(s.decay_steps - s.warmup_steps);
+  const double ratio =
+      static_cast<double>(it - s.warmup_steps) / static_cast<double>(s.decay_steps - s.warmup_steps);
   return s.min_lr + 0.5 * (1.0 + std::cos(std::numbers::pi * ratio)) * (s.max_lr - s.min_lr);
 }
 
