@@ -6,11 +6,11 @@
 #      code) running every test;
 #   3. a separate ThreadSanitizer build running the threaded suites (thread
 #      pool, collectives, bootstrap, UCX, the threaded engine, the launcher
-#      and its workers, the control plane);
+#      and its workers, the control plane, training);
 #   4. the aarch64 cross build (cmake/aarch64-linux-gnu.cmake): the runtime,
-#      the CLI and the unit tests, which run under qemu-aarch64 (NEON and
-#      scalar kernels against float64, the published story, tokenizer,
-#      sampler, loader, CLI). The collectives tests need UCX across processes
+#      the CLI and the unit and training tests, which run under qemu-aarch64
+#      (NEON and scalar kernels against float64, the published story,
+#      tokenizer, sampler, loader, CLI, training ops and steps). The collectives tests need UCX across processes
 #      and namespaces, which qemu-user cannot stand in for: not built there.
 # --quick runs step 1 only; --arm64 runs step 4 only.
 set -euo pipefail
@@ -35,7 +35,7 @@ arm64_stage() {
     cmake -S . -B build-arm64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
       -DTANDEM_CUDA=OFF -DTANDEM_WERROR=ON
   fi
-  cmake --build build-arm64 -j "$jobs" --target tandem tandem_unit_tests
+  cmake --build build-arm64 -j "$jobs" --target tandem tandem_unit_tests tandem_train_tests
   # Only tandem_unit_tests is built: the other suites' placeholders say NOT_BUILT.
   ctest --test-dir build-arm64 --output-on-failure -j "$jobs" --timeout 900 -E '_NOT_BUILT$'
 }
@@ -68,6 +68,6 @@ scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_WERROR=ON
 # tests/tsan.supp: reports that touch Debian's uninstrumented gRPC stack.
 TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
   ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 900 \
-  -R 'ThreadPool|Collectives|Bootstrap|Wire|Ucx|PublishedStory|Launch|WorkerProtocol|Control|Generator|ShardedForward'
+  -R 'ThreadPool|Collectives|Bootstrap|Wire|Ucx|PublishedStory|Launch|WorkerProtocol|Control|Generator|ShardedForward|Train'
 
 arm64_stage

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "tests/unit/launch_test_util.h"
@@ -121,6 +122,51 @@ TEST_F(SshLaunch, ThePipelineParallelStoryAcrossTwoHosts) {
   ASSERT_TRUE(e.exited && e.code == 0) << describe(e) << "\n" << launcher.err();
   EXPECT_EQ(rank_output(launcher.out(), 0), published_story() + "\n");
   EXPECT_TRUE(contains(launcher.err(), "rank 1 holds ")) << launcher.err();
+}
+
+// Data-parallel training with rank 1 over ssh: the gradients cross the veth
+// pair (UCX over TCP) every step, and the losses are those of one worker
+// training the whole batch (to float rounding: the sum's order differs).
+TEST_F(SshLaunch, DataParallelTrainingAcrossTwoHostsMatchesOneWorker) {
+  LaunchRun two("ssh-train-dp2"), one("ssh-train-dp1");
+  const std::vector<std::string> train = {
+      "job=train", "train.data=" + source_dir() + "/data/tinyshakespeare.txt", "train.dim=32", "train.layers=2",
+      "train.heads=2", "train.kv_heads=2", "train.hidden_dim=64", "train.block_size=32", "train.batch_size=8",
+      "train.iters=30", "train.warmup_iters=5", "train.log_interval=1", "train.eval_interval=0",
+      "train.eval_batches=2", "train.checkpoint_interval=0", "parallel.tp=1", "backend.threads=1"};
+  auto with_config = [](std::vector<std::string> argv) {
+    for (size_t i = 0; i < argv.size(); ++i) {
+      if (argv[i] == "launch") {
+        argv.insert(argv.begin() + static_cast<std::ptrdiff_t>(i) + 1, source_dir() + "/configs/train-shakespeare.yaml");
+        break;
+      }
+    }
+    return argv;
+  };
+  std::vector<std::string> sets = train;
+  sets.insert(sets.end(), {"parallel.dp=2", "train.out_dir=" + two.dir.file("out")});
+  CommandResult a = run_command(with_config(launch_argv(two, sets)), 180s);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_TRUE(contains(a.err, "rank 1 (10.231.0.2) exited: exit 0")) << a.err;
+
+  sets = train;
+  sets.insert(sets.end(), {"parallel.dp=1", "cluster.nodes=[{host: localhost}]", "train.out_dir=" + one.dir.file("out")});
+  CommandResult b = run_command(with_config(one.argv(sets)), 180s);
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+
+  auto losses = [](const std::string& csv) {
+    std::vector<double> v;
+    std::istringstream in(csv);
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) v.push_back(std::stod(line.substr(line.find(',') + 1)));
+    return v;
+  };
+  const std::vector<double> dp2 = losses(read_file(two.run_dir() + "/loss.csv"));
+  const std::vector<double> dp1 = losses(read_file(one.run_dir() + "/loss.csv"));
+  ASSERT_EQ(dp2.size(), 30u);
+  ASSERT_EQ(dp1.size(), 30u);
+  for (size_t i = 0; i < dp1.size(); ++i) EXPECT_NEAR(dp2[i], dp1[i], 1e-4 * dp1[i]) << "step " << i + 1;
 }
 
 TEST_F(SshLaunch, ARemoteWorkerKilledEndsTheJobWithinTenSeconds) {
