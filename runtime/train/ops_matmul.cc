@@ -37,22 +37,31 @@ void matmul_forward_float(float* out, const float* x, const float* w, int64_t ro
 // the same kernel: about twice as fast on the Shakespeare MLP shape as one
 // axpy per (row, o), which re-loads and re-stores the dx row n_out times.
 // The transpose costs n_in * n_out moves, 1/rows of the multiply-adds.
+//
+// The transpose and the product live in scratch that grows to the largest
+// matrix once and is reused, so a training step allocates nothing.
+float* scratch(std::vector<float>& buffer, int64_t n) {
+  if (buffer.size() < static_cast<size_t>(n)) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
 void matmul_backward_dx_float(float* dx, const float* dout, const float* w, int64_t rows, int64_t n_in,
                               int64_t n_out, bool accumulate_dx, ThreadPool* pool) {
-  std::vector<float> w_transposed(static_cast<size_t>(n_in * n_out));
+  thread_local std::vector<float> transposed_scratch, product_scratch;
+  float* const w_transposed = scratch(transposed_scratch, n_in * n_out);
   detail::for_ranges(pool, n_out, detail::grain_for(n_in), [&](int64_t begin, int64_t end) {
     for (int64_t o = begin; o < end; ++o) {
       for (int64_t i = 0; i < n_in; ++i) w_transposed[i * n_out + o] = w[o * n_in + i];
     }
   });
   if (!accumulate_dx) {
-    matmul_forward_float(dx, dout, w_transposed.data(), rows, n_out, n_in, pool);
+    matmul_forward_float(dx, dout, w_transposed, rows, n_out, n_in, pool);
     return;
   }
-  std::vector<float> product(static_cast<size_t>(rows * n_in));
-  matmul_forward_float(product.data(), dout, w_transposed.data(), rows, n_out, n_in, pool);
+  float* const product = scratch(product_scratch, rows * n_in);
+  matmul_forward_float(product, dout, w_transposed, rows, n_out, n_in, pool);
   detail::for_ranges(pool, rows, detail::grain_for(n_in), [&](int64_t begin, int64_t end) {
-    cpu::add(dx + begin * n_in, product.data() + begin * n_in, (end - begin) * n_in);
+    cpu::add(dx + begin * n_in, product + begin * n_in, (end - begin) * n_in);
   });
 }
 
