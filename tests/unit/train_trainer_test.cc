@@ -54,6 +54,7 @@ TrainerOptions tiny_options() {
 
 struct RankRun {
   std::vector<double> losses;
+  std::vector<double> grad_norms;  // AdamW hides a gradient's scale; the norm does not
   std::vector<double> val_losses;
   std::vector<float> full_params;  // tp=1 layout
   Status status;
@@ -81,6 +82,7 @@ std::vector<RankRun> run_group(const TrainerOptions& options, const TokenCorpus&
         auto report = (*trainer)->train_step();
         if (!report.ok()) return fail(report.status());
         run.losses.push_back(report->train_loss);
+        run.grad_norms.push_back(report->grad_norm);
         if (!std::isnan(report->val_loss)) run.val_losses.push_back(report->val_loss);
       }
       if (options.tp > 1) {
@@ -115,7 +117,10 @@ TEST(Trainer, DataParallelStepsEqualTheSingleProcessSteps) {
   ASSERT_TRUE(a[0].status.ok()) << a[0].status.to_string();
   ASSERT_TRUE(b[0].status.ok() && b[1].status.ok()) << b[0].status.to_string() << " / " << b[1].status.to_string();
   ASSERT_EQ(a[0].losses.size(), 6u);
-  for (size_t s = 0; s < 6; ++s) EXPECT_NEAR(b[0].losses[s], a[0].losses[s], 1e-5 * a[0].losses[s]) << "step " << s + 1;
+  for (size_t s = 0; s < 6; ++s) {
+    EXPECT_NEAR(b[0].losses[s], a[0].losses[s], 1e-5 * a[0].losses[s]) << "step " << s + 1;
+    EXPECT_NEAR(b[0].grad_norms[s], a[0].grad_norms[s], 1e-5 * a[0].grad_norms[s]) << "step " << s + 1;
+  }
   ASSERT_EQ(b[0].val_losses.size(), 2u);
   for (size_t i = 0; i < 2; ++i) EXPECT_NEAR(b[0].val_losses[i], a[0].val_losses[i], 1e-5 * a[0].val_losses[i]);
   expect_close(b[0].full_params, a[0].full_params, 1e-5);
@@ -131,9 +136,35 @@ TEST(Trainer, TensorParallelStepsEqualTheSingleProcessSteps) {
   const auto b = run_group(tp2, corpus, 6);
   ASSERT_TRUE(a[0].status.ok()) << a[0].status.to_string();
   ASSERT_TRUE(b[0].status.ok() && b[1].status.ok()) << b[0].status.to_string() << " / " << b[1].status.to_string();
-  for (size_t s = 0; s < 6; ++s) EXPECT_NEAR(b[0].losses[s], a[0].losses[s], 1e-5 * a[0].losses[s]) << "step " << s + 1;
+  for (size_t s = 0; s < 6; ++s) {
+    EXPECT_NEAR(b[0].losses[s], a[0].losses[s], 1e-5 * a[0].losses[s]) << "step " << s + 1;
+    EXPECT_NEAR(b[0].grad_norms[s], a[0].grad_norms[s], 1e-5 * a[0].grad_norms[s]) << "step " << s + 1;
+  }
   expect_close(b[0].full_params, a[0].full_params, 1e-5);
   EXPECT_EQ(b[0].full_params, b[1].full_params) << "both ranks gather the same model";
+}
+
+TEST(Trainer, AccumulatedMicroBatchesEqualOneBatch) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  TrainerOptions whole = tiny_options();
+  TrainerOptions accumulated = whole;
+  accumulated.micro_batch = 1;  // four micro-steps per step
+  TrainerOptions both = whole;
+  both.dp = 2;
+  both.micro_batch = 1;  // two ranks x two micro-steps
+  const auto a = run_group(whole, corpus, 4);
+  const auto b = run_group(accumulated, corpus, 4);
+  const auto c = run_group(both, corpus, 4);
+  ASSERT_TRUE(a[0].status.ok() && b[0].status.ok() && c[0].status.ok())
+      << a[0].status.to_string() << b[0].status.to_string() << c[0].status.to_string();
+  for (size_t s = 0; s < 4; ++s) {
+    EXPECT_NEAR(b[0].losses[s], a[0].losses[s], 1e-5 * a[0].losses[s]) << "step " << s + 1;
+    EXPECT_NEAR(c[0].losses[s], a[0].losses[s], 1e-5 * a[0].losses[s]) << "step " << s + 1;
+    EXPECT_NEAR(b[0].grad_norms[s], a[0].grad_norms[s], 1e-5 * a[0].grad_norms[s]) << "step " << s + 1;
+    EXPECT_NEAR(c[0].grad_norms[s], a[0].grad_norms[s], 1e-5 * a[0].grad_norms[s]) << "step " << s + 1;
+  }
+  expect_close(b[0].full_params, a[0].full_params, 1e-5);
+  expect_close(c[0].full_params, a[0].full_params, 1e-5);
 }
 
 TEST(Trainer, OverlappedAndSerialAllReduceGiveTheSameWeights) {
