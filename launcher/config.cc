@@ -184,10 +184,10 @@ Status check(const RunConfig& c, const Checker& at) {
   if (p.dp < 1) return at.fail("parallel.dp", "must be at least 1, got " + std::to_string(p.dp));
   const int64_t ranks = static_cast<int64_t>(p.tp) * p.pp * p.dp;
   if (ranks != static_cast<int64_t>(nodes.size())) {
-    return at.fail("parallel.tp", "dp * tp * pp = " + std::to_string(p.dp) + " * " + std::to_string(p.tp) + " * " +
-                                      std::to_string(p.pp) + " = " + std::to_string(ranks) +
-                                      " ranks, but cluster.nodes lists " + std::to_string(nodes.size()) +
-                                      " nodes (one rank per node)");
+    const std::string product = p.dp == 1 ? "tp * pp = " : "dp * tp * pp = " + std::to_string(p.dp) + " * ";
+    return at.fail("parallel.tp", product + std::to_string(p.tp) + " * " + std::to_string(p.pp) + " = " +
+                                      std::to_string(ranks) + " ranks, but cluster.nodes lists " +
+                                      std::to_string(nodes.size()) + " nodes (one rank per node)");
   }
   if (p.tp > 1 && p.pp > 1) {
     return at.fail("parallel.pp", "tp=" + std::to_string(p.tp) + " with pp=" + std::to_string(p.pp) +

@@ -302,6 +302,55 @@ TEST(Config, ShippedConfigsLoad) {
   ASSERT_EQ(spark->cluster.nodes.size(), 2u);
   EXPECT_EQ(spark->cluster.nodes[1].host, "spark-b");
   EXPECT_FALSE(spark->cluster.nodes[1].data_interface.empty());
+  // nanoGPT's CPU Shakespeare recipe (its README), data-parallel over two workers.
+  auto recipe = load_config(testing::source_dir() + "/configs/train-shakespeare.yaml", {});
+  ASSERT_TRUE(recipe.ok()) << recipe.status().to_string();
+  EXPECT_EQ(recipe->job, JobKind::kTrain);
+  EXPECT_EQ(recipe->parallel.dp, 2);
+  EXPECT_EQ(recipe->parallel.tp, 1);
+  const TrainConfig& t = recipe->train;
+  EXPECT_EQ(t.tokenizer, "char");
+  EXPECT_EQ(t.data, "data/tinyshakespeare.txt");
+  EXPECT_EQ(t.layers, 4);
+  EXPECT_EQ(t.heads, 4);
+  EXPECT_EQ(t.dim, 128);
+  EXPECT_EQ(t.block_size, 64);
+  EXPECT_EQ(t.batch_size, 12);
+  EXPECT_EQ(t.iters, 2000);
+  EXPECT_EQ(t.lr, 1e-3);
+  EXPECT_EQ(t.min_lr, 1e-4);
+  EXPECT_EQ(t.warmup_iters, 100);
+  EXPECT_EQ(t.beta2, 0.99);
+  EXPECT_EQ(t.eval_interval, 250);
+  EXPECT_EQ(recipe->backend.threads, 1);
+}
+
+// job: train: parallel.dp, the train section's rules, booleans.
+TEST(Config, TrainingJobsAreCheckedWithTheirKeys) {
+  const std::string train = "job: train\nparallel:\n  tp: 1\n  dp: 2\n";
+  auto ok = parse_config(train + "train:\n  resume: true\n  overlap: false\n", "x.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_TRUE(ok->train.resume);
+  EXPECT_FALSE(ok->train.overlap);
+  auto again = parse_config(to_yaml(*ok), "again.yaml");
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(*again, *ok);
+  EXPECT_EQ(error_of(train + "train:\n  resume: yes\n"),
+            "x.yaml:6:11: train.resume: expected true or false, got 'yes'");
+  EXPECT_EQ(error_of("parallel:\n  tp: 1\n  dp: 2\n"),
+            "x.yaml:3:7: parallel.dp: data parallelism (dp=2) is for job: train; inference shards with tp or pp");
+  EXPECT_NE(error_of(train + "train:\n  batch_size: 7\n").find("train.batch_size: 7 windows do not split into dp=2"),
+            std::string::npos);
+  EXPECT_NE(error_of("job: train\nparallel:\n  tp: 2\ntrain:\n  heads: 6\n  kv_heads: 3\n  dim: 120\n")
+                .find("parallel.tp: tp=2 must divide train.heads (6) and train.kv_heads (3)"),
+            std::string::npos);
+  EXPECT_NE(error_of("job: train\nparallel:\n  tp: 1\n  pp: 2\n").find("pipeline training is not implemented"),
+            std::string::npos);
+  EXPECT_NE(error_of(train + "train:\n  heads: 3\n").find("train.heads: dim 128 must split into 3 heads"),
+            std::string::npos);
+  EXPECT_NE(error_of(train + "train:\n  min_lr: 0.01\n").find("train.min_lr"), std::string::npos);
+  EXPECT_NE(error_of(train + "train:\n  itres: 5\n").find("did you mean 'train.iters'"), std::string::npos)
+      << error_of(train + "train:\n  itres: 5\n");
 }
 
 }  // namespace
