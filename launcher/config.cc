@@ -160,7 +160,9 @@ Status check_train(const TrainConfig& t, const ParallelConfig& p, const Checker&
   if (!(t.beta2 >= 0 && t.beta2 < 1)) return at.fail("train.beta2", "must be in [0, 1)");
   if (t.weight_decay < 0) return at.fail("train.weight_decay", "must be >= 0");
   if (t.grad_clip < 0) return at.fail("train.grad_clip", "must be >= 0 (0: off)");
-  if (!(t.bucket_mb > 0 && t.bucket_mb <= 1024)) return at.fail("train.bucket_mb", "must be in (0, 1024]");
+  if (!(t.bucket_mb >= 1.0 / 1024 && t.bucket_mb <= 1024)) {
+    return at.fail("train.bucket_mb", "must be in [1/1024, 1024] (1 KiB to 1 GiB)");
+  }
   return Status::Ok();
 }
 

@@ -6,7 +6,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "collectives/train_comm.h"
 #include "runtime/thread_pool.h"
@@ -51,12 +54,13 @@ std::string progress_line(const train::StepReport& r, int64_t iters, double toke
   return line;
 }
 
-// TANDEM_FAULT_INJECT="kill:RANK:after-step:N" or "kill:RANK:in-checkpoint:N":
-// rank RANK SIGKILLs itself once step N is done, or once its shard of step N's
-// checkpoint is written but not yet committed. For the crash tests
+// TANDEM_FAULT_INJECT="kill:RANK:POINT:N": rank RANK SIGKILLs itself at POINT
+// of step N: `after-step` (the step done), `in-checkpoint` (its shard of the
+// step's checkpoint written, the ranks not yet agreed to commit it),
+// `before-commit` (agreed, this rank not yet committed). For the crash tests
 // (tests/unit/launch_train_test.cc); unset, nothing happens.
 struct Fault {
-  bool after_step = false;
+  std::string point;
   int64_t step = -1;
 };
 
@@ -66,12 +70,13 @@ Result<std::optional<Fault>> parse_fault(const char* text, int rank) {
   int fault_rank = -1;
   long long step = -1;
   char point[32] = {};
-  if (std::sscanf(s.c_str(), "kill:%d:%31[a-z-]:%lld", &fault_rank, point, &step) != 3 ||
-      (std::string(point) != "after-step" && std::string(point) != "in-checkpoint") || step < 0) {
-    return InvalidArgument("TANDEM_FAULT_INJECT=" + s + ": expected kill:RANK:after-step:N or kill:RANK:in-checkpoint:N");
+  const std::string name = std::sscanf(s.c_str(), "kill:%d:%31[a-z-]:%lld", &fault_rank, point, &step) == 3 ? point : "";
+  if ((name != "after-step" && name != "in-checkpoint" && name != "before-commit") || step < 0) {
+    return InvalidArgument("TANDEM_FAULT_INJECT=" + s +
+                           ": expected kill:RANK:after-step:N, kill:RANK:in-checkpoint:N or kill:RANK:before-commit:N");
   }
   if (fault_rank != rank) return std::optional<Fault>();
-  return std::optional<Fault>(Fault{std::string(point) == "after-step", step});
+  return std::optional<Fault>(Fault{name, step});
 }
 
 [[noreturn]] void kill_self(const char* where, int64_t step) {
@@ -123,14 +128,67 @@ std::vector<std::string> train_record_args(const train::StepReport& r, double to
   return {std::to_string(r.step), number(r.train_loss), number(r.val_loss), number(r.lr), number(tokens_per_s)};
 }
 
+namespace {
+
+// A stop from the launcher (a signal, another rank's failure) must not leave
+// this rank inside an exchange until its deadline: the watcher aborts the
+// communicator, and the abort that follows is the stop, not an error.
+class StopWatcher {
+ public:
+  StopWatcher(LauncherLink& link, collectives::Communicator& comm)
+      : thread_([this, &link, &comm] {
+          std::unique_lock lock(mu_);
+          while (!done_) {
+            if (link.stop_requested()) {
+              comm.abort("stopped by the launcher: " + link.stop_reason());
+              return;
+            }
+            cv_.wait_for(lock, std::chrono::milliseconds(50));
+          }
+        }) {}
+  ~StopWatcher() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
 Status run_train_job(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link) {
+  Status s;
+  {
+    StopWatcher watcher(link, comm);
+    s = train(config, rank, comm, link);
+  }
+  if (link.stop_requested()) {
+    std::fprintf(stderr, "tandem: stopping: %s\n", link.stop_reason().c_str());
+    return Status::Ok();
+  }
+  return s;
+}
+
+Status train(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link) {
   const TrainConfig& t = config.train;
   TANDEM_ASSIGN_OR_RETURN(const train::TokenCorpus corpus, load_corpus(t));
   train::TrainerOptions options = trainer_options(config, corpus.vocab_size);
   TANDEM_ASSIGN_OR_RETURN(const std::optional<Fault> fault, parse_fault(std::getenv("TANDEM_FAULT_INJECT"), rank));
-  if (fault && !fault->after_step) {
+  if (fault && fault->point == "in-checkpoint") {
     options.after_shard_written = [step = fault->step](int64_t s) {
-      if (s == step) kill_self("with its checkpoint shard written, uncommitted, at step", s);
+      if (s == step) kill_self("with its checkpoint shard written, not yet agreed, at step", s);
+    };
+  } else if (fault && fault->point == "before-commit") {
+    options.before_commit = [step = fault->step](int64_t s) {
+      if (s == step) kill_self("with the checkpoint agreed, before its commit, at step", s);
     };
   }
   TANDEM_ASSIGN_OR_RETURN(auto train_comm, collectives::make_train_comm(
@@ -153,12 +211,9 @@ Status run_train_job(const RunConfig& config, int rank, collectives::Communicato
   int64_t interval_tokens = 0;
   const auto started = Clock::now();
   while (trainer->step() < options.iters) {
-    if (link.stop_requested()) {
-      std::fprintf(stderr, "tandem: stopping at step %" PRId64 ": %s\n", trainer->step(), link.stop_reason().c_str());
-      return Status::Ok();
-    }
+    if (link.stop_requested()) return Status::Ok();
     TANDEM_ASSIGN_OR_RETURN(const train::StepReport report, trainer->train_step());
-    if (fault && fault->after_step && report.step == fault->step) kill_self("after step", report.step);
+    if (fault && fault->point == "after-step" && report.step == fault->step) kill_self("after step", report.step);
     interval_seconds += report.step_seconds;
     interval_comm += report.comm_seconds;
     interval_tokens += report.tokens;

@@ -22,6 +22,10 @@ train::TrainerOptions trainer_options(const RunConfig& config, int64_t vocab_siz
 // ("nan" when not measured), lr, tokens/s.
 std::vector<std::string> train_record_args(const train::StepReport& report, double tokens_per_s);
 
+// Trains to train.iters (or until the launcher asks to stop: then Ok).
 Status run_train_job(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link);
+
+// The training itself, without the stop handling.
+Status train(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link);
 
 }  // namespace tandem::launcher

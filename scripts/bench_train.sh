@@ -63,7 +63,10 @@ measure() {
   local name=$1; shift
   local t=() c=()
   for _ in $(seq "$runs"); do
-    read -r tps comm < <(run_once "$@")
+    local result
+    result=$(run_once "$@") || { echo "bench_train: $name: a run failed (its output is above)" >&2; exit 1; }
+    read -r tps comm <<<"$result"
+    [ -n "$tps" ] || { echo "bench_train: $name: no tokens/s in the run's loss.csv" >&2; exit 1; }
     t+=("$tps"); c+=("$comm")
   done
   local tm cm

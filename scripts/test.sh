@@ -36,7 +36,7 @@ arm64_stage() {
       -DTANDEM_CUDA=OFF -DTANDEM_WERROR=ON
   fi
   cmake --build build-arm64 -j "$jobs" --target tandem tandem_unit_tests tandem_train_tests
-  # Only tandem_unit_tests is built: the other suites' placeholders say NOT_BUILT.
+  # Only the unit and training suites are built: the others' placeholders say NOT_BUILT.
   ctest --test-dir build-arm64 --output-on-failure -j "$jobs" --timeout 900 -E '_NOT_BUILT$'
 }
 if [ "$arm64_only" -eq 1 ]; then

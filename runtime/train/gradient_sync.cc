@@ -24,7 +24,10 @@ GradientSync::~GradientSync() {
 }
 
 void GradientSync::begin() {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  // A step that failed mid-backward may have left buckets in flight: they end
+  // (each exchange has its deadline) before the counters start over.
+  cv_.wait(lock, [this] { return reduced_ == handed_; });
   handed_ = 0;
   reduced_ = 0;
   failure_ = Status::Ok();

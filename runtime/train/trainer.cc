@@ -141,18 +141,49 @@ Status Trainer::check_weights_agree() {
   return Status::Ok();
 }
 
-Result<int64_t> Trainer::start() {
-  std::optional<int64_t> latest;
-  if (options_.resume) {
-    TANDEM_ASSIGN_OR_RETURN(latest, latest_step(options_.out_dir, rank_));
-  }
+// Every rank takes part in every exchange below whatever its own outcome, so
+// a rank that fails (a bad manifest, a missing shard) makes the others fail
+// at once with its reason instead of leaving them waiting for the deadline.
+Status Trainer::agree(const Status& mine, const std::string& what) {
   const int world = comm_ ? comm_->size() : 1;
-  std::vector<int64_t> steps(static_cast<size_t>(world), latest.value_or(-1));
+  if (world == 1) return mine;
+  const int32_t ok = mine.ok() ? 1 : 0;
+  std::vector<int32_t> all(static_cast<size_t>(world));
+  TANDEM_RETURN_IF_ERROR(comm_->all_gather(&ok, all.data(), sizeof(ok)));
+  if (!mine.ok()) return mine;
+  for (size_t r = 0; r < all.size(); ++r) {
+    if (!all[r]) return Aborted(what + ": rank " + std::to_string(r) + " failed (its log says why)");
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> Trainer::start() {
+  const int world = comm_ ? comm_->size() : 1;
+  // The ranks must be training the same job: one data file, one config.
+  const uint64_t hash = job_hash();
+  std::vector<uint64_t> hashes(static_cast<size_t>(world), hash);
+  if (world > 1) TANDEM_RETURN_IF_ERROR(comm_->all_gather(&hash, hashes.data(), sizeof(hash)));
+  for (size_t r = 1; r < hashes.size(); ++r) {
+    if (hashes[r] != hashes[0]) {
+      return FailedPrecondition("rank " + std::to_string(r) + " trains another job than rank 0: the training text, " +
+                                "its vocabulary or the train.* settings differ between the nodes");
+    }
+  }
+
+  Result<std::optional<int64_t>> latest = std::optional<int64_t>();
+  if (!options_.out_dir.empty()) latest = latest_step(options_.out_dir, rank_);
+  TANDEM_RETURN_IF_ERROR(agree(latest.status(), "reading the checkpoint manifests"));
+  std::vector<int64_t> steps(static_cast<size_t>(world), latest->value_or(-1));
   if (world > 1) {
-    const int64_t mine = latest.value_or(-1);
+    const int64_t mine = latest->value_or(-1);
     TANDEM_RETURN_IF_ERROR(comm_->all_gather(&mine, steps.data(), sizeof(mine)));
   }
   const auto [lo, hi] = std::minmax_element(steps.begin(), steps.end());
+  if (*hi >= 0 && !options_.resume) {
+    return FailedPrecondition(options_.out_dir + " holds a checkpoint of step " + std::to_string(*hi) + " (rank " +
+                              std::to_string(hi - steps.begin()) +
+                              "): set train.resume=true to continue it, or name another train.out_dir");
+  }
   if (*hi < 0) {  // a fresh run
     model_->init(options_.seed);
     step_ = 0;
@@ -171,15 +202,19 @@ Result<int64_t> Trainer::start() {
   expected.world = world;
   expected.tp = options_.tp;
   expected.dp = options_.dp;
-  expected.job_hash = job_hash();
+  expected.job_hash = hash;
   expected.seed = options_.seed;
-  TANDEM_ASSIGN_OR_RETURN(ShardState state,
-                          read_shard(options_.out_dir, expected, static_cast<int64_t>(model_->params().size())));
-  std::copy(state.params.begin(), state.params.end(), model_->params().begin());
-  adam_m_ = std::move(state.adam_m);
-  adam_v_ = std::move(state.adam_v);
-  step_ = state.meta.step;
-  tokens_seen_ = state.meta.tokens_seen;
+  Result<ShardState> state = read_shard(options_.out_dir, expected, static_cast<int64_t>(model_->params().size()));
+  // A rank that committed a newer step than the others drops it, so its two
+  // kept shards are again ones every rank holds (checkpoint.h).
+  Status loaded = state.status();
+  if (loaded.ok() && latest->value_or(-1) > *lo) loaded = commit_checkpoint(options_.out_dir, rank_, *lo);
+  TANDEM_RETURN_IF_ERROR(agree(loaded, "loading the checkpoint of step " + std::to_string(*lo)));
+  std::copy(state->params.begin(), state->params.end(), model_->params().begin());
+  adam_m_ = std::move(state->adam_m);
+  adam_v_ = std::move(state->adam_v);
+  step_ = state->meta.step;
+  tokens_seen_ = state->meta.tokens_seen;
   TANDEM_RETURN_IF_ERROR(check_weights_agree());
   return step_;
 }
@@ -241,6 +276,13 @@ Result<StepReport> Trainer::train_step() {
   }
   report.train_loss = totals[0];
   report.grad_norm = std::sqrt(totals[1] + replicated_sq);
+  // Every rank sees the same values, so every rank stops here together; the
+  // weights and the checkpoints stay as they were.
+  if (!std::isfinite(report.grad_norm) || !std::isfinite(report.train_loss)) {
+    return DataLoss("step " + std::to_string(step_ + 1) + ": the loss (" + std::to_string(report.train_loss) +
+                    ") or the gradient norm (" + std::to_string(report.grad_norm) +
+                    ") is not finite; the weights were not updated (a lower train.lr or train.grad_clip may help)");
+  }
   const double clip = clip_factor(report.grad_norm, options_.grad_clip);
   if (clip < 1.0) {
     const float c = static_cast<float>(clip);
@@ -284,19 +326,9 @@ Status Trainer::save_checkpoint() {
   if (written.ok() && options_.after_shard_written) options_.after_shard_written(step_);
   // Commit only once every rank holds step N, so `latest` never names a step
   // some rank lacks (checkpoint.h).
-  const int world = comm_ ? comm_->size() : 1;
-  std::vector<int32_t> ok(static_cast<size_t>(world), written.ok() ? 1 : 0);
-  if (world > 1) {
-    const int32_t mine = written.ok() ? 1 : 0;
-    TANDEM_RETURN_IF_ERROR(comm_->all_gather(&mine, ok.data(), sizeof(mine)));
-  }
-  if (!written.ok()) return written;
-  for (size_t r = 0; r < ok.size(); ++r) {
-    if (!ok[r]) {
-      return Aborted("checkpoint of step " + std::to_string(step_) + ": rank " + std::to_string(r) +
-                     " could not write its shard (see its log); the previous checkpoint stays the latest");
-    }
-  }
+  TANDEM_RETURN_IF_ERROR(agree(written, "checkpoint of step " + std::to_string(step_) +
+                                            " (the previous checkpoint stays the latest)"));
+  if (options_.before_commit) options_.before_commit(step_);
   return commit_checkpoint(options_.out_dir, rank_, step_);
 }
 

@@ -10,8 +10,9 @@
 // gradients are summed over the ranks in buckets of `bucket_bytes` taken from
 // the end of the flat gradient as the backward finishes them, on a thread of
 // their own while the backward goes on (`overlap`); grad_scale makes the sum a
-// mean. With two ranks a float sum is the same in either order, so the ranks'
-// weights stay bitwise equal, which the weight check verifies.
+// mean. The all-reduce hands every rank the same bits (a ring reduces each
+// chunk once and broadcasts it), so the replicas stay bitwise equal, which
+// the weight check verifies.
 //
 // Determinism: a step depends only on (weights, moments, step): the windows
 // come from (seed, step), the init from the seed, and the kernels do not
@@ -54,9 +55,11 @@ struct TrainerOptions {
   size_t bucket_bytes = size_t{1} << 20;
   bool overlap = true;
   // Fault injection for the crash tests: called with the step once this
-  // rank's shard is written and before the ranks agree to commit it (the
-  // window checkpoint.h's protocol must survive).
+  // rank's shard is written and before the ranks agree to commit it, and
+  // once they agreed but before this rank commits (the windows
+  // checkpoint.h's protocol must survive).
   std::function<void(int64_t step)> after_shard_written;
+  std::function<void(int64_t step)> before_commit;
 };
 
 // InvalidArgument naming the option (e.g. "batch_size 12 is not a multiple of dp * micro_batch = 8").
@@ -81,7 +84,9 @@ class Trainer {
   ~Trainer();
 
   // Initialises the weights, or with `resume` loads the newest checkpoint all
-  // ranks hold. Returns the step training starts from.
+  // ranks hold. Returns the step training starts from. A fresh run refuses an
+  // out_dir that holds a checkpoint (it would be overwritten), and the ranks
+  // refuse to train different jobs (data or settings differ between nodes).
   Result<int64_t> start();
   int64_t step() const { return step_; }
   // One optimizer step (and, when due, evaluation, the weight check and a
@@ -104,6 +109,8 @@ class Trainer {
  private:
   Trainer(const TrainerOptions& options, const TokenCorpus& corpus, int rank, TrainComm* comm, ThreadPool* pool);
   Status check_weights_agree();
+  // `mine` on this rank; Ok only if every rank's was (one all_gather).
+  Status agree(const Status& mine, const std::string& what);
   uint64_t job_hash() const;
 
   TrainerOptions options_;

@@ -9,9 +9,9 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <sstream>
 #include <thread>
 
+#include "launcher/loss_curve.h"
 #include "tests/unit/launch_test_util.h"
 
 namespace tandem::testing {
@@ -154,16 +154,17 @@ TEST_F(SshLaunch, DataParallelTrainingAcrossTwoHostsMatchesOneWorker) {
   CommandResult b = run_command(with_config(one.argv(sets)), 180s);
   ASSERT_EQ(b.exit_code, 0) << b.err;
 
-  auto losses = [](const std::string& csv) {
+  auto losses = [](const std::string& path) {
     std::vector<double> v;
-    std::istringstream in(csv);
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) v.push_back(std::stod(line.substr(line.find(',') + 1)));
+    auto rows = launcher::read_loss_csv(path);
+    EXPECT_TRUE(rows.ok()) << rows.status().to_string();
+    if (rows.ok()) {
+      for (const launcher::LossPoint& p : *rows) v.push_back(p.train_loss);
+    }
     return v;
   };
-  const std::vector<double> dp2 = losses(read_file(two.run_dir() + "/loss.csv"));
-  const std::vector<double> dp1 = losses(read_file(one.run_dir() + "/loss.csv"));
+  const std::vector<double> dp2 = losses(two.run_dir() + "/loss.csv");
+  const std::vector<double> dp1 = losses(one.run_dir() + "/loss.csv");
   ASSERT_EQ(dp2.size(), 30u);
   ASSERT_EQ(dp1.size(), 30u);
   for (size_t i = 0; i < dp1.size(); ++i) EXPECT_NEAR(dp2[i], dp1[i], 1e-4 * dp1[i]) << "step " << i + 1;

@@ -6,10 +6,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <thread>
 
 #include "collectives/collectives.h"
 #include "collectives/train_comm.h"
+#include "runtime/train/checkpoint.h"
 #include "runtime/train/trainer.h"
 #include "tests/unit/test_paths.h"
 
@@ -214,8 +217,91 @@ TEST(Trainer, ResumeRefusesACheckpointOfAnotherJob) {
   other.resume = true;
   other.shape.hidden_dim = 32;
   const auto runs = run_group(other, corpus, 1);
-  EXPECT_FALSE(runs[0].status.ok());
+  EXPECT_EQ(runs[0].status.code(), StatusCode::kFailedPrecondition) << runs[0].status.to_string();
   EXPECT_NE(runs[0].status.message().find(dir.path()), std::string::npos) << runs[0].status.to_string();
+}
+
+TEST(Trainer, AFreshRunRefusesToOverwriteACheckpoint) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  testing::TempDir dir;
+  TrainerOptions options = tiny_options();
+  options.dp = 2;
+  options.out_dir = dir.path();
+  options.checkpoint_interval = 2;
+  ASSERT_TRUE(run_group(options, corpus, 2)[0].status.ok());
+  const auto again = run_group(options, corpus, 1);
+  for (const RankRun& run : again) {
+    EXPECT_EQ(run.status.code(), StatusCode::kFailedPrecondition) << run.status.to_string();
+    EXPECT_NE(run.status.message().find("set train.resume=true"), std::string::npos) << run.status.to_string();
+  }
+}
+
+// A rank whose own manifest is unreadable fails with its reason, and the
+// other fails at once (not at the step deadline) saying which rank failed.
+TEST(Trainer, ARankThatCannotResumeStopsTheOthersAtOnce) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  testing::TempDir dir;
+  TrainerOptions options = tiny_options();
+  options.dp = 2;
+  options.out_dir = dir.path();
+  options.checkpoint_interval = 2;
+  ASSERT_TRUE(run_group(options, corpus, 2)[0].status.ok());
+  testing::write_file(rank_directory(dir.path(), 1) + "/latest", "not a step\n");
+  options.resume = true;
+  const auto start = std::chrono::steady_clock::now();
+  const auto runs = run_group(options, corpus, 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_NE(runs[1].status.message().find("latest"), std::string::npos) << runs[1].status.to_string();
+  EXPECT_EQ(runs[0].status.code(), StatusCode::kAborted) << runs[0].status.to_string();
+  EXPECT_NE(runs[0].status.message().find("rank 1 failed"), std::string::npos) << runs[0].status.to_string();
+}
+
+// Nodes that disagree on the job (here: another training text) are refused
+// before anything trains, instead of failing later in a mismatched exchange.
+TEST(Trainer, RanksTrainingDifferentJobsAreRefused) {
+  const TokenCorpus a = synthetic_corpus(11, 4000, 600);
+  const TokenCorpus b = synthetic_corpus(11, 4001, 600);
+  TrainerOptions options = tiny_options();
+  options.dp = 2;
+  auto comms = collectives::make_local_group(2);
+  std::vector<Status> results(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      auto comm = collectives::make_train_comm(*comms[static_cast<size_t>(r)], kStepTimeout);
+      ASSERT_TRUE(comm.ok());
+      auto trainer = Trainer::create(options, r == 0 ? a : b, r, comm->get(), nullptr);
+      ASSERT_TRUE(trainer.ok()) << trainer.status().to_string();
+      results[static_cast<size_t>(r)] = (*trainer)->start().status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const Status& s : results) {
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.to_string();
+    EXPECT_NE(s.message().find("rank 1 trains another job than rank 0"), std::string::npos) << s.to_string();
+  }
+}
+
+// A non-finite gradient stops every rank before it reaches the weights.
+TEST(Trainer, ANonFiniteGradientStopsTheStepAndKeepsTheWeights) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  TrainerOptions options = tiny_options();
+  auto comms = collectives::make_local_group(1);
+  auto comm = collectives::make_train_comm(*comms[0], kStepTimeout);
+  ASSERT_TRUE(comm.ok());
+  auto trainer = Trainer::create(options, corpus, 0, comm->get(), nullptr);
+  ASSERT_TRUE(trainer.ok()) << trainer.status().to_string();
+  ASSERT_TRUE((*trainer)->start().ok());
+  const ParamTensor& norm = (*trainer)->model().tensors()[1];  // layers.0.attention_norm: every token passes it
+  ASSERT_EQ(norm.name, "layers.0.attention_norm");
+  (*trainer)->model().params()[static_cast<size_t>(norm.offset)] = std::numeric_limits<float>::infinity();
+  const std::vector<float> before((*trainer)->model().params().begin(), (*trainer)->model().params().end());
+  const auto report = (*trainer)->train_step();
+  EXPECT_EQ(report.status().code(), StatusCode::kDataLoss) << report.status().to_string();
+  EXPECT_NE(report.status().message().find("not finite"), std::string::npos) << report.status().to_string();
+  const std::vector<float> after((*trainer)->model().params().begin(), (*trainer)->model().params().end());
+  EXPECT_EQ(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)), 0);
+  EXPECT_EQ((*trainer)->step(), 0);
 }
 
 TEST(Trainer, LossFallsOnLearnableData) {
