@@ -327,7 +327,20 @@ TEST(CheckpointCrash, KillMidWriteLeavesTheCommittedCheckpointsLoadable) {
         if (Status s = commit_checkpoint(dir.path(), 1, step); !s.ok()) return s.to_string();
       }
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(150 + 70 * round));
+    if (round % 2 == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150 + 70 * round));
+    } else {
+      // Odd rounds wait for a write in progress, so at least some kills land
+      // inside one however slow this machine (or a sanitizer) makes the child.
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      auto writing = [&] {
+        for (const auto& name : names_in(rank_directory(dir.path(), 1))) {
+          if (name.ends_with(".tmp")) return true;
+        }
+        return false;
+      };
+      while (!writing() && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     writer.kill(SIGKILL);
     const testing::ChildExit exit = writer.wait(std::chrono::seconds(30));
     ASSERT_EQ(exit.signal, SIGKILL) << testing::describe(exit) << ": " << writer.message();
