@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <string>
 
+#include "runtime/hash.h"
+
 namespace tandem {
 
 SamplerConfig make_sampler_config(float temperature, float top_p, int top_k, int64_t seed) {
@@ -24,15 +26,6 @@ std::string format_float(float v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
   return buf;
-}
-
-// Spreads any seed (0 included) over the state, so xorshift never sees the
-// all-zero state it cannot leave and nearby seeds give unrelated streams.
-uint64_t splitmix64(uint64_t x) {
-  uint64_t z = x + 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
 }
 
 }  // namespace

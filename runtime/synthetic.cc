@@ -4,6 +4,7 @@
 #include <new>
 #include <vector>
 
+#include "runtime/hash.h"
 #include "runtime/quantize.h"
 
 namespace tandem {
@@ -13,10 +14,9 @@ namespace {
 struct SplitMix64 {
   uint64_t state;
   uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    const uint64_t x = state;
+    state += 0x9E3779B97F4A7C15ull;
+    return splitmix64(x);
   }
   float uniform_pm1() { return static_cast<float>(next() >> 40) * (2.0f / 16777216.0f) - 1.0f; }
 };

@@ -4,6 +4,7 @@
 // std:: distribution, whose output differs between standard libraries.
 #include <cstdint>
 
+#include "runtime/hash.h"
 #include "runtime/train/dataset.h"
 
 namespace tandem::train {
@@ -13,14 +14,6 @@ namespace {
 // by construction of the hash input.
 constexpr uint64_t kTrainStream = 0x7472'6169'6e00'0000ull;  // "train"
 constexpr uint64_t kEvalStream = 0x6576'616c'0000'0000ull;   // "eval"
-
-// splitmix64's output function: a bijection on 64 bits with full avalanche.
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 uint64_t hash4(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {
   return splitmix64(splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ a) ^ b);

@@ -4,6 +4,7 @@
 #include <numbers>
 #include <string>
 
+#include "runtime/hash.h"
 #include "runtime/llama_weights.h"
 #include "runtime/train/train_model_impl.h"
 
@@ -132,13 +133,6 @@ int64_t total_numel(const std::vector<ParamTensor>& layout) {
 }
 
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // A standard normal that depends on its three keys only (Box-Muller on two
 // uniforms drawn from one hash chain), so any rank can draw any element.

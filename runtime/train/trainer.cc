@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 
+#include "runtime/hash.h"
 #include "runtime/train/checkpoint.h"
 
 namespace tandem::train {
@@ -16,14 +17,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-constexpr uint64_t kFnvOffset = 1469598103934665603ull;
-constexpr uint64_t kFnvPrime = 1099511628211ull;
-
-uint64_t fnv1a(uint64_t h, const void* data, size_t bytes) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * kFnvPrime;
-  return h;
-}
 template <class T> uint64_t fnv1a_value(uint64_t h, T value) { return fnv1a(h, &value, sizeof(value)); }
 
 std::string fail_option(const std::string& name, const std::string& why) { return name + ": " + why; }
@@ -102,7 +95,7 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const TrainerOptions& options, 
 
 uint64_t Trainer::job_hash() const {
   const TrainerOptions& o = options_;
-  uint64_t h = kFnvOffset;
+  uint64_t h = kFnv1aOffset;
   for (int64_t v : {o.shape.dim, o.shape.n_layers, o.shape.n_heads, o.shape.n_kv_heads, o.shape.hidden_dim,
                     o.shape.vocab_size, o.shape.seq_len, o.batch_size, layout_.micro_batch, o.lr.warmup_steps,
                     o.lr.decay_steps, static_cast<int64_t>(corpus_.train.size()), static_cast<int64_t>(corpus_.val.size())}) {
@@ -117,7 +110,7 @@ uint64_t Trainer::job_hash() const {
 }
 
 uint64_t Trainer::weights_hash() const {
-  uint64_t h = kFnvOffset;
+  uint64_t h = kFnv1aOffset;
   std::span<const float> p = model_->params();
   for (const ParamTensor& t : model_->tensors()) {
     if (options_.tp > 1 && !t.replicated) continue;
