@@ -19,30 +19,48 @@ constexpr double kClipNormEpsilon = 1e-6;
 //   p *= 1 - lr * wd                      (decoupled decay, before the update)
 //   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
 //   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-// Torch does this in float32; here each element's arithmetic is in double
-// and rounded once when stored, which is at least as accurate and just as
-// deterministic. The update reads the moments as stored (float), the state a
-// checkpoint keeps.
+// In float32 as torch computes it, with the step's scalars worked out in
+// double once: the loop then vectorizes (this file is built with
+// -fno-math-errno so sqrt does too), which matters because every rank of a
+// data-parallel job runs the whole update each step.
 void adamw_update(std::span<float> params, std::span<const float> grads, std::span<float> m,
                   std::span<float> v, double lr, const AdamWConfig& config, int64_t step, bool decay) {
   TANDEM_CHECK(step >= 1);
   TANDEM_CHECK(grads.size() == params.size() && m.size() == params.size() && v.size() == params.size());
   const double t = static_cast<double>(step);
-  const double step_size = lr / (1.0 - std::pow(config.beta1, t));
-  const double bias_correction2_sqrt = std::sqrt(1.0 - std::pow(config.beta2, t));
-  const double keep = decay ? 1.0 - lr * config.weight_decay : 1.0;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const double g = grads[i];
-    m[i] = static_cast<float>(config.beta1 * m[i] + (1.0 - config.beta1) * g);
-    v[i] = static_cast<float>(config.beta2 * v[i] + (1.0 - config.beta2) * g * g);
-    const double denom = std::sqrt(static_cast<double>(v[i])) / bias_correction2_sqrt + config.eps;
-    params[i] = static_cast<float>(params[i] * keep - step_size * m[i] / denom);
+  const float step_size = static_cast<float>(lr / (1.0 - std::pow(config.beta1, t)));
+  const float inv_bias_correction2_sqrt = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(config.beta2, t)));
+  const float keep = static_cast<float>(decay ? 1.0 - lr * config.weight_decay : 1.0);
+  const float beta1 = static_cast<float>(config.beta1), beta2 = static_cast<float>(config.beta2);
+  const float one_minus_beta1 = static_cast<float>(1.0 - config.beta1);
+  const float one_minus_beta2 = static_cast<float>(1.0 - config.beta2);
+  const float eps = static_cast<float>(config.eps);
+  float* const p = params.data();
+  float* const mm = m.data();
+  float* const vv = v.data();
+  const float* const g = grads.data();
+  const size_t n = params.size();
+  for (size_t i = 0; i < n; ++i) {
+    const float mi = beta1 * mm[i] + one_minus_beta1 * g[i];
+    const float vi = beta2 * vv[i] + one_minus_beta2 * g[i] * g[i];
+    mm[i] = mi;
+    vv[i] = vi;
+    p[i] = p[i] * keep - step_size * mi / (std::sqrt(vi) * inv_bias_correction2_sqrt + eps);
   }
 }
 
+// Eight partial sums in a fixed lane order: the same result on every run and
+// rank, and a loop the compiler can vectorize (one running sum cannot be).
 double sum_of_squares(std::span<const float> g) {
+  constexpr size_t kLanes = 8;
+  double lanes[kLanes] = {};
+  const size_t whole = g.size() / kLanes * kLanes;
+  for (size_t i = 0; i < whole; i += kLanes) {
+    for (size_t l = 0; l < kLanes; ++l) lanes[l] += static_cast<double>(g[i + l]) * g[i + l];
+  }
+  for (size_t i = whole; i < g.size(); ++i) lanes[i - whole] += static_cast<double>(g[i]) * g[i];
   double sum = 0.0;
-  for (const float x : g) sum += static_cast<double>(x) * x;
+  for (const double lane : lanes) sum += lane;
   return sum;
 }
 
