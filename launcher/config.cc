@@ -19,6 +19,7 @@ std::string_view to_string(ModelFormat v) { return detail::enum_names(v)[static_
 std::string_view to_string(DType v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
 std::string_view to_string(ComputeBackend v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
 std::string_view to_string(CommBackend v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
+std::string_view to_string(Overlap v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
 
 namespace detail {
 

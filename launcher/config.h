@@ -29,6 +29,8 @@ enum class ModelFormat { kLlama2c, kGguf, kSafetensors };
 enum class DType { kF32, kF16, kBf16, kQ8_0, kQ4_0 };
 enum class ComputeBackend { kCpu, kCuda };
 enum class CommBackend { kUcx, kNccl };
+// Whether data parallelism's gradient exchange runs beside the backward.
+enum class Overlap { kAuto, kOn, kOff };
 
 // The names the YAML uses: "generate", "llama2c", "q8_0", "cuda", "nccl", ...
 std::string_view to_string(JobKind v);
@@ -36,6 +38,7 @@ std::string_view to_string(ModelFormat v);
 std::string_view to_string(DType v);
 std::string_view to_string(ComputeBackend v);
 std::string_view to_string(CommBackend v);
+std::string_view to_string(Overlap v);
 
 struct SshConfig {
   std::string user;           // empty: whatever the user's ssh config says
@@ -160,7 +163,11 @@ struct TrainConfig {
   int64_t checkpoint_interval = 250;  // 0: at the end only
   int64_t hash_check_interval = 100;  // ranks compare weight hashes; 0: never
   double bucket_mb = 1.0;  // data-parallel all-reduce bucket
-  bool overlap = true;     // all-reduce buckets while the backward runs
+  // All-reduce buckets on a thread of their own while the backward runs. auto:
+  // only where the node has a core to spare for it (ranks on the host x
+  // (compute threads + 1) <= its hardware threads); on a saturated host the
+  // exchange thread slows the backward more than it hides.
+  Overlap overlap = Overlap::kAuto;
   bool operator==(const TrainConfig&) const = default;
 };
 

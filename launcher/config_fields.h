@@ -33,6 +33,10 @@ inline std::span<const std::string_view> enum_names(ComputeBackend) {
   static constexpr std::array<std::string_view, 2> k = {"cpu", "cuda"};
   return k;
 }
+inline std::span<const std::string_view> enum_names(Overlap) {
+  static constexpr std::array<std::string_view, 3> k = {"auto", "on", "off"};
+  return k;
+}
 inline std::span<const std::string_view> enum_names(CommBackend) {
   static constexpr std::array<std::string_view, 2> k = {"ucx", "nccl"};
   return k;

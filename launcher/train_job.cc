@@ -1,5 +1,6 @@
 #include "launcher/train_job.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "collectives/train_comm.h"
+#include "launcher/cluster.h"
 #include "runtime/thread_pool.h"
 
 namespace tandem::launcher {
@@ -88,7 +90,18 @@ Result<std::optional<Fault>> parse_fault(const char* text, int rank) {
 
 }  // namespace
 
-train::TrainerOptions trainer_options(const RunConfig& config, int64_t vocab_size) {
+bool overlap_exchange(const RunConfig& config, int rank, unsigned hardware_threads) {
+  if (config.train.overlap != Overlap::kAuto) return config.train.overlap == Overlap::kOn;
+  const auto& nodes = config.cluster.nodes;
+  const std::string& host = nodes[static_cast<size_t>(rank)].host;
+  const int64_t ranks_here = std::count_if(nodes.begin(), nodes.end(), [&](const NodeConfig& n) {
+    return n.host == host || (is_local_host(n.host) && is_local_host(host));
+  });
+  const int64_t threads = config.backend.threads > 0 ? config.backend.threads : hardware_threads;
+  return ranks_here * (threads + 1) <= static_cast<int64_t>(hardware_threads);
+}
+
+train::TrainerOptions trainer_options(const RunConfig& config, int rank, int64_t vocab_size) {
   const TrainConfig& t = config.train;
   train::TrainerOptions o;
   o.shape.dim = t.dim;
@@ -119,7 +132,7 @@ train::TrainerOptions trainer_options(const RunConfig& config, int64_t vocab_siz
   o.out_dir = t.out_dir;
   o.resume = t.resume;
   o.bucket_bytes = static_cast<size_t>(t.bucket_mb * 1024 * 1024);
-  o.overlap = t.overlap;
+  o.overlap = overlap_exchange(config, rank, std::max(1u, std::thread::hardware_concurrency()));
   return o;
 }
 
@@ -180,7 +193,7 @@ Status run_train_job(const RunConfig& config, int rank, collectives::Communicato
 Status train(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link) {
   const TrainConfig& t = config.train;
   TANDEM_ASSIGN_OR_RETURN(const train::TokenCorpus corpus, load_corpus(t));
-  train::TrainerOptions options = trainer_options(config, corpus.vocab_size);
+  train::TrainerOptions options = trainer_options(config, rank, corpus.vocab_size);
   TANDEM_ASSIGN_OR_RETURN(const std::optional<Fault> fault, parse_fault(std::getenv("TANDEM_FAULT_INJECT"), rank));
   if (fault && fault->point == "in-checkpoint") {
     options.after_shard_written = [step = fault->step](int64_t s) {
@@ -202,7 +215,9 @@ Status train(const RunConfig& config, int rank, collectives::Communicator& comm,
     const size_t params = trainer->model().params().size() * static_cast<size_t>(options.tp);
     link.log("tandem: training " + format_number(static_cast<double>(params) / 1e6, "%.2f") + "M parameters on " +
              corpus.describe() + "; dp=" + std::to_string(options.dp) + " tp=" + std::to_string(options.tp) + ", " +
-             std::to_string(pool.size()) + " thread(s) per rank; " +
+             std::to_string(pool.size()) + " thread(s) per rank" +
+             (options.dp > 1 ? (options.overlap ? ", gradient exchange beside the backward; " : ", gradient exchange after the backward; ")
+                             : std::string("; ")) +
              (first_step > 0 ? "resumed at step " + std::to_string(first_step) : std::string("from scratch")) + "\n");
   }
   link.record("ready");

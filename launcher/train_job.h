@@ -15,8 +15,12 @@
 
 namespace tandem::launcher {
 
-// The trainer's options from the config (train.* and parallel.dp / tp).
-train::TrainerOptions trainer_options(const RunConfig& config, int64_t vocab_size);
+// The trainer's options for `rank` from the config (train.* and parallel.dp / tp).
+train::TrainerOptions trainer_options(const RunConfig& config, int rank, int64_t vocab_size);
+
+// train.overlap: auto overlaps where rank's host has a hardware thread to
+// spare for the exchange beside every rank's compute threads there.
+bool overlap_exchange(const RunConfig& config, int rank, unsigned hardware_threads);
 
 // The record rank 0 sends per logged step: step, train loss, val loss
 // ("nan" when not measured), lr, tokens/s.

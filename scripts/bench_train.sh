@@ -3,7 +3,7 @@
 # on one worker and data-parallel on two, one compute thread per worker, and
 # the share of step time the workers spend waiting on the gradient all-reduce.
 #
-#   scripts/bench_train.sh [BUILD_DIR] [--iters N] [--runs N]
+#   scripts/bench_train.sh [BUILD_DIR] [--iters N] [--runs N] [--set KEY=VALUE ...]
 #
 #   dp1      one worker, one thread
 #   dp2      two workers on this host (UCX may use shared memory)
@@ -14,17 +14,20 @@
 # of the run's logged intervals (every 10 steps; the last interval, which
 # holds the final evaluation and checkpoint, left out). Scaling efficiency =
 # dp2 tokens/s / (2 x dp1 tokens/s), measured in the same invocation.
+# --set passes config overrides to every run (e.g. --set train.overlap=false).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build=build
 iters=200
 runs=3
+extra=()
 while [ $# -gt 0 ]; do
   case $1 in
+    --set) extra+=(--set "$2"); shift 2 ;;
     --iters) iters=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) build=$1; shift ;;
   esac
 done
@@ -40,7 +43,7 @@ trap cleanup EXIT
 
 common=(configs/train-shakespeare.yaml --set "run_dir=$work/runs" --set "train.iters=$iters"
         --set "train.lr_decay_iters=$iters" --set train.eval_interval=0 --set train.checkpoint_interval=0
-        --set train.eval_batches=2 --set backend.threads=1)
+        --set train.eval_batches=2 --set backend.threads=1 ${extra[@]+"${extra[@]}"})
 
 # One run -> "tokens_per_s comm_pct" from its loss.csv and progress lines.
 run_once() {

@@ -19,7 +19,7 @@ namespace tandem::train {
 
 class GradientSync {
  public:
-  // overlap false: finish() reduces every bucket on the calling thread.
+  // overlap false: finish() reduces the whole gradient at once on the calling thread.
   GradientSync(TrainComm& comm, std::span<float> grads, size_t bucket_bytes, bool overlap);
   ~GradientSync();
   GradientSync(const GradientSync&) = delete;

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "launcher/config.h"
+#include "launcher/train_job.h"
 #include "tests/unit/test_paths.h"
 
 namespace tandem::launcher {
@@ -328,10 +329,10 @@ TEST(Config, ShippedConfigsLoad) {
 // job: train: parallel.dp, the train section's rules, booleans.
 TEST(Config, TrainingJobsAreCheckedWithTheirKeys) {
   const std::string train = "job: train\nparallel:\n  tp: 1\n  dp: 2\n";
-  auto ok = parse_config(train + "train:\n  resume: true\n  overlap: false\n", "x.yaml");
+  auto ok = parse_config(train + "train:\n  resume: true\n  overlap: off\n", "x.yaml");
   ASSERT_TRUE(ok.ok()) << ok.status().to_string();
   EXPECT_TRUE(ok->train.resume);
-  EXPECT_FALSE(ok->train.overlap);
+  EXPECT_EQ(ok->train.overlap, Overlap::kOff);
   auto again = parse_config(to_yaml(*ok), "again.yaml");
   ASSERT_TRUE(again.ok()) << again.status().to_string();
   EXPECT_EQ(*again, *ok);
@@ -351,6 +352,25 @@ TEST(Config, TrainingJobsAreCheckedWithTheirKeys) {
   EXPECT_NE(error_of(train + "train:\n  min_lr: 0.01\n").find("train.min_lr"), std::string::npos);
   EXPECT_NE(error_of(train + "train:\n  itres: 5\n").find("did you mean 'train.iters'"), std::string::npos)
       << error_of(train + "train:\n  itres: 5\n");
+}
+
+// train.overlap: auto gives the exchange its own thread only where a
+// hardware thread is spare beside every local rank's compute threads.
+TEST(Config, OverlapAutoCountsTheRanksSharingAHost) {
+  auto two_local = parse_config("job: train\nparallel:\n  tp: 1\n  dp: 2\nbackend:\n  threads: 1\n", "x.yaml");
+  ASSERT_TRUE(two_local.ok()) << two_local.status().to_string();
+  EXPECT_FALSE(overlap_exchange(*two_local, 0, 2));  // 2 ranks x (1 + 1) threads on 2
+  EXPECT_TRUE(overlap_exchange(*two_local, 0, 4));
+  RunConfig two_hosts = *two_local;
+  two_hosts.cluster.nodes[0].host = "spark-a";
+  two_hosts.cluster.nodes[1].host = "spark-b";
+  EXPECT_TRUE(overlap_exchange(two_hosts, 1, 2));
+  two_hosts.backend.threads = 0;  // all of them compute
+  EXPECT_FALSE(overlap_exchange(two_hosts, 1, 20));
+  two_hosts.train.overlap = Overlap::kOn;
+  EXPECT_TRUE(overlap_exchange(two_hosts, 1, 20));
+  two_local->train.overlap = Overlap::kOff;
+  EXPECT_FALSE(overlap_exchange(*two_local, 0, 64));
 }
 
 }  // namespace

@@ -133,7 +133,8 @@ TEST_F(SshLaunch, DataParallelTrainingAcrossTwoHostsMatchesOneWorker) {
       "job=train", "train.data=" + source_dir() + "/data/tinyshakespeare.txt", "train.dim=32", "train.layers=2",
       "train.heads=2", "train.kv_heads=2", "train.hidden_dim=64", "train.block_size=32", "train.batch_size=8",
       "train.iters=30", "train.warmup_iters=5", "train.log_interval=1", "train.eval_interval=0",
-      "train.eval_batches=2", "train.checkpoint_interval=0", "parallel.tp=1", "backend.threads=1"};
+      "train.eval_batches=2", "train.checkpoint_interval=0", "parallel.tp=1", "backend.threads=1",
+      "train.overlap=on"};  // the exchange thread, over the network path
   auto with_config = [](std::vector<std::string> argv) {
     for (size_t i = 0; i < argv.size(); ++i) {
       if (argv[i] == "launch") {
