@@ -55,9 +55,12 @@ struct UcxOptions {
   // Busy-poll this long without progress before sleeping on the event fd:
   // long enough that back-to-back small collectives never sleep, short
   // enough that an idle wait leaves the CPU to the peer and the kernel
-  // (over the veth 50 us and 2 ms measured alike; 0, sleeping at once, made
-  // 4 KiB all_reduce 2-3x slower and 64 MiB 20% slower).
-  std::chrono::microseconds spin{200};
+  // (over the veth 50 us and 2 ms measured alike for the collectives; 0,
+  // sleeping at once, made 4 KiB all_reduce 2-3x slower and 64 MiB 20%
+  // slower). 2 ms rather than 200 us: a data-parallel rank that reaches the
+  // gradient exchange first then catches its peer's arrival without a wake-up
+  // (scripts/bench_train.sh, 2-core VM: dp=2 scaling 0.877 -> 0.918).
+  std::chrono::microseconds spin{2000};
   std::chrono::milliseconds close_timeout{2000};
 };
 
