@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <thread>
 
@@ -108,6 +109,21 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, doub
     worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
   }
   EXPECT_LE(worst, rel * scale) << "largest difference " << worst << " against a scale of " << scale;
+}
+
+// Runs body(rank, comm) on `world` ranks (threads) and returns each one's Status.
+std::vector<Status> on_ranks(int world, const std::function<Status(int, TrainComm&)>& body) {
+  auto comms = collectives::make_local_group(world);
+  std::vector<Status> results(static_cast<size_t>(world));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      auto comm = collectives::make_train_comm(*comms[static_cast<size_t>(r)], kStepTimeout);
+      results[static_cast<size_t>(r)] = comm.ok() ? body(r, **comm) : comm.status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  return results;
 }
 
 TEST(Trainer, DataParallelStepsEqualTheSingleProcessSteps) {
@@ -263,19 +279,10 @@ TEST(Trainer, RanksTrainingDifferentJobsAreRefused) {
   const TokenCorpus b = synthetic_corpus(11, 4001, 600);
   TrainerOptions options = tiny_options();
   options.dp = 2;
-  auto comms = collectives::make_local_group(2);
-  std::vector<Status> results(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r) {
-    threads.emplace_back([&, r] {
-      auto comm = collectives::make_train_comm(*comms[static_cast<size_t>(r)], kStepTimeout);
-      ASSERT_TRUE(comm.ok());
-      auto trainer = Trainer::create(options, r == 0 ? a : b, r, comm->get(), nullptr);
-      ASSERT_TRUE(trainer.ok()) << trainer.status().to_string();
-      results[static_cast<size_t>(r)] = (*trainer)->start().status();
-    });
-  }
-  for (auto& t : threads) t.join();
+  const std::vector<Status> results = on_ranks(2, [&](int r, TrainComm& comm) -> Status {
+    TANDEM_ASSIGN_OR_RETURN(auto trainer, Trainer::create(options, r == 0 ? a : b, r, &comm, nullptr));
+    return trainer->start().status();
+  });
   for (const Status& s : results) {
     EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.to_string();
     EXPECT_NE(s.message().find("rank 1 trains another job than rank 0"), std::string::npos) << s.to_string();
@@ -322,21 +329,12 @@ TEST(Trainer, WeightCheckStopsReplicasThatDrifted) {
   const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
   TrainerOptions options = tiny_options();
   options.dp = 2;
-  auto comms = collectives::make_local_group(2);
-  std::vector<Status> results(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r) {
-    threads.emplace_back([&, r] {
-      auto comm = collectives::make_train_comm(*comms[static_cast<size_t>(r)], kStepTimeout);
-      ASSERT_TRUE(comm.ok());
-      auto trainer = Trainer::create(options, corpus, r, comm->get(), nullptr);
-      ASSERT_TRUE(trainer.ok()) << trainer.status().to_string();
-      ASSERT_TRUE((*trainer)->start().ok());
-      if (r == 1) (*trainer)->model().params()[7] += 1e-3f;  // one weight of one replica
-      results[static_cast<size_t>(r)] = (*trainer)->train_step().status();
-    });
-  }
-  for (auto& t : threads) t.join();
+  const std::vector<Status> results = on_ranks(2, [&](int r, TrainComm& comm) -> Status {
+    TANDEM_ASSIGN_OR_RETURN(auto trainer, Trainer::create(options, corpus, r, &comm, nullptr));
+    TANDEM_RETURN_IF_ERROR(trainer->start().status());
+    if (r == 1) trainer->model().params()[7] += 1e-3f;  // one weight of one replica
+    return trainer->train_step().status();
+  });
   for (const Status& s : results) {
     EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.to_string();
     EXPECT_NE(s.message().find("weights differ after step 1"), std::string::npos) << s.to_string();
