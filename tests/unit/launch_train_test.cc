@@ -18,7 +18,9 @@ using namespace std::chrono_literals;
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
 // `tandem launch <config> ...`: LaunchRun's argv with the config file named.
+// The text by its absolute path: ctest runs tests from the build tree.
 std::vector<std::string> train_argv(const LaunchRun& run, const std::string& config, std::vector<std::string> sets) {
+  sets.insert(sets.begin(), "train.data=" + source_dir() + "/data/tinyshakespeare.txt");
   std::vector<std::string> argv = run.argv(sets);
   for (size_t i = 0; i < argv.size(); ++i) {
     if (argv[i] == "launch") {
