@@ -6,6 +6,7 @@
 #include <cstring>
 #include <queue>
 
+#include "runtime/llama_weights.h"
 #include "runtime/mapped_file.h"
 
 namespace tandem {
@@ -65,7 +66,7 @@ int byte_piece_value(std::string_view p) {
 bool is_utf8_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 
 std::string token_at(int i, int vocab_size) {
-  return "token " + std::to_string(i) + " of " + std::to_string(vocab_size);
+  return "token " + std::to_string(i) + (vocab_size > 0 ? " of " + std::to_string(vocab_size) : "");
 }
 
 }  // namespace
@@ -74,6 +75,19 @@ Result<Tokenizer> Tokenizer::load_llama2c(const std::string& path, int vocab_siz
   if (vocab_size <= 0) {
     return InvalidArgument(path + ": vocab_size must be positive, got " + std::to_string(vocab_size));
   }
+  return load(path, vocab_size);
+}
+
+Result<Tokenizer> Tokenizer::load_llama2c_whole(const std::string& path) {
+  TANDEM_ASSIGN_OR_RETURN(Tokenizer t, load(path, 0));
+  if (t.vocab_size() <= kEos) {
+    return DataLoss(path + ": " + std::to_string(t.vocab_size()) + " tokens, fewer than <unk>, BOS and EOS");
+  }
+  return t;
+}
+
+// vocab_size 0: every record until the end of the file.
+Result<Tokenizer> Tokenizer::load(const std::string& path, int vocab_size) {
   TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
   if (file->size() > kMaxFileBytes)
     return DataLoss(path + ": " + std::to_string(file->size()) + " bytes is too large for a tokenizer file");
@@ -93,10 +107,11 @@ Result<Tokenizer> Tokenizer::load_llama2c(const std::string& path, int vocab_siz
   t.max_token_length_ = max_len;
   // Every token takes at least 8 bytes, so a lying vocab_size cannot make us
   // reserve more than the file could hold.
-  const size_t reserve = std::min(static_cast<size_t>(vocab_size), in.remaining() / 8);
+  const size_t reserve = vocab_size == 0 ? in.remaining() / 8 : std::min(static_cast<size_t>(vocab_size), in.remaining() / 8);
   t.pieces_.reserve(reserve);
   t.scores_.reserve(reserve);
-  for (int i = 0; i < vocab_size; ++i) {
+  const bool whole = vocab_size == 0;
+  for (int i = 0; whole ? in.remaining() > 0 && i < kMaxVocab : i < vocab_size; ++i) {
     float score = 0;
     int32_t len = 0;
     if (!in.read(&score) || !in.read(&len)) {
@@ -117,8 +132,11 @@ Result<Tokenizer> Tokenizer::load_llama2c(const std::string& path, int vocab_siz
   // Bytes after the last token are ignored, as llama2.c does: a tokenizer file
   // may hold more tokens than the model uses.
 
+  if (whole && in.remaining() > 0) {
+    return DataLoss(path + ": more than " + std::to_string(kMaxVocab) + " tokens");
+  }
   t.byte_token_.fill(-1);
-  for (int id = 0; id < vocab_size; ++id) {
+  for (int id = 0; id < t.vocab_size(); ++id) {
     const std::string& p = t.pieces_[id];
     t.longest_piece_ = std::max(t.longest_piece_, p.size());
     if (int b = byte_piece_value(p); b >= 0) {

@@ -31,6 +31,10 @@ class Tokenizer {
   // vocabulary size, from its header). Errors name the file and the problem:
   // missing file, truncation, absurd lengths, fewer tokens than vocab_size.
   static Result<Tokenizer> load_llama2c(const std::string& path, int vocab_size);
+  // Every token record the file holds, for a tokenizer no model header sizes
+  // yet (training builds its model around it). A partial record at the end,
+  // or fewer than the three control tokens, is an error.
+  static Result<Tokenizer> load_llama2c_whole(const std::string& path);
 
   int vocab_size() const { return static_cast<int>(pieces_.size()); }
   const std::string& piece(int id) const { return pieces_[id]; }
@@ -45,6 +49,7 @@ class Tokenizer {
   std::string decode(const std::vector<int>& tokens) const;
 
  private:
+  static Result<Tokenizer> load(const std::string& path, int vocab_size);
   std::vector<std::string> pieces_;
   std::vector<float> scores_;
   // Pieces text can spell: excludes <unk>, BOS, EOS and the <0xNN> byte tokens.

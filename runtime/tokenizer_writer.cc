@@ -70,22 +70,30 @@ Result<std::string> synthetic_llama2c_tokenizer(int vocab_size) {
                            " tokens, got " + std::to_string(vocab_size));
   }
   std::vector<std::string> pieces(static_cast<size_t>(vocab_size));
-  size_t longest = 0;
-  size_t bytes = sizeof(int32_t);
+  std::vector<float> scores(static_cast<size_t>(vocab_size));
   for (int id = 0; id < vocab_size; ++id) {
     pieces[id] = piece_at(id);
-    longest = std::max(longest, pieces[id].size());
-    bytes += 2 * sizeof(int32_t) + pieces[id].size();
+    // llama2.c's export scores control and byte tokens 0. The rest descend
+    // by rank, exactly in float (kMaxVocab < 2^24), so a shorter filler
+    // always outranks a longer one and merges build words left to right.
+    scores[id] = id < kFirstSyntheticPiece ? 0.0f : -static_cast<float>(id - kFirstSyntheticPiece);
+  }
+  return llama2c_tokenizer_bytes(pieces, scores);
+}
+
+std::string llama2c_tokenizer_bytes(std::span<const std::string> pieces, std::span<const float> scores) {
+  TANDEM_CHECK(pieces.size() == scores.size());
+  size_t longest = 0;
+  size_t bytes = sizeof(int32_t);
+  for (const std::string& p : pieces) {
+    longest = std::max(longest, p.size());
+    bytes += 2 * sizeof(int32_t) + p.size();
   }
   std::string out;
   out.reserve(bytes);
   append_raw(out, static_cast<int32_t>(longest));
-  for (int id = 0; id < vocab_size; ++id) {
-    // llama2.c's export scores control and byte tokens 0. The rest descend
-    // by rank, exactly in float (kMaxVocab < 2^24), so a shorter filler
-    // always outranks a longer one and merges build words left to right.
-    const float score = id < kFirstSyntheticPiece ? 0.0f : -static_cast<float>(id - kFirstSyntheticPiece);
-    append_raw(out, score);
+  for (size_t id = 0; id < pieces.size(); ++id) {
+    append_raw(out, scores[id]);
     append_raw(out, static_cast<int32_t>(pieces[id].size()));
     out += pieces[id];
   }

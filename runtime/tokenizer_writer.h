@@ -13,6 +13,7 @@
 //    Each one's prefix is an earlier piece, so BPE merges can reach all.
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "runtime/status.h"
@@ -26,6 +27,11 @@ namespace tandem {
 inline constexpr int kMinSyntheticVocab = 260;
 // The first id after the byte tokens: where the pieces start.
 inline constexpr int kFirstSyntheticPiece = 259;
+
+// A llama2.c tokenizer file's bytes for these pieces and scores (id i is
+// pieces[i]): the longest piece's length, then each token's score, length and
+// bytes. The sizes must match (a programmer bug otherwise).
+std::string llama2c_tokenizer_bytes(std::span<const std::string> pieces, std::span<const float> scores);
 
 // The file's bytes. InvalidArgument for a size below kMinSyntheticVocab or
 // above kMaxVocab (llama_weights.h).

@@ -12,6 +12,7 @@
 
 #include "runtime/atomic_file.h"
 #include "runtime/mapped_file.h"
+#include "runtime/tokenizer_writer.h"
 #include "runtime/tokenizer.h"
 
 namespace tandem::train {
@@ -59,34 +60,6 @@ Status check_parts(const std::string& path, const TokenCorpus& c, const char* un
                          ", each part needs at least " + std::to_string(kMinPartTokens));
 }
 
-// A llama2.c tokenizer file does not store its vocabulary size (the model's
-// header does), so it is the number of whole token records the file holds.
-Result<int> count_tokenizer_records(const std::string& path) {
-  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
-  const std::string_view data(file->data(), file->size());
-  auto not_a_tokenizer = [&](const std::string& why) {
-    return DataLoss("tokenizer " + path + " is not a llama2.c tokenizer file: " + why);
-  };
-  if (data.size() < sizeof(int32_t)) return not_a_tokenizer("shorter than its 4-byte header");
-  size_t pos = sizeof(int32_t);
-  int count = 0;
-  while (pos < data.size()) {
-    if (data.size() - pos < 2 * sizeof(int32_t))
-      return not_a_tokenizer("it ends inside the record of token " + std::to_string(count));
-    int32_t len = 0;
-    std::memcpy(&len, data.data() + pos + sizeof(float), sizeof len);
-    pos += 2 * sizeof(int32_t);
-    if (len < 0 || static_cast<size_t>(len) > data.size() - pos) {
-      return not_a_tokenizer("token " + std::to_string(count) + " has length " + std::to_string(len) + " with " +
-                             std::to_string(data.size() - pos) + " bytes left");
-    }
-    pos += static_cast<size_t>(len);
-    ++count;
-  }
-  if (count <= Tokenizer::kEos) return not_a_tokenizer(std::to_string(count) + " tokens, fewer than <unk>, BOS, EOS");
-  return count;
-}
-
 // Each line, its '\n' included, encoded on its own with no BOS. encode() gives
 // every line SentencePiece's dummy-prefix space, as SentencePiece's trainer
 // treats each line as a sentence. A tokenizer without byte tokens turns
@@ -120,13 +93,6 @@ std::string piece_of_byte(unsigned char c) {
   return piece;
 }
 
-void append_token(std::string& out, const std::string& piece) {
-  const float score = 0.0f;  // no piece is two others joined, so scores never matter
-  const auto len = static_cast<int32_t>(piece.size());
-  out.append(reinterpret_cast<const char*>(&score), sizeof score);
-  out.append(reinterpret_cast<const char*>(&len), sizeof len);
-  out += piece;
-}
 
 }  // namespace
 
@@ -165,10 +131,9 @@ Result<TokenCorpus> load_char_corpus(const std::string& text_path, double train_
 Result<TokenCorpus> load_tokenized_corpus(const std::string& text_path, const std::string& tokenizer_path,
                                           double train_fraction) {
   TANDEM_RETURN_IF_ERROR(check_fraction(text_path, train_fraction));
-  auto records = count_tokenizer_records(tokenizer_path);
-  if (!records.ok()) return records.status().with_context("loading tokenizer for " + text_path);
-  auto tok = Tokenizer::load_llama2c(tokenizer_path, *records);
-  if (!tok.ok()) return tok.status().with_context("loading tokenizer for " + text_path);
+  // A tokenizer file does not store its vocabulary size: all its records are it.
+  auto tok = Tokenizer::load_llama2c_whole(tokenizer_path);
+  if (!tok.ok()) return tok.status().with_context("tokenizer " + tokenizer_path + " (for " + text_path + ")");
   TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, map_text(text_path));
   const std::string_view text(file->data(), file->size());
 
@@ -217,14 +182,9 @@ Result<std::string> char_tokenizer_bytes(const std::string& chars) {
   }
   std::vector<std::string> pieces = {"<unk>", "\n<s>\n", "\n</s>\n"};  // llama2.c's ids 0..2
   for (char c : chars) pieces.push_back(piece_of_byte(static_cast<unsigned char>(c)));
-  size_t longest = 0;
-  for (const std::string& p : pieces) longest = std::max(longest, p.size());
-
-  std::string out;
-  const auto max_token_length = static_cast<int32_t>(longest);
-  out.append(reinterpret_cast<const char*>(&max_token_length), sizeof max_token_length);
-  for (const std::string& p : pieces) append_token(out, p);
-  return out;
+  // All scores 0: no piece is two others joined, so merges never happen.
+  const std::vector<float> scores(pieces.size(), 0.0f);
+  return llama2c_tokenizer_bytes(pieces, scores);
 }
 
 Status write_char_tokenizer(const std::string& chars, const std::string& path) {

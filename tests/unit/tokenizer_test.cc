@@ -41,6 +41,25 @@ TEST(TokenizerTest, LoadsStories260KVocabulary) {
   EXPECT_EQ(t.score(260), -1.0f);
 }
 
+// A file read whole (no model header to size it) holds exactly its records;
+// a partial record at its end is an error, not a shorter vocabulary.
+TEST(TokenizerTest, WholeFileReadsEveryRecordAndRefusesAPartialOne) {
+  Result<Tokenizer> whole = Tokenizer::load_llama2c_whole(tok512_path());
+  ASSERT_TRUE(whole.ok()) << whole.status().to_string();
+  EXPECT_EQ(whole->vocab_size(), 512);
+  EXPECT_EQ(whole->piece(259), " t");
+  testing::TempDir dir;
+  const std::string cut = dir.file("cut.bin");
+  const std::string bytes = testing::read_file(tok512_path());
+  testing::write_file(cut, bytes.substr(0, bytes.size() - 1));
+  Result<Tokenizer> partial = Tokenizer::load_llama2c_whole(cut);
+  EXPECT_EQ(partial.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(partial.status().message().find("token 511"), std::string::npos) << partial.status().to_string();
+  testing::write_file(cut, bytes.substr(0, 4 + 8 + 5));  // the header and "<unk>" only
+  EXPECT_NE(Tokenizer::load_llama2c_whole(cut).status().message().find("fewer than <unk>, BOS and EOS"),
+            std::string::npos);
+}
+
 // Expected ids come from an independent naive transcription of llama2.c's
 // encode() (O(n^2) best-pair loop) run over tok512.bin.
 TEST(TokenizerTest, EncodesLikeLlama2c) {
