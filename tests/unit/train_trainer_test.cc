@@ -64,40 +64,45 @@ struct RankRun {
   Status status;
 };
 
-// Runs `steps` steps on `world` ranks (threads), each rank from start().
-std::vector<RankRun> run_group(const TrainerOptions& options, const TokenCorpus& corpus, int steps) {
-  const int world = options.dp * options.tp;
+// Runs body(rank, comm) on `world` ranks (threads) and returns each one's
+// Status; a rank that fails aborts its communicator, so the others fail at
+// once instead of waiting for the step deadline.
+std::vector<Status> on_ranks(int world, const std::function<Status(int, TrainComm&)>& body) {
   auto comms = collectives::make_local_group(world);
-  std::vector<RankRun> runs(static_cast<size_t>(world));
+  std::vector<Status> results(static_cast<size_t>(world));
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
-      RankRun& run = runs[static_cast<size_t>(r)];
-      auto fail = [&](const Status& s) {
-        run.status = s;
-        comms[static_cast<size_t>(r)]->abort(s.message());
-      };
-      auto comm = collectives::make_train_comm(*comms[static_cast<size_t>(r)], kStepTimeout);
-      if (!comm.ok()) return fail(comm.status());
-      auto trainer = Trainer::create(options, corpus, r, comm->get(), nullptr);
-      if (!trainer.ok()) return fail(trainer.status());
-      if (auto start = (*trainer)->start(); !start.ok()) return fail(start.status());
-      for (int s = 0; s < steps && (*trainer)->step() < options.iters; ++s) {
-        auto report = (*trainer)->train_step();
-        if (!report.ok()) return fail(report.status());
-        run.losses.push_back(report->train_loss);
-        run.grad_norms.push_back(report->grad_norm);
-        if (!std::isnan(report->val_loss)) run.val_losses.push_back(report->val_loss);
-      }
-      if (options.tp > 1) {
-        if (Status s = (*trainer)->model().gather_full(&run.full_params); !s.ok()) return fail(s);
-      } else {
-        auto p = (*trainer)->model().params();
-        run.full_params.assign(p.begin(), p.end());
-      }
+      collectives::Communicator& mine = *comms[static_cast<size_t>(r)];
+      auto comm = collectives::make_train_comm(mine, kStepTimeout);
+      Status s = comm.ok() ? body(r, **comm) : comm.status();
+      if (!s.ok()) mine.abort(s.message());
+      results[static_cast<size_t>(r)] = std::move(s);
     });
   }
   for (auto& t : threads) t.join();
+  return results;
+}
+
+// Runs `steps` steps on `world` ranks (threads), each rank from start().
+std::vector<RankRun> run_group(const TrainerOptions& options, const TokenCorpus& corpus, int steps) {
+  std::vector<RankRun> runs(static_cast<size_t>(options.dp * options.tp));
+  const std::vector<Status> results = on_ranks(options.dp * options.tp, [&](int r, TrainComm& comm) -> Status {
+    RankRun& run = runs[static_cast<size_t>(r)];
+    TANDEM_ASSIGN_OR_RETURN(auto trainer, Trainer::create(options, corpus, r, &comm, nullptr));
+    TANDEM_RETURN_IF_ERROR(trainer->start().status());
+    for (int s = 0; s < steps && trainer->step() < options.iters; ++s) {
+      TANDEM_ASSIGN_OR_RETURN(const StepReport report, trainer->train_step());
+      run.losses.push_back(report.train_loss);
+      run.grad_norms.push_back(report.grad_norm);
+      if (!std::isnan(report.val_loss)) run.val_losses.push_back(report.val_loss);
+    }
+    if (options.tp > 1) return trainer->model().gather_full(&run.full_params);
+    const auto p = trainer->model().params();
+    run.full_params.assign(p.begin(), p.end());
+    return Status::Ok();
+  });
+  for (size_t r = 0; r < runs.size(); ++r) runs[r].status = results[r];
   return runs;
 }
 
@@ -109,21 +114,6 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b, doub
     worst = std::max(worst, static_cast<double>(std::fabs(a[i] - b[i])));
   }
   EXPECT_LE(worst, rel * scale) << "largest difference " << worst << " against a scale of " << scale;
-}
-
-// Runs body(rank, comm) on `world` ranks (threads) and returns each one's Status.
-std::vector<Status> on_ranks(int world, const std::function<Status(int, TrainComm&)>& body) {
-  auto comms = collectives::make_local_group(world);
-  std::vector<Status> results(static_cast<size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      auto comm = collectives::make_train_comm(*comms[static_cast<size_t>(r)], kStepTimeout);
-      results[static_cast<size_t>(r)] = comm.ok() ? body(r, **comm) : comm.status();
-    });
-  }
-  for (auto& t : threads) t.join();
-  return results;
 }
 
 TEST(Trainer, DataParallelStepsEqualTheSingleProcessSteps) {
