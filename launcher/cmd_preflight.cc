@@ -25,6 +25,19 @@ struct PreflightFlags {
   int pp = 1;
 };
 
+// The file the launcher compares across nodes (the model, or a training
+// job's text): where it is and its size, or why it cannot be read.
+void record_file(nlohmann::json& answer, const std::string& what, const std::string& path) {
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  if (ec) {
+    answer["model_error"] = what + ": " + path + ": " + ec.message();
+    return;
+  }
+  answer["model_path"] = std::filesystem::absolute(path, ec).string();
+  answer["model_bytes"] = bytes;
+}
+
 int run_preflight(const PreflightFlags& f) {
   const std::string& model = f.model;
   const std::string& backend = f.backend;
@@ -38,26 +51,11 @@ int run_preflight(const PreflightFlags& f) {
   answer["workdir"] = std::filesystem::current_path(ec).string();
   if (!f.data.empty()) {
     // Training builds its model in memory: the text is what must be there.
-    const auto bytes = std::filesystem::file_size(f.data, ec);
-    if (ec) {
-      answer["model_error"] = "train.data: " + f.data + ": " + ec.message();
-    } else {
-      answer["model_path"] = std::filesystem::absolute(f.data, ec).string();
-      answer["model_bytes"] = bytes;
-    }
-  }
-  auto files = model.empty() ? Result<ModelFiles>(NotFound("no model")) : resolve_model_files(model);
-  if (model.empty()) {
-  } else if (!files.ok()) {
+    record_file(answer, "train.data", f.data);
+  } else if (auto files = resolve_model_files(model); !files.ok()) {
     answer["model_error"] = "model: " + files.status().message();
   } else {
-    answer["model_path"] = std::filesystem::absolute(files->checkpoint, ec).string();
-    const auto bytes = std::filesystem::file_size(files->checkpoint, ec);
-    if (ec) {
-      answer["model_error"] = "model: " + files->checkpoint + ": " + ec.message();
-    } else {
-      answer["model_bytes"] = bytes;
-    }
+    record_file(answer, "model", files->checkpoint);
     if (f.tp > 0) {
       if (auto plan = launcher::plan_checkpoint(files->checkpoint, f.tp, f.pp); !plan.ok()) {
         answer["plan_error"] = "parallel: " + plan.status().message();

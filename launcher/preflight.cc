@@ -137,7 +137,8 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
     const auto a = answers[0].value("model_bytes", int64_t{-1});
     const auto b = answers[r].value("model_bytes", int64_t{-1});
     if (a >= 0 && b >= 0 && a != b) {
-      problems.push_back("rank " + std::to_string(r) + " (" + config.cluster.nodes[r].host + "): " + (config.job == JobKind::kTrain ? "train.data" : "the model") + " is " +
+      const std::string what = config.job == JobKind::kTrain ? "train.data" : "the model";
+      problems.push_back("rank " + std::to_string(r) + " (" + config.cluster.nodes[r].host + "): " + what + " is " +
                          std::to_string(b) + " bytes there but " + std::to_string(a) + " bytes on rank 0");
     }
   }
