@@ -41,8 +41,9 @@ bool parse_value(std::string_view field, double& v) {
   return ec == std::errc() && end == field.data() + field.size();
 }
 
-// One data line into a point, or why not.
-Result<LossPoint> parse_line(std::string_view line) {
+}  // namespace
+
+Result<LossPoint> parse_loss_csv_line(std::string_view line) {
   std::array<std::string_view, kFields> fields;
   size_t n = 0;
   for (size_t begin = 0;; ++n) {
@@ -63,8 +64,6 @@ Result<LossPoint> parse_line(std::string_view line) {
       return DataLoss(std::string(kNames[i]) + " '" + std::string(fields[i + 1]) + "' is not a number");
   return p;
 }
-
-}  // namespace
 
 std::string loss_csv_header() { return "step,train_loss,val_loss,lr,tokens_per_s"; }
 
@@ -105,7 +104,7 @@ Result<std::vector<LossPoint>> read_loss_csv(const std::string& path) {
         return DataLoss(where + "expected the header '" + loss_csv_header() + "', got '" + line + "'");
       continue;
     }
-    auto point = parse_line(line);
+    auto point = parse_loss_csv_line(line);
     if (!point.ok()) return DataLoss(where + point.status().message());
     points.push_back(*point);
   }

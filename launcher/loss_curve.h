@@ -30,6 +30,8 @@ struct LossPoint {
 
 std::string loss_csv_header();                // no newline
 std::string loss_csv_line(const LossPoint&);  // no newline
+// One data line back into a point; DataLoss saying which field is wrong.
+Result<LossPoint> parse_loss_csv_line(std::string_view line);
 // Appends a line (ending in '\n') to `path`, creating the file with its
 // header first when it does not exist or is empty.
 Status append_loss_csv(const std::string& path, const LossPoint& point);

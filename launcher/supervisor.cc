@@ -11,7 +11,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <memory>
@@ -173,7 +172,7 @@ void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
     for (Worker& other : workers_) {
       if (other.rank != 0) send(other, line);
     }
-  } else if (r.kind == "train" && w.rank == 0 && r.args.size() == 5) {
+  } else if (r.kind == "train" && w.rank == 0 && r.args.size() == 1) {
     record_loss(r.args);
   } else if (r.kind == "control" && w.rank == 0 && r.args.size() == 1) {
     const std::string path = files_.run_dir + "/endpoint";
@@ -188,12 +187,16 @@ void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
 // One line of loss.csv per logged step, flushed at once so a job that dies
 // still leaves its curve up to the last step.
 void Supervisor::record_loss(const std::vector<std::string>& args) {
-  auto number = [](const std::string& text) { return std::strtod(text.c_str(), nullptr); };
-  const LossPoint point{std::strtoll(args[0].c_str(), nullptr, 10), number(args[1]), number(args[2]), number(args[3]),
-                        number(args[4])};
-  loss_curve_.push_back(point);
+  Result<LossPoint> point = parse_loss_csv_line(args[0]);
+  if (!point.ok()) {
+    say("rank 0 sent a malformed training record (" + point.status().message() + "): not recorded");
+    return;
+  }
+  loss_curve_.push_back(*point);
   const std::string path = files_.run_dir + "/" + kLossCsvFile;
-  if (Status s = append_loss_csv(path, point); !s.ok() && loss_curve_.size() == 1) say("cannot write " + path + ": " + s.message());
+  if (Status s = append_loss_csv(path, *point); !s.ok() && loss_curve_.size() == 1) {
+    say("cannot write " + path + ": " + s.message());
+  }
 }
 
 void Supervisor::draw_loss_curve() {

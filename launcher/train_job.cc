@@ -14,6 +14,7 @@
 
 #include "collectives/train_comm.h"
 #include "launcher/cluster.h"
+#include "launcher/loss_curve.h"
 #include "runtime/thread_pool.h"
 
 namespace tandem::launcher {
@@ -136,9 +137,8 @@ train::TrainerOptions trainer_options(const RunConfig& config, int rank, int64_t
   return o;
 }
 
-std::vector<std::string> train_record_args(const train::StepReport& r, double tokens_per_s) {
-  auto number = [](double v) { return std::isnan(v) ? std::string("nan") : format_number(v, "%.17g"); };
-  return {std::to_string(r.step), number(r.train_loss), number(r.val_loss), number(r.lr), number(tokens_per_s)};
+std::string train_record(const train::StepReport& r, double tokens_per_s) {
+  return loss_csv_line(LossPoint{r.step, r.train_loss, r.val_loss, r.lr, tokens_per_s});
 }
 
 namespace {
@@ -175,21 +175,7 @@ class StopWatcher {
   std::thread thread_;
 };
 
-}  // namespace
-
-Status run_train_job(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link) {
-  Status s;
-  {
-    StopWatcher watcher(link, comm);
-    s = train(config, rank, comm, link);
-  }
-  if (link.stop_requested()) {
-    std::fprintf(stderr, "tandem: stopping: %s\n", link.stop_reason().c_str());
-    return Status::Ok();
-  }
-  return s;
-}
-
+// The training itself; run_train_job adds the stop handling.
 Status train(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link) {
   const TrainConfig& t = config.train;
   TANDEM_ASSIGN_OR_RETURN(const train::TokenCorpus corpus, load_corpus(t));
@@ -241,7 +227,7 @@ Status train(const RunConfig& config, int rank, collectives::Communicator& comm,
                                         interval_seconds > 0 ? interval_comm / interval_seconds : 0,
                                         per_step * static_cast<double>(options.iters - report.step)) +
              "\n");
-    link.record("train", train_record_args(report, tokens_per_s));
+    link.record("train", {train_record(report, tokens_per_s)});
     interval_seconds = interval_comm = 0;
     interval_tokens = 0;
   }
@@ -249,6 +235,21 @@ Status train(const RunConfig& config, int rank, collectives::Communicator& comm,
   TANDEM_RETURN_IF_ERROR(trainer->export_model(model_dir, t.tokenizer == "char" ? std::string() : t.tokenizer));
   if (leader) link.log("tandem: model written to " + model_dir + " (tandem generate --model " + model_dir + ")\n");
   return Status::Ok();
+}
+
+}  // namespace
+
+Status run_train_job(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link) {
+  Status s;
+  {
+    StopWatcher watcher(link, comm);
+    s = train(config, rank, comm, link);
+  }
+  if (link.stop_requested()) {
+    std::fprintf(stderr, "tandem: stopping: %s\n", link.stop_reason().c_str());
+    return Status::Ok();
+  }
+  return s;
 }
 
 }  // namespace tandem::launcher

@@ -22,14 +22,11 @@ train::TrainerOptions trainer_options(const RunConfig& config, int rank, int64_t
 // spare for the exchange beside every rank's compute threads there.
 bool overlap_exchange(const RunConfig& config, int rank, unsigned hardware_threads);
 
-// The record rank 0 sends per logged step: step, train loss, val loss
-// ("nan" when not measured), lr, tokens/s.
-std::vector<std::string> train_record_args(const train::StepReport& report, double tokens_per_s);
+// The `train` record rank 0 sends per logged step: its loss.csv line
+// (launcher/loss_curve.h), which the supervisor parses back and appends.
+std::string train_record(const train::StepReport& report, double tokens_per_s);
 
 // Trains to train.iters (or until the launcher asks to stop: then Ok).
 Status run_train_job(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link);
-
-// The training itself, without the stop handling.
-Status train(const RunConfig& config, int rank, collectives::Communicator& comm, LauncherLink& link);
 
 }  // namespace tandem::launcher
