@@ -7,10 +7,11 @@ namespace tandem::train {
 
 GradientSync::GradientSync(TrainComm& comm, std::span<float> grads, size_t bucket_bytes, bool overlap)
     : comm_(comm), grads_(grads), overlap_(overlap) {
+  if (!overlap_) return;  // finish() exchanges the whole gradient at once
   const int64_t n = static_cast<int64_t>(grads.size());
   const int64_t per_bucket = std::max<int64_t>(1, static_cast<int64_t>(bucket_bytes / sizeof(float)));
   for (int64_t end = n; end > 0; end -= per_bucket) buckets_.emplace_back(std::max<int64_t>(0, end - per_bucket), end);
-  if (overlap_) thread_ = std::thread([this] { exchange_loop(); });
+  thread_ = std::thread([this] { exchange_loop(); });
 }
 
 GradientSync::~GradientSync() {

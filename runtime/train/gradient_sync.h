@@ -33,15 +33,13 @@ class GradientSync {
   // first failure. `waited_seconds`: how long this call blocked.
   Status finish(double* waited_seconds);
 
-  size_t bucket_count() const { return buckets_.size(); }
-
  private:
   void exchange_loop();
   Status reduce(size_t bucket);
 
   TrainComm& comm_;
   std::span<float> grads_;
-  // [begin, end) ranges, the last part of the gradient first.
+  // [begin, end) ranges, the last part of the gradient first (overlap only).
   std::vector<std::pair<int64_t, int64_t>> buckets_;
   const bool overlap_;
   std::mutex mu_;
