@@ -49,10 +49,7 @@ prompt="$sentence$sentence$sentence"
 prompt_tokens=$(( ${#prompt} * 45 / 100 ))  # what the synthetic tokenizer makes of it, about
 steps=$((prompt_tokens + new_tokens))
 
-suffix="bench$$"
-ns_up=0
-cleanup() { [ $ns_up = 1 ] && scripts/netns.sh down "$suffix" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
+source scripts/bench_lib.sh
 
 common=(--set "model.path=$model_dir" --set "run_dir=$work/runs" --set generate.temperature=0
         --set "generate.prompt=$prompt" --set "generate.steps=$steps" --set launch.startup_timeout_s=300
@@ -73,8 +70,6 @@ run_once() {
   comm_pct=$(echo "$comm" | sed -E 's/.*\(([0-9.]+)% of decode\)/\1/')
   echo "${prompt_tps:-0} ${decode_tps:-0} ${comm_ms:-0} ${comm_pct:-0}"
 }
-
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 
 # layout name, then the command; prints one table row.
 single_decode=""
@@ -107,19 +102,9 @@ if [ "$(id -u)" != 0 ]; then
   echo "tp2-ns, pp2-ns: skipped (two network namespaces need root)"
   exit 0
 fi
-scripts/netns.sh up "$suffix" >/dev/null
-ns_up=1
-# Rank 1 runs inside namespace B through this wrapper; rank 0 and the launcher
-# in A. Their stdio (the launcher channel) crosses namespaces as pipes; the
-# model's traffic crosses the veth pair.
-wrapper="$work/tandem-in-b-$suffix"
-printf '#!/bin/sh\nexec ip netns exec tandem-b-%s %s "$@"\n' "$suffix" "$tandem" >"$wrapper"
-chmod +x "$wrapper"
-nodes="cluster.nodes=[{host: localhost, data_address: 10.231.0.1, data_interface: veth-a}, \
-{host: localhost, data_address: 10.231.0.2, data_interface: veth-b, tandem: '$wrapper'}]"
-ns=(ip netns exec "tandem-a-$suffix")
+two_namespaces "bench$$" "$tandem" "$work"
+ns=(ip netns exec "tandem-a-bench$$")
 measure tp2-ns "${ns[@]}" "$tandem" launch "${common[@]}" --set "$nodes" --set env.UCX_TLS=tcp,self \
   --set parallel.tp=2 --set backend.threads=1
 measure pp2-ns "${ns[@]}" "$tandem" launch "${common[@]}" --set "$nodes" --set env.UCX_TLS=tcp,self \
   --set parallel.tp=1 --set parallel.pp=2 --set backend.threads=1
-rm -f "$wrapper"

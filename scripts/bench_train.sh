@@ -36,10 +36,7 @@ tandem="$PWD/$build/tandem"
 
 work=${TANDEM_BENCH_DIR:-/tmp/tandem-bench}/train
 mkdir -p "$work/runs"
-suffix="train$$"
-ns_up=0
-cleanup() { [ $ns_up = 1 ] && scripts/netns.sh down "$suffix" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
+source scripts/bench_lib.sh
 
 common=(configs/train-shakespeare.yaml --set "run_dir=$work/runs" --set "train.iters=$iters"
         --set "train.lr_decay_iters=$iters" --set train.eval_interval=0 --set train.checkpoint_interval=0
@@ -58,8 +55,6 @@ run_once() {
   rm -rf "$work/out-$run_id"
   echo "$tps $comm"
 }
-
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 
 dp1_tps=""
 measure() {
@@ -92,13 +87,6 @@ if [ "$(id -u)" != 0 ]; then
   echo "dp2-ns: skipped (two network namespaces need root)"
   exit 0
 fi
-scripts/netns.sh up "$suffix" >/dev/null
-ns_up=1
-wrapper="$work/tandem-in-b-$suffix"
-printf '#!/bin/sh\nexec ip netns exec tandem-b-%s %s "$@"\n' "$suffix" "$tandem" >"$wrapper"
-chmod +x "$wrapper"
-nodes="cluster.nodes=[{host: localhost, data_address: 10.231.0.1, data_interface: veth-a}, \
-{host: localhost, data_address: 10.231.0.2, data_interface: veth-b, tandem: '$wrapper'}]"
-measure dp2-ns ip netns exec "tandem-a-$suffix" "$tandem" launch "${common[@]}" --set "$nodes" \
+two_namespaces "train$$" "$tandem" "$work"
+measure dp2-ns ip netns exec "tandem-a-train$$" "$tandem" launch "${common[@]}" --set "$nodes" \
   --set env.UCX_TLS=tcp,self --set parallel.dp=2
-rm -f "$wrapper"
