@@ -25,6 +25,25 @@ void Buffer::reset() {
   bytes_ = 0;
 }
 
+void Backend::norm_matmul(const Tensor& normed, const Tensor& x, const Tensor& norm_w, float eps,
+                          std::span<const MatmulTarget> targets) {
+  rmsnorm(normed, x, norm_w, eps);
+  matmul_shared_input(normed, targets);
+}
+
+void Backend::norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tensor& normed, const Tensor& x,
+                                 const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up) {
+  rmsnorm(normed, x, norm_w, eps);
+  const MatmulTarget gate_up[] = {{out, w_gate}, {up, w_up}};
+  matmul_shared_input(normed, gate_up);
+  swiglu(out, out, up);
+}
+
+void Backend::matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch) {
+  matmul(scratch, a, w);
+  add(x, scratch);
+}
+
 Status Backend::decode_step(uint64_t, std::span<const int>, int64_t, const std::function<void()>& enqueue) {
   enqueue();
   return Status::Ok();

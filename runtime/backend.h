@@ -112,6 +112,19 @@ class Backend {
   virtual void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   // x += y
   virtual void add(const Tensor& x, const Tensor& y) = 0;
+  // ---- a layer's fused units: a backend may run each as one kernel (cuda,
+  // one token); the defaults compose the kernels above ----
+  // out_i = rmsnorm(x; norm_w, eps) @ w_i^T for every target. `normed`
+  // (x's shape) is scratch: what it holds afterwards is unspecified.
+  virtual void norm_matmul(const Tensor& normed, const Tensor& x, const Tensor& norm_w, float eps,
+                           std::span<const MatmulTarget> targets);
+  // out = silu(n @ w_gate^T) * (n @ w_up^T), n = rmsnorm(x; norm_w, eps).
+  // `up` (out's shape) and `normed` (x's shape) are scratch.
+  virtual void norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tensor& normed, const Tensor& x,
+                                  const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up);
+  // x += a @ w^T (a residual connection). `scratch` (x's shape) is scratch.
+  virtual void matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch);
+
   // out[r] = the index of the largest element of logits row r (the first of
   // equals), as i32; out is [rows] in backend memory. Greedy decoding on the
   // device reads back 4 bytes instead of the vocabulary's logits.

@@ -198,6 +198,18 @@ Status LlamaModel::tp_all_reduce(const Tensor& x) {
   return timed([&] { return comm_->all_reduce_sum(x); });
 }
 
+Status LlamaModel::project_and_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch) {
+  if (weights_.shard.tp == 1) {
+    backend_.matmul_add(x, a, w, scratch);
+    return Status::Ok();
+  }
+  // Each rank's product is a partial sum: all-reduced before the residual add.
+  backend_.matmul(scratch, a, w);
+  TANDEM_RETURN_IF_ERROR(tp_all_reduce(scratch));
+  backend_.add(x, scratch);
+  return Status::Ok();
+}
+
 Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk) {
   const LlamaConfig& c = weights_.config;
   const LlamaShard& s = weights_.shard;
@@ -219,30 +231,21 @@ Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos,
   }
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const LlamaLayerWeights& w = weights_.layers[l];
-    b.rmsnorm(xb, x, w.attn_norm, c.norm_eps);
     const MatmulTarget qkv[] = {{q, w.wq}, {k, w.wk}, {v, w.wv}};
-    b.matmul_shared_input(xb, qkv);
+    b.norm_matmul(xb, x, w.attn_norm, c.norm_eps, qkv);
     b.rope(q, k, shape, c.rope_theta);
     b.store_kv(k_cache_[l], v_cache_[l], k, v, start_pos);
     b.attention(att, q, k_cache_[l], v_cache_[l], shape);
-    b.matmul(xb, att, w.wo);  // this shard's heads' share of the projection
-    TANDEM_RETURN_IF_ERROR(tp_all_reduce(xb));
-    b.add(x, xb);
-
-    b.rmsnorm(xb, x, w.ffn_norm, c.norm_eps);
-    const MatmulTarget gate_up[] = {{gate, w.w_gate}, {up, w.w_up}};
-    b.matmul_shared_input(xb, gate_up);
-    b.swiglu(gate, gate, up);
-    b.matmul(xb, gate, w.w_down);  // this shard's columns' share
-    TANDEM_RETURN_IF_ERROR(tp_all_reduce(xb));
-    b.add(x, xb);
+    TANDEM_RETURN_IF_ERROR(project_and_add(x, att, w.wo, xb));  // this shard's heads' share
+    b.norm_matmul_swiglu(gate, up, xb, x, w.ffn_norm, c.norm_eps, w.w_gate, w.w_up);
+    TANDEM_RETURN_IF_ERROR(project_and_add(x, gate, w.w_down, xb));  // this shard's columns' share
   }
   if (!s.last_stage()) return timed([&] { return comm_->send_next(x); });
   if (!last_chunk) return Status::Ok();
   // Only the last token's logits are needed to pick the next token.
   const Tensor last = x.row_slice(n - 1, 1), last_normed = xb.row_slice(n - 1, 1);
-  b.rmsnorm(last_normed, last, weights_.final_norm, c.norm_eps);
-  b.matmul(logits_, last_normed, weights_.classifier);
+  const MatmulTarget classifier[] = {{logits_, weights_.classifier}};
+  b.norm_matmul(last_normed, last, weights_.final_norm, c.norm_eps, classifier);
   return Status::Ok();
 }
 

@@ -100,6 +100,8 @@ class LlamaModel {
   // this shard's logits (last stage).
   Status forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk);
   Status tp_all_reduce(const Tensor& x);
+  // x += a @ w^T, the partial products of a tensor-parallel shard summed first.
+  Status project_and_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch);
   // Runs one ModelComm call, adding its time to comm_seconds_.
   template <typename Call>
   Status timed(Call&& call);

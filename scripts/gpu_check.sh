@@ -2,8 +2,9 @@
 # The GPU checks of the CUDA backend, run on a GPU machine from a folder made
 # by scripts/gpu_stage.sh: the CUDA tests, compute-sanitizer (memcheck) over
 # the kernel tests, and the bench figures of docs/benchmarks.md.
-# Usage: bash STAGE/gpu_check.sh [parts...]   parts: tests sanitizer bench breakdown
-# (default: tests sanitizer bench; breakdown: ncu's per-kernel time and DRAM
+# Usage: bash STAGE/gpu_check.sh [parts...]   parts: tests sanitizer sweep bench breakdown
+# (default: tests sanitizer bench; sweep: every shape of the fused single-token
+# kernel on an 8B step's products; breakdown: ncu's per-kernel time and DRAM
 # bytes over a few decode steps, summed by kernel name).
 # The log goes to $OUT/gpu_check.log (OUT defaults to STAGE/out).
 set -uo pipefail
@@ -36,6 +37,7 @@ run() {
       sanitizer)
         run compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 "$tests" --gtest_color=no \
           --gtest_filter='CudaKernels.*:CudaMatmul.*' ;;
+      sweep) run "$tests" --gtest_color=no --gtest_also_run_disabled_tests --gtest_filter='*Sweep*' ;;
       bench)
         for args in "llama3-8b --dtype bf16" "llama3-8b --dtype q4_0" "llama3-8b --dtype q8_0" \
                     "llama3-8b --dtype bf16 --batch 16" "llama3-8b --dtype q4_0 --batch 16" \

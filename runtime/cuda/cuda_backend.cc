@@ -7,6 +7,7 @@
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/cuda_backend_impl.h"
+#include "runtime/cuda/q_layout.h"
 
 namespace tandem {
 namespace {
@@ -69,6 +70,7 @@ Status CudaBackend::init(int device) {
   TANDEM_CUDA_RETURN_IF_ERROR(cudaMalloc(&step_, sizeof(cuda::StepParams)));
   const char* graphs = std::getenv("TANDEM_CUDA_GRAPHS");
   graphs_ = graphs == nullptr || std::string(graphs) != "0";
+  if (const char* variant = std::getenv("TANDEM_GEMV_VARIANT")) gemv_variant_ = std::atoi(variant);
   return Status::Ok();
 }
 
@@ -170,9 +172,17 @@ Result<Tensor> CudaBackend::import_weights(const Tensor& host) {
   TANDEM_CUDA_RETURN_IF_ERROR(cudaPointerGetAttributes(&attr, host.data));
   if ((attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged) && attr.device == info_.ordinal)
     return host;  // already ours (fill_synthetic)
-  if (weights_in_place_) return host;
+  const bool quantized = host.dtype == DType::kQ8_0 || host.dtype == DType::kQ4_0;
+  // Quantized rows are rearranged (q_layout.h), so they are copied even where
+  // the GPU could read the host's memory in place.
+  if (weights_in_place_ && !quantized) return host;
   TANDEM_ASSIGN_OR_RETURN(Buffer buffer, allocate(host.bytes()));
   TANDEM_RETURN_IF_ERROR(upload(buffer.data(), host.data, host.bytes()));
+  if (quantized) {
+    TANDEM_CUDA_RETURN_IF_ERROR(
+        cuda::split_quant_rows(stream_, buffer.data(), weight_type(host.dtype), host.rows(), host.row_length()));
+    TANDEM_RETURN_IF_ERROR(wait_idle());
+  }
   Tensor t = host;
   t.data = buffer.data();
   imported_.push_back(std::move(buffer));
@@ -181,6 +191,23 @@ Result<Tensor> CudaBackend::import_weights(const Tensor& host) {
 
 Status CudaBackend::copy_to_host(void* dst, const Tensor& src, size_t bytes) {
   TANDEM_CHECK(bytes <= src.bytes());
+  if (src.dtype == DType::kQ8_0 || src.dtype == DType::kQ4_0) {
+    // Whole rows, back in ggml's order.
+    const size_t row_bytes = src.bytes() / static_cast<size_t>(src.rows());
+    TANDEM_CHECK(bytes % row_bytes == 0);
+    TANDEM_RETURN_IF_ERROR(copy_raw_to_host(dst, src, bytes));
+    std::vector<uint8_t> row(row_bytes);
+    for (size_t at = 0; at < bytes; at += row_bytes) {
+      std::memcpy(row.data(), static_cast<uint8_t*>(dst) + at, row_bytes);
+      cuda::join_row(row.data(), static_cast<uint8_t*>(dst) + at, weight_type(src.dtype),
+                     src.row_length() / quant::kBlock);
+    }
+    return Status::Ok();
+  }
+  return copy_raw_to_host(dst, src, bytes);
+}
+
+Status CudaBackend::copy_raw_to_host(void* dst, const Tensor& src, size_t bytes) {
   // Through pinned memory: a copy into pageable memory would block the host
   // with no deadline.
   for (size_t done = 0; done < bytes; done += kStagingBytes) {
@@ -255,7 +282,7 @@ Status CudaBackend::fill_synthetic(const Tensor& t, uint64_t seed, float scale, 
     return InvalidArgument("cuda backend cannot store " + std::string(dtype_name(t.dtype)) + " weights");
   (void)t.bytes();  // checks that Q tensors are whole blocks
   TANDEM_CUDA_RETURN_IF_ERROR(
-      cuda::fill_synthetic(stream_, t.data, weight_type(t.dtype), t.numel(), seed, scale, offset));
+      cuda::fill_synthetic(stream_, t.data, weight_type(t.dtype), t.numel(), t.row_length(), seed, scale, offset));
   return Status::Ok();
 }
 

@@ -51,6 +51,11 @@ class CudaBackend final : public Backend {
                  const AttentionShape& shape) override;
   void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void add(const Tensor& x, const Tensor& y) override;
+  void norm_matmul(const Tensor& normed, const Tensor& x, const Tensor& norm_w, float eps,
+                   std::span<const MatmulTarget> targets) override;
+  void norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tensor& normed, const Tensor& x,
+                          const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up) override;
+  void matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch) override;
   void argmax(const Tensor& out, const Tensor& logits) override;
   Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) override;
   Status decode_step(uint64_t key, std::span<const int> tokens, int64_t pos,
@@ -78,8 +83,13 @@ class CudaBackend final : public Backend {
   CudaBackend() = default;
   Status init(int device);
   Status upload(void* device_dst, const void* host_src, size_t bytes);
+  Status copy_raw_to_host(void* dst, const Tensor& src, size_t bytes);
   Result<void*> scratch(Slot slot, size_t bytes);
   void gemm(const Tensor& out, const Tensor& x, const Tensor& w, const void* x_bf16);
+  // One token through kernels_gemv.cu's fused kernel; false (nothing
+  // enqueued) where it does not apply.
+  bool try_gemv(const Tensor& x, const Tensor* norm_w, float eps, std::span<const MatmulTarget> targets,
+                cuda::GemvEpilogue epilogue);
   void attention_prefill(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                          const AttentionShape& s);
 
@@ -99,7 +109,8 @@ class CudaBackend final : public Backend {
   // step_ (cuda::StepParams) instead of their arguments.
   cuda::StepParams* step_ = nullptr;
   bool step_inputs_ = false;
-  bool graphs_ = true;  // TANDEM_CUDA_GRAPHS=0 turns recording off
+  bool graphs_ = true;    // TANDEM_CUDA_GRAPHS=0 turns recording off
+  int gemv_variant_ = -1;  // TANDEM_GEMV_VARIANT=N picks a kernel shape (sweeps)
   struct StepGraph {
     int calls = 0;
     cudaGraphExec_t exec = nullptr;

@@ -46,12 +46,16 @@ cudaError_t store_kv(cudaStream_t s, float* k_cache, float* v_cache, const float
 cudaError_t swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
 cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n);
 cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n);
-// t[i] = offset + scale * synthetic_uniform(seed, i), stored as `type`.
-cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, uint64_t seed,
+// t[i] = offset + scale * synthetic_uniform(seed, i), stored as `type` in rows
+// of `row_len` (Q8_0/Q4_0 in the split layout of q_layout.h).
+cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, int64_t row_len, uint64_t seed,
                            float scale, float offset);
-// f32 -> bf16, and Q8_0/Q4_0 weights -> bf16 (for cuBLAS).
+// ggml-ordered Q8_0/Q4_0 rows of `row_len` elements -> the split layout, in place.
+cudaError_t split_quant_rows(cudaStream_t s, void* t, WeightType type, int64_t rows, int64_t row_len);
+// f32 -> bf16, and Q8_0/Q4_0 weights (split rows of row_len) -> bf16 (for cuBLAS).
 cudaError_t f32_to_bf16(cudaStream_t s, uint16_t* out, const float* x, int64_t n);
-cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n);
+cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n,
+                            int64_t row_len);
 
 // Reads `bytes` (a multiple of 16) once with `blocks` blocks; out: `blocks` words.
 cudaError_t read_probe(cudaStream_t s, const void* data, size_t bytes, uint32_t* out, int blocks);
@@ -75,9 +79,34 @@ struct MatvecArgs {
   int64_t n_in;
 };
 cudaError_t matvec(cudaStream_t s, const MatvecArgs& args);
-// matvec's single-token path through shared memory (kernels_matvec_staged.cu):
-// false, launching nothing, where it does not apply.
-bool matvec_staged(cudaStream_t s, const MatvecArgs& args, size_t row_bytes, cudaError_t* err);
+
+// One token's products with the layer's neighbours fused in
+// (kernels_gemv.cu): out_i = norm(x) . w_i, where norm is RMSNorm by norm_w
+// (or nothing when null), and then stored, added to out (the residual), or,
+// with two targets (gate, up), out_gate = silu(gate) * up.
+enum class GemvEpilogue : int { kStore = 0, kAccumulate = 1, kSwiglu = 2 };
+struct GemvArgs {
+  MatvecTarget targets[kMatvecMaxTargets];
+  int n_targets;
+  WeightType type;
+  const float* x;       // [n_in]
+  const float* norm_w;  // [n_in] or null
+  float eps;
+  int64_t n_in;
+  GemvEpilogue epilogue;
+};
+// The activations staged per block must fit (f32: 4 bytes each; Q: 1.25).
+constexpr size_t kGemvMaxSharedBytes = 160 * 1024;
+size_t gemv_shared_bytes(WeightType t, int64_t n_in);
+// Whether gemv() takes these arguments: row lengths a multiple of 8 (bf16), 4
+// (f32) or 256 (Q8_0/Q4_0, so split rows start 16-byte aligned), 16-byte
+// aligned pointers, staged activations within kGemvMaxSharedBytes.
+bool gemv_applies(const GemvArgs& args);
+// `variant` picks a kernel shape (rows per warp, loads in flight, warps per
+// block) for a sweep; -1 is the default. cudaErrorInvalidValue for an unknown one.
+cudaError_t gemv(cudaStream_t s, const GemvArgs& args, int variant = -1);
+int gemv_variant_count(WeightType t);
+const char* gemv_variant_name(WeightType t, int variant);
 
 // Split-K attention for few query tokens (decode): each block reduces one
 // chunk of the cache for one (token, head); a second kernel merges the chunks.

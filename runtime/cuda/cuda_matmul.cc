@@ -30,6 +30,7 @@ void CudaBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTar
     TANDEM_CHECK(t.w.dtype == targets[0].w.dtype);
   }
   (void)x.f32();
+  if (try_gemv(x, nullptr, 0.0f, targets, cuda::GemvEpilogue::kStore)) return;
   if (tokens <= cuda::kMatvecMaxTokens) {
     for (size_t first = 0; first < targets.size(); first += cuda::kMatvecMaxTargets) {
       cuda::MatvecArgs args{};
@@ -54,6 +55,49 @@ void CudaBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTar
   for (const MatmulTarget& t : targets) gemm(t.out, x, t.w, x_bf16);
 }
 
+bool CudaBackend::try_gemv(const Tensor& x, const Tensor* norm_w, float eps, std::span<const MatmulTarget> targets,
+                           cuda::GemvEpilogue epilogue) {
+  if (x.rows() != 1 || targets.empty() || targets.size() > static_cast<size_t>(cuda::kMatvecMaxTargets)) return false;
+  cuda::GemvArgs args{};
+  args.type = weight_type(targets[0].w.dtype);
+  args.x = x.f32();
+  args.n_in = x.row_length();
+  args.eps = eps;
+  args.epilogue = epilogue;
+  if (norm_w) {
+    TANDEM_CHECK(norm_w->dtype == DType::kF32 && norm_w->numel() == args.n_in);
+    args.norm_w = norm_w->f32();
+  }
+  for (const MatmulTarget& t : targets) {
+    TANDEM_CHECK_MSG(t.w.row_length() == args.n_in, x.shape_string() + " x " + t.w.shape_string());
+    TANDEM_CHECK(t.out.rows() == 1 && t.out.row_length() == t.w.rows() && t.w.dtype == targets[0].w.dtype);
+    args.targets[args.n_targets++] = {t.w.data, t.out.f32(), t.w.rows()};
+  }
+  if (epilogue == cuda::GemvEpilogue::kSwiglu)
+    TANDEM_CHECK(targets.size() == 2 && targets[0].w.rows() == targets[1].w.rows());
+  if (!cuda::gemv_applies(args)) return false;
+  TANDEM_CUDA_RECORD(cuda::gemv(stream_, args, gemv_variant_));
+  return true;
+}
+
+void CudaBackend::norm_matmul(const Tensor& normed, const Tensor& x, const Tensor& norm_w, float eps,
+                              std::span<const MatmulTarget> targets) {
+  if (!try_gemv(x, &norm_w, eps, targets, cuda::GemvEpilogue::kStore)) Backend::norm_matmul(normed, x, norm_w, eps, targets);
+}
+
+void CudaBackend::norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tensor& normed, const Tensor& x,
+                                     const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up) {
+  const MatmulTarget gate_up[] = {{out, w_gate}, {up, w_up}};
+  if (!try_gemv(x, &norm_w, eps, gate_up, cuda::GemvEpilogue::kSwiglu))
+    Backend::norm_matmul_swiglu(out, up, normed, x, norm_w, eps, w_gate, w_up);
+}
+
+void CudaBackend::matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch) {
+  const MatmulTarget target{x, w};
+  if (!try_gemv(a, nullptr, 0.0f, std::span<const MatmulTarget>(&target, 1), cuda::GemvEpilogue::kAccumulate))
+    Backend::matmul_add(x, a, w, scratch);
+}
+
 void CudaBackend::gemm(const Tensor& out, const Tensor& x, const Tensor& w, const void* x_bf16) {
   // Row-major out[T, n_out] = x[T, n_in] w^T is, column-major,
   // out^T (n_out x T) = op_T(w as n_in x n_out) * (x^T as n_in x T).
@@ -72,7 +116,7 @@ void CudaBackend::gemm(const Tensor& out, const Tensor& x, const Tensor& w, cons
     auto buf = scratch(kWBf16, static_cast<size_t>(w.numel()) * 2);
     if (!buf.ok()) return record(buf.status());
     TANDEM_CUDA_RECORD(cuda::weights_to_bf16(stream_, static_cast<uint16_t*>(*buf), w.data, weight_type(w.dtype),
-                                             w.numel()));
+                                             w.numel(), w.row_length()));
     w_bf16 = *buf;
   }
   TANDEM_CUBLAS_RECORD(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w_bf16, CUDA_R_16BF, k, x_bf16,

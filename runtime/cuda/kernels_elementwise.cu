@@ -3,6 +3,7 @@
 #include <cfloat>
 
 #include "runtime/cuda/cuda_kernels.h"
+#include "runtime/cuda/q_layout.h"
 #include "runtime/cuda/weight_load.cuh"
 #include "runtime/quant_blocks.h"
 
@@ -39,7 +40,7 @@ __global__ void embed_kernel(float* out, const void* table, WeightType type, int
   const bool held = row >= 0 && row < table_rows;
   float* o = out + blockIdx.y * width;
   for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x)
-    o[i] = held ? load_weight(table, type, row * width + i) : 0.0f;
+    o[i] = held ? load_weight(table, type, width, row * width + i) : 0.0f;
 }
 
 __global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int64_t width, float eps) {
@@ -126,8 +127,10 @@ __device__ float synthetic_value(uint64_t seed, int64_t i, float scale, float of
   return quant::add_rn(offset, quant::mul_rn(scale, quant::synthetic_uniform(seed, static_cast<uint64_t>(i))));
 }
 
-// One thread per element (f32, bf16) or per 32-element block (Q8_0, Q4_0).
-__global__ void fill_kernel(void* t, WeightType type, int64_t units, uint64_t seed, float scale, float offset) {
+// One thread per element (f32, bf16) or per 32-element block (Q8_0, Q4_0,
+// written to the split layout's places for rows of nb blocks).
+__global__ void fill_kernel(void* t, WeightType type, int64_t units, int64_t nb, uint64_t seed, float scale,
+                            float offset) {
   for (int64_t u = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; u < units; u += gridDim.x * blockDim.x) {
     if (type == WeightType::kF32) {
       static_cast<float*>(t)[u] = synthetic_value(seed, u, scale, offset);
@@ -136,9 +139,13 @@ __global__ void fill_kernel(void* t, WeightType type, int64_t units, uint64_t se
     } else {
       float x[quant::kBlock];
       for (int i = 0; i < quant::kBlock; ++i) x[i] = synthetic_value(seed, u * quant::kBlock + i, scale, offset);
-      uint8_t* base = static_cast<uint8_t*>(t);
-      if (type == WeightType::kQ8_0) quant::quantize_q8_0(x, base + u * quant::kQ8Bytes);
-      else quant::quantize_q4_0(x, base + u * quant::kQ4Bytes);
+      uint8_t block[quant::kQ8Bytes];
+      if (type == WeightType::kQ8_0) quant::quantize_q8_0(x, block);
+      else quant::quantize_q4_0(x, block);
+      uint8_t* row = static_cast<uint8_t*>(t) + (u / nb) * nb * block_bytes(type);
+      const int64_t b = u % nb;
+      memcpy(row + nb * quant_bytes(type) + 2 * b, block, 2);
+      memcpy(row + b * quant_bytes(type), block + 2, quant_bytes(type));
     }
   }
 }
@@ -148,27 +155,43 @@ __global__ void f32_to_bf16_kernel(uint16_t* out, const float* x, int64_t n) {
     out[i] = quant::bf16_from_f32(x[i]);
 }
 
-// Q8_0/Q4_0 -> bf16, one thread per block of 32: the scale is read once and
-// the 64 output bytes leave as four 16-byte stores.
-__global__ void weights_to_bf16_kernel(uint16_t* out, const void* w, WeightType type, int64_t groups) {
-  const auto* bytes = static_cast<const uint8_t*>(w);
+// Q8_0/Q4_0 (split rows of nb blocks) -> bf16, one thread per block of 32:
+// the scale is read once and the 64 output bytes leave as four 16-byte stores.
+__global__ void weights_to_bf16_kernel(uint16_t* out, const void* w, WeightType type, int64_t groups, int64_t nb) {
+  const bool q8 = type == WeightType::kQ8_0;
   for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups; g += gridDim.x * blockDim.x) {
-    uint32_t packed[16];
-    const uint8_t* block = bytes + g * (type == WeightType::kQ8_0 ? quant::kQ8Bytes : quant::kQ4Bytes);
-    float v[32];
+    const uint8_t* row = static_cast<const uint8_t*>(w) + (g / nb) * nb * block_bytes(type);
+    const int64_t b = g % nb;
+    const uint8_t* q = block_quants(row, type, b);
     uint16_t dh;
-    memcpy(&dh, block, 2);
+    memcpy(&dh, block_scale(row, type, nb, b), 2);
     const float d = quant::f32_from_f16(dh);
-    const bool q8 = type == WeightType::kQ8_0;
+    float v[32];
     for (int i = 0; i < 16; ++i) {
-      const uint8_t b0 = block[2 + i], b1 = q8 ? block[18 + i] : 0;
+      const uint8_t b0 = q[i], b1 = q8 ? q[16 + i] : 0;
       v[i] = d * (q8 ? static_cast<float>(static_cast<int8_t>(b0)) : static_cast<float>((b0 & 0xf) - 8));
       v[16 + i] = d * (q8 ? static_cast<float>(static_cast<int8_t>(b1)) : static_cast<float>((b0 >> 4) - 8));
     }
+    uint32_t packed[16];
     for (int i = 0; i < 16; ++i)
       packed[i] = quant::bf16_from_f32(v[2 * i]) | (static_cast<uint32_t>(quant::bf16_from_f32(v[2 * i + 1])) << 16);
     for (int i = 0; i < 4; ++i)
       reinterpret_cast<uint4*>(out + g * 32)[i] = make_uint4(packed[4 * i], packed[4 * i + 1], packed[4 * i + 2], packed[4 * i + 3]);
+  }
+}
+
+// One block per row: the row into shared memory, then back split.
+__global__ void split_rows_kernel(uint8_t* t, WeightType type, int64_t nb) {
+  extern __shared__ __align__(16) unsigned char row_in[];
+  const int64_t row_bytes = nb * block_bytes(type);
+  uint8_t* row = t + blockIdx.x * row_bytes;
+  for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) row_in[i] = row[i];
+  __syncthreads();
+  const int qb = quant_bytes(type);
+  for (int64_t b = threadIdx.x; b < nb; b += blockDim.x) {
+    const unsigned char* in = row_in + b * (qb + 2);
+    memcpy(row + nb * qb + 2 * b, in, 2);
+    memcpy(row + b * qb, in + 2, qb);
   }
 }
 
@@ -247,11 +270,26 @@ cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64
   return cudaGetLastError();
 }
 
-cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, uint64_t seed, float scale,
-                           float offset) {
-  const bool blocks = type == WeightType::kQ8_0 || type == WeightType::kQ4_0;
+cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, int64_t row_len, uint64_t seed,
+                           float scale, float offset) {
+  const bool blocks = is_quantized(type);
   const int64_t units = blocks ? n / quant::kBlock : n;
-  fill_kernel<<<blocks_for(units), kThreads, 0, s>>>(t, type, units, seed, scale, offset);
+  fill_kernel<<<blocks_for(units), kThreads, 0, s>>>(t, type, units, row_len / quant::kBlock, seed, scale, offset);
+  return cudaGetLastError();
+}
+
+cudaError_t split_quant_rows(cudaStream_t s, void* t, WeightType type, int64_t rows, int64_t row_len) {
+  const int64_t nb = row_len / quant::kBlock;
+  const size_t row_bytes = static_cast<size_t>(nb * block_bytes(type));
+  if (row_bytes > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(split_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(row_bytes));
+    if (err != cudaSuccess) return err;
+  }
+  for (int64_t first = 0; first < rows; first += 65535) {
+    const auto count = static_cast<unsigned>(rows - first < 65535 ? rows - first : 65535);
+    split_rows_kernel<<<count, 256, row_bytes, s>>>(static_cast<uint8_t*>(t) + first * row_bytes, type, nb);
+  }
   return cudaGetLastError();
 }
 
@@ -260,8 +298,9 @@ cudaError_t f32_to_bf16(cudaStream_t s, uint16_t* out, const float* x, int64_t n
   return cudaGetLastError();
 }
 
-cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n) {
-  weights_to_bf16_kernel<<<blocks_for(n / 32), kThreads, 0, s>>>(out, w, type, n / 32);
+cudaError_t weights_to_bf16(cudaStream_t s, uint16_t* out, const void* w, WeightType type, int64_t n,
+                            int64_t row_len) {
+  weights_to_bf16_kernel<<<blocks_for(n / 32), kThreads, 0, s>>>(out, w, type, n / 32, row_len / 32);
   return cudaGetLastError();
 }
 

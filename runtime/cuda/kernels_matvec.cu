@@ -1,19 +1,19 @@
-// Matrix-vector products for decode (and up to 16 tokens at once), each
-// weight byte read once per forward, straight from its storage type (f32,
-// bf16, ggml Q8_0/Q4_0). Three kernels, by what measured fastest on the H100
-// (docs/benchmarks.md): one token with f32/bf16 weights, a warp per row pair
-// (warp_rows_kernel); one token with Q8_0/Q4_0 in 16-byte-aligned rows, rows
-// staged through shared memory (kernels_matvec_staged.cu); otherwise blocks
-// of a few rows (Shape) whose threads split the row (matvec_kernel), or an
-// element-wise fallback for rows that are not a multiple of 8.
+// Matrix-vector products for a few tokens (up to 16 at once: a multi-token
+// decode step), each weight byte read once per forward, straight from its
+// storage type (f32, bf16, Q8_0/Q4_0 in the split layout of q_layout.h). A
+// single token usually takes kernels_gemv.cu's fused kernel instead; this
+// file serves the rest: a warp per row pair for one token with f32/bf16
+// weights (warp_rows_kernel), blocks of a few rows (Shape) whose threads
+// split the row (matvec_kernel), or an element-wise fallback for rows that
+// are not a multiple of 8.
 //
 // A thread's unit of work is a "chunk" of 8 weights: 32 bytes of f32, 16 of
 // bf16, 8 int8 of a Q8_0 block, or 4 bytes of a Q4_0 block (its elements
 // 4j..4j+3 in the low nibbles, 4j+16.. in the high ones). Consecutive threads
 // take consecutive chunks, so loads cover contiguous memory; each thread
 // first loads its next chunks of every row, then computes, to keep enough
-// bytes in flight. Q blocks are 34 and 18 bytes, only 2-byte aligned, so their
-// quants are read as 16-bit words. Quants become floats by the exponent trick
+// bytes in flight. Rows of an odd number of blocks are only 2-byte aligned,
+// so quants are read as 16-bit words. Quants become floats by the exponent trick
 // (0x4B000000 | q is 2^23 + q: one byte permute and one add, no int-to-float
 // conversion, whose throughput would bound the kernel), and the block scale
 // multiplies the 8-term partial sum once.
@@ -99,7 +99,7 @@ struct Chunk;
 template <bool kBypass>
 struct Chunk<WeightType::kF32, kBypass> {
   float4 a, b;
-  __device__ void load(const uint8_t* row, int64_t c) {
+  __device__ void load(const uint8_t* row, int64_t, int64_t c) {
     a = load_stream<kBypass>(reinterpret_cast<const float4*>(row) + 2 * c);
     b = load_stream<kBypass>(reinterpret_cast<const float4*>(row) + 2 * c + 1);
   }
@@ -112,7 +112,7 @@ struct Chunk<WeightType::kF32, kBypass> {
 template <bool kBypass>
 struct Chunk<WeightType::kBF16, kBypass> {
   uint4 q;
-  __device__ void load(const uint8_t* row, int64_t c) { q = load_stream<kBypass>(reinterpret_cast<const uint4*>(row) + c); }
+  __device__ void load(const uint8_t* row, int64_t, int64_t c) { q = load_stream<kBypass>(reinterpret_cast<const uint4*>(row) + c); }
   __device__ float scale() const { return 1.0f; }
   __device__ void decode(float (&v)[8]) const {
     const uint32_t w[4] = {q.x, q.y, q.z, q.w};
@@ -128,10 +128,9 @@ template <bool kBypass>
 struct Chunk<WeightType::kQ8_0, kBypass> {
   uint32_t lo, hi;
   uint16_t d;
-  __device__ void load(const uint8_t* row, int64_t c) {
-    const auto* block = reinterpret_cast<const uint16_t*>(row + (c >> 2) * quant::kQ8Bytes);
-    const uint16_t* qs = block + 1 + (c & 3) * 4;
-    d = __ldg(block);
+  __device__ void load(const uint8_t* row, int64_t nb, int64_t c) {
+    const auto* qs = reinterpret_cast<const uint16_t*>(row + (c >> 2) * 32 + (c & 3) * 8);
+    d = __ldg(reinterpret_cast<const uint16_t*>(row + nb * 32) + (c >> 2));
     lo = __ldg(qs) | (static_cast<uint32_t>(__ldg(qs + 1)) << 16);
     hi = __ldg(qs + 2) | (static_cast<uint32_t>(__ldg(qs + 3)) << 16);
   }
@@ -151,10 +150,10 @@ template <bool kBypass>
 struct Chunk<WeightType::kQ4_0, kBypass> {
   uint32_t q;
   uint16_t d;
-  __device__ void load(const uint8_t* row, int64_t c) {
-    const auto* block = reinterpret_cast<const uint16_t*>(row + (c >> 2) * quant::kQ4Bytes);
-    d = __ldg(block);
-    q = __ldg(block + 1 + (c & 3) * 2) | (static_cast<uint32_t>(__ldg(block + 2 + (c & 3) * 2)) << 16);
+  __device__ void load(const uint8_t* row, int64_t nb, int64_t c) {
+    const auto* qs = reinterpret_cast<const uint16_t*>(row + (c >> 2) * 16 + (c & 3) * 4);
+    d = __ldg(reinterpret_cast<const uint16_t*>(row + nb * 16) + (c >> 2));
+    q = __ldg(qs) | (static_cast<uint32_t>(__ldg(qs + 1)) << 16);
   }
   __device__ float scale() const { return half_bits(d); }
   __device__ void decode(float (&v)[8]) const {
@@ -213,7 +212,7 @@ __global__ void __launch_bounds__(S::kThreads) matvec_kernel(MatvecArgs a, size_
     for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
-        if (base + u * kThreads < chunks) w[u][r].load(rows[r].w, base + u * kThreads);
+        if (base + u * kThreads < chunks) w[u][r].load(rows[r].w, a.n_in / 32, base + u * kThreads);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t c = base + u * kThreads;
@@ -256,7 +255,7 @@ __global__ void __launch_bounds__(128) warp_rows_kernel(MatvecArgs a, size_t row
   for (int64_t c = lane; c < chunks; c += 32) {
     Chunk<T, false> w[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) w[r].load(rows[r].w, c);
+    for (int r = 0; r < 2; ++r) w[r].load(rows[r].w, 0, c);
     float x[8];
     load_x<T>(a.x, c, x);
 #pragma unroll
@@ -286,7 +285,7 @@ __global__ void __launch_bounds__(kGenericThreads) matvec_generic_kernel(MatvecA
   for (int64_t i = threadIdx.x; i < a.n_in; i += kThreads) {
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const float wv = load_weight(rows[r].w, a.type, i);
+      const float wv = load_weight(rows[r].w, a.type, a.n_in, i);
 #pragma unroll
       for (int t = 0; t < NT; ++t)
         if (t < a.tokens) acc[r][t] += wv * a.x[t * a.n_in + i];
@@ -349,11 +348,7 @@ cudaError_t matvec(cudaStream_t s, const MatvecArgs& a) {
     const bool plain = a.type == WeightType::kF32 || a.type == WeightType::kBF16;
     if (plain && !aligned16(a.targets[i].w)) vector_path = false;
   }
-  if (a.tokens <= 1) {
-    cudaError_t err = cudaSuccess;
-    if (matvec_staged(s, a, row_bytes, &err)) return err;
-    return launch<1>(s, a, vector_path, row_bytes, rows);
-  }
+  if (a.tokens <= 1) return launch<1>(s, a, vector_path, row_bytes, rows);
   if (a.tokens <= 4) return launch<4>(s, a, vector_path, row_bytes, rows);
   return launch<16>(s, a, vector_path, row_bytes, rows);
 }

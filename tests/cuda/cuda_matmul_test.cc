@@ -12,29 +12,15 @@ using testing::random_values;
 
 class CudaMatmul : public testing::CudaTest {};
 
-struct Weights {
-  std::vector<uint8_t> bytes;
-  std::vector<float> values;  // what the bytes decode to
-};
-
-Weights make_weights(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
-  auto w = random_values(rows * cols, seed);
-  Weights out;
-  out.bytes.resize(Tensor::view(nullptr, dtype, {rows, cols}).bytes());
-  out.values.resize(w.size());
-  const size_t row_bytes = out.bytes.size() / rows;
-  for (int64_t r = 0; r < rows; ++r) {
-    quantize_row(dtype, &w[r * cols], cols, &out.bytes[r * row_bytes]);
-    dequantize_row(dtype, &out.bytes[r * row_bytes], cols, &out.values[r * cols]);
-  }
-  return out;
-}
-
 // out[t, r] against sum_k x[t,k] * w[r,k] in float64. Tolerance relative to
 // sum |x w|: f32 kernels accumulate in f32 (1e-5); the cuBLAS path for bf16
-// and Q weights rounds x to bf16 first (2^-8 relative per term).
+// and Q weights rounds x to bf16 first (2^-8 relative per term). With
+// `int8_x` (one token, Q weights: kernels_gemv.cu's integer products) x is
+// quantized per block of 32 to amax/127 steps, so each term may be off by
+// |w| * amax / 254 on top.
 void check_products(const std::vector<float>& got, const std::vector<float>& x, const std::vector<float>& w,
-                    int64_t tokens, int64_t n_in, int64_t n_out, double rel, const std::string& what) {
+                    int64_t tokens, int64_t n_in, int64_t n_out, double rel, const std::string& what,
+                    bool int8_x = false) {
   std::vector<double> want(tokens * n_out), scale(tokens * n_out);
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t r = 0; r < n_out; ++r) {
@@ -42,6 +28,7 @@ void check_products(const std::vector<float>& got, const std::vector<float>& x, 
       for (int64_t k = 0; k < n_in; ++k) {
         sum += double(x[t * n_in + k]) * w[r * n_in + k];
         mag += std::abs(double(x[t * n_in + k]) * w[r * n_in + k]);
+        if (int8_x) mag += std::abs(double(w[r * n_in + k])) * testing::block_amax(&x[t * n_in], k) / 254 / rel;
       }
       want[t * n_out + r] = sum;
       scale[t * n_out + r] = mag;
@@ -61,9 +48,8 @@ TEST_F(CudaMatmul, EveryTypeAndTokenCountMatchesFloat64) {
       {DType::kBF16, 1, 172}, {DType::kBF16, 5, 264},  {DType::kBF16, 16, 96},  {DType::kBF16, 33, 520},
       {DType::kQ8_0, 1, 96},  {DType::kQ8_0, 2, 256},  {DType::kQ8_0, 16, 224}, {DType::kQ8_0, 17, 288},
       {DType::kQ4_0, 1, 256}, {DType::kQ4_0, 4, 160},  {DType::kQ4_0, 11, 512}, {DType::kQ4_0, 64, 1024},
-      // One token, rows a multiple of 16 bytes: the shared-memory kernel, over
-      // several tiles with a partial last one.
-      {DType::kBF16, 1, 2056}, {DType::kQ8_0, 1, 2304}, {DType::kQ4_0, 1, 4352},
+      // One token, rows of whole 16-byte units (Q: 8 blocks): kernels_gemv.cu.
+      {DType::kBF16, 1, 2056}, {DType::kQ8_0, 1, 2304}, {DType::kQ4_0, 1, 4352}, {DType::kF32, 1, 388},
   };
   const std::vector<int64_t> rows = {37, 3, 130, 1};  // 4 targets: one grouped launch of 3, then 1
   uint32_t seed = 100;
@@ -71,18 +57,20 @@ TEST_F(CudaMatmul, EveryTypeAndTokenCountMatchesFloat64) {
     const std::string what = std::string(dtype_name(c.dtype)) + " tokens " + std::to_string(c.tokens) + " n_in " +
                              std::to_string(c.n_in);
     auto x = random_values(c.tokens * c.n_in, seed++);
-    std::vector<Weights> w;
+    std::vector<testing::HostWeights> w;
     std::vector<MatmulTarget> targets;
     for (int64_t n_out : rows) {
-      w.push_back(make_weights(c.dtype, n_out, c.n_in, seed++));
+      w.push_back(testing::make_weights(c.dtype, n_out, c.n_in, seed++));
       targets.push_back({poisoned({c.tokens, n_out}),
                          upload(w.back().bytes.data(), w.back().bytes.size(), c.dtype, {n_out, c.n_in})});
     }
     gpu_->matmul_shared_input(upload(x, {c.tokens, c.n_in}), targets);
     const bool widened = c.tokens > 16 && c.dtype != DType::kF32;
+    const bool quantized = c.dtype == DType::kQ8_0 || c.dtype == DType::kQ4_0;
+    const bool int8_x = c.tokens == 1 && quantized && c.n_in % 256 == 0;
     for (size_t i = 0; i < rows.size(); ++i)
       check_products(download(targets[i].out), x, w[i].values, c.tokens, c.n_in, rows[i], widened ? 8e-3 : 1e-5,
-                     what + " target " + std::to_string(i));
+                     what + " target " + std::to_string(i), int8_x);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
@@ -15,6 +16,7 @@
 
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/quantize.h"
 
 namespace tandem::testing {
 
@@ -24,6 +26,25 @@ inline std::vector<float> random_values(size_t n, uint32_t seed, float lo = -1.0
   std::vector<float> v(n);
   for (float& x : v) x = dist(rng);
   return v;
+}
+
+// Random weights stored as `dtype` (ggml's layout for Q8_0/Q4_0), and the
+// values those bytes decode to.
+struct HostWeights {
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;
+};
+inline HostWeights make_weights(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
+  auto w = random_values(rows * cols, seed);
+  HostWeights out;
+  out.bytes.resize(Tensor::view(nullptr, dtype, {rows, cols}).bytes());
+  out.values.resize(w.size());
+  const size_t row_bytes = out.bytes.size() / rows;
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(dtype, &w[r * cols], cols, &out.bytes[r * row_bytes]);
+    dequantize_row(dtype, &out.bytes[r * row_bytes], cols, &out.values[r * cols]);
+  }
+  return out;
 }
 
 // Where models/stories260K is: $TANDEM_MODEL_DIR when the tests run from a
@@ -41,8 +62,17 @@ class CudaTest : public ::testing::Test {
     gpu_ = std::move(*backend);
   }
 
-  // Device memory holding `host` (bytes of any type), kept until the test ends.
+  // Device memory holding `host` (bytes of any type), kept until the test
+  // ends. Q8_0/Q4_0 weights go through import_weights, which stores them in
+  // the backend's own layout (runtime/cuda/q_layout.h).
   Tensor upload(const void* host, size_t bytes, DType dtype, std::initializer_list<int64_t> dims) {
+    if (dtype == DType::kQ8_0 || dtype == DType::kQ4_0) {
+      Tensor host_view = Tensor::view(const_cast<void*>(host), dtype, dims);
+      EXPECT_EQ(host_view.bytes(), bytes);
+      auto imported = gpu_->import_weights(host_view);
+      EXPECT_TRUE(imported.ok()) << imported.status().to_string();
+      return imported.ok() ? *imported : Tensor{};
+    }
     auto buffer = gpu_->allocate(bytes);
     EXPECT_TRUE(buffer.ok()) << buffer.status().to_string();
     EXPECT_EQ(cudaMemcpy(buffer->data(), host, bytes, cudaMemcpyHostToDevice), cudaSuccess);
@@ -82,6 +112,15 @@ class CudaTest : public ::testing::Test {
   std::vector<Buffer> buffers_;
   CpuBackend cpu_{2};
 };
+
+// The largest |x| in the block of 32 holding element k: what sets the step of
+// an activation quantized to 8 bits per block (kernels_gemv.cu).
+template <class T>
+double block_amax(const T* x, int64_t k) {
+  double amax = 0;
+  for (int64_t i = k / 32 * 32; i < k / 32 * 32 + 32; ++i) amax = std::max(amax, std::abs(double(x[i])));
+  return amax;
+}
 
 // |got - want| <= rel * scale + abs for every element; NaN fails.
 inline void expect_close(const std::vector<float>& got, const std::vector<double>& want, double rel,
