@@ -46,6 +46,7 @@ class WithBootstrap final : public Communicator {
   }
   Status barrier(Deadline deadline) override { return comm_->barrier(deadline); }
   void abort(std::string_view reason) override { comm_->abort(reason); }
+  StreamExchanges* stream_exchanges() override { return comm_->stream_exchanges(); }
 
  private:
   std::shared_ptr<Bootstrap> bootstrap_;  // shared by a job's host and device communicators

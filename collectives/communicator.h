@@ -18,6 +18,8 @@
 //    "rank 0: all_reduce: peer 1: connection reset (ucx ...)".
 //  - Calls on one communicator are not concurrent: one thread drives it
 //    (abort() excepted).
+//  - A device communicator (nccl) may also offer StreamExchanges: the same
+//    exchanges enqueued on a caller's stream without waiting for them.
 #pragma once
 
 #include <cstddef>
@@ -39,6 +41,29 @@ std::string_view reduce_op_name(ReduceOp op);
 // INVALID_ARGUMENT for others). Halves are reduced in float and rounded back.
 bool reducible(DType dtype);
 size_t dtype_size(DType dtype);  // bytes per element of a reducible type
+
+// Exchanges enqueued on a caller's stream (an opaque cudaStream_t, e.g.
+// Backend::native_stream(), on the communicator's GPU) ordered with the
+// kernels around them: a call returns once the exchange is enqueued (NCCL
+// may first connect to the peer, by the deadline), not once it is done, and
+// needs no host wait, so a CUDA graph may record it. Whether the work itself
+// succeeded shows in check(), which the caller runs where the host waits for
+// the stream anyway. Same thread and abort rules as the Communicator that
+// owns it.
+class StreamExchanges {
+ public:
+  virtual ~StreamExchanges() = default;
+  virtual Status enqueue_all_reduce(const void* send, void* recv, size_t count, DType dtype, ReduceOp op,
+                                    void* stream, Deadline deadline) = 0;
+  // Point to point, ordered per peer (no tags).
+  virtual Status enqueue_send(const void* buffer, size_t bytes, int peer, void* stream, Deadline deadline) = 0;
+  virtual Status enqueue_recv(void* buffer, size_t bytes, int peer, void* stream, Deadline deadline) = 0;
+  // Never blocks. OK while the enqueued work can still complete; the
+  // asynchronous error of that work (the communicator is then aborted), or
+  // ABORTED with the reason after abort(). After an abort it also ends the
+  // enqueued work (ncclCommAbort), so a stream waiting on a gone peer moves on.
+  virtual Status check() = 0;
+};
 
 class Communicator {
  public:
@@ -70,6 +95,10 @@ class Communicator {
 
   // Thread-safe, idempotent; the first reason wins.
   virtual void abort(std::string_view reason) = 0;
+
+  // This communicator's exchanges enqueued on a caller's stream, owned by it;
+  // nullptr for the host transports (ucx, local), which need the host.
+  virtual StreamExchanges* stream_exchanges() { return nullptr; }
 };
 
 }  // namespace tandem::collectives

@@ -1,12 +1,12 @@
 #include "collectives/model_comm.h"
 
+#include "collectives/stream_model_comm.h"
+
 namespace tandem::collectives {
 namespace {
 
-// Point-to-point tags of a forward; a (peer, tag) pair keeps its order.
-constexpr uint32_t kActivationTag = 0x74610001;  // stage -> next stage
-constexpr uint32_t kResultTag = 0x74610002;      // last stage -> rank 0
-
+// Host transports (or a backend without a stream): every exchange waits for
+// the backend's kernels, then for the transport.
 class CommunicatorModelComm final : public ModelComm {
  public:
   CommunicatorModelComm(Communicator& tensors, Communicator& host, Backend& backend, int tp,
@@ -60,6 +60,9 @@ Result<std::unique_ptr<ModelComm>> make_model_comm(Communicator& tensors, Commun
     return InvalidArgument("model communicator: tp=" + std::to_string(tp) + " pp=" + std::to_string(pp) +
                            " over a group of " + std::to_string(tensors.size()) +
                            " ranks (tp * pp must equal it)");
+  StreamExchanges* exchanges = tensors.stream_exchanges();
+  if (exchanges != nullptr && backend.native_stream() != nullptr)
+    return make_stream_model_comm(tensors, *exchanges, host, backend, tp, pp, step_timeout);
   return std::unique_ptr<ModelComm>(new CommunicatorModelComm(tensors, host, backend, tp, step_timeout));
 }
 

@@ -10,9 +10,18 @@
 // `tensors` moves the model's activations, so it must read the backend's
 // memory (ucx/local: host memory, the cpu backend; nccl: device memory);
 // `host` moves host results (logits, candidates) and may be the same
-// communicator when the backend's memory is host memory. The backend is
-// synchronized before each exchange so a host transport never reads memory a
-// kernel is still writing.
+// communicator when the backend's memory is host memory.
+//
+// Two implementations, chosen here:
+//  - `tensors` offers StreamExchanges (nccl) and the backend has a stream
+//    (Backend::native_stream(): cuda): the all-reduces and hand-offs are
+//    enqueued on the backend's stream with no host wait (stream_ordered()),
+//    so the decode step is recorded as a CUDA graph; their errors and the
+//    step deadline are checked where the host waits for the stream anyway
+//    (stream_model_comm.h).
+//  - otherwise (ucx, local): the backend is synchronized before each
+//    exchange so a host transport never reads memory a kernel is still
+//    writing, and each exchange completes before the call returns.
 #pragma once
 
 #include <chrono>

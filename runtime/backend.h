@@ -11,6 +11,9 @@
 //    cpu runs each at once (threaded), cuda launches it on a CUDA stream and
 //    returns. copy_to_host() and synchronize() are the only points where the
 //    host waits, so a cuda decode step can be captured as a CUDA graph (decode_step).
+//    A device communicator may enqueue its exchanges on the same stream
+//    (native_stream()) and have its errors checked during those waits
+//    (set_wait_check()): a sharded step then needs no host wait either.
 //  - Kernels take tensors (views) and check shapes; a mismatch is a
 //    programmer bug and aborts. Host-side inputs (token ids, positions) are
 //    passed by value or as host spans and copied by the backend as needed.
@@ -84,6 +87,25 @@ class Backend {
   virtual Status copy_to_host(void* dst, const Tensor& src, size_t bytes) = 0;
   virtual Status synchronize() = 0;
 
+  // The stream this backend enqueues its kernels on, as an opaque handle so
+  // that no CUDA type leaks into builds without CUDA: the cudaStream_t for
+  // cuda, nullptr for cpu (which runs each kernel as it is called). A device
+  // communicator (collectives/model_comm.h with NCCL) enqueues its exchanges
+  // on it, ordered with the kernels, with no host wait, so decode_step can
+  // record them too. Valid while the backend lives.
+  virtual void* native_stream() const { return nullptr; }
+
+  // A check run while the host waits for the backend's queued work
+  // (copy_to_host, synchronize): on every poll with idle = false, and once
+  // the work is done with idle = true. A non-OK Status ends the wait with it.
+  // Work another component enqueued on native_stream() (a device
+  // communicator's exchanges) never finishes by itself when a peer is gone:
+  // its owner's check turns that into an error naming the peer, by its
+  // deadline. Held weakly, since the owner may be destroyed first; one check
+  // at a time, an empty pointer removes it. The cpu backend never waits.
+  using WaitCheck = std::function<Status(bool idle)>;
+  void set_wait_check(std::weak_ptr<const WaitCheck> check) { wait_check_ = std::move(check); }
+
   // ---- kernels; x, out: [tokens, width] activations in backend memory ----
   // out[t] = table[tokens[t] - first_row], or zeros where that row is not in
   // the table: a vocab-parallel shard holds rows [first_row, first_row +
@@ -154,6 +176,14 @@ class Backend {
  protected:
   friend class Buffer;
   virtual void release(void* data, size_t bytes) = 0;
+  // The wait check's answer (OK when there is none).
+  Status run_wait_check(bool idle) const {
+    const std::shared_ptr<const WaitCheck> check = wait_check_.lock();
+    return check && *check ? (*check)(idle) : Status::Ok();
+  }
+
+ private:
+  std::weak_ptr<const WaitCheck> wait_check_;
 };
 
 // cpu computes with f32 weights only; cuda with f32, bf16, q8_0 and q4_0

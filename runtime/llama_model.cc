@@ -130,8 +130,11 @@ Status LlamaModel::check_input(std::span<const int> tokens, int64_t start_pos) c
 Status LlamaModel::run(std::span<const int> tokens, int64_t start_pos, bool with_argmax) {
   const size_t n = tokens.size();
   // A sharded step talks to its peers between kernels: host transports cannot
-  // be recorded into a backend's decode-step record.
-  if (!sharded() && n <= Backend::kDecodeStepMaxTokens && static_cast<int64_t>(n) <= max_batch_) {
+  // be recorded into a backend's decode-step record, exchanges enqueued on
+  // the backend's stream can (every rank records and replays the same steps
+  // in the same order, as it runs the same forwards).
+  const bool recordable = !sharded() || comm_->stream_ordered();
+  if (recordable && n <= Backend::kDecodeStepMaxTokens && static_cast<int64_t>(n) <= max_batch_) {
     const uint64_t index = (n << 1) | (with_argmax ? 1 : 0);
     used_step_keys_ |= uint64_t{1} << index;
     Status status;

@@ -93,8 +93,9 @@ class LlamaModel {
   Status check_shard() const;
   Status plan_memory(const LlamaModelOptions& options);
   Status check_input(std::span<const int> tokens, int64_t start_pos) const;
-  // Runs the tokens (chunked by max_batch); a short unsharded input goes
-  // through Backend::decode_step, with the argmax of its last logits when asked.
+  // Runs the tokens (chunked by max_batch); a short input goes through
+  // Backend::decode_step when unsharded or when the ModelComm is
+  // stream_ordered(), with the argmax of its last logits when asked (unsharded).
   Status run(std::span<const int> tokens, int64_t start_pos, bool with_argmax);
   // One chunk through this rank's layers; the last chunk of a forward ends in
   // this shard's logits (last stage).

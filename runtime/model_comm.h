@@ -11,6 +11,12 @@
 // runs each kernel as it is called, so its memory is always current). Every
 // call has the implementation's deadline; a failure aborts the forward with
 // the transport's Status.
+//
+// A stream-ordered implementation (stream_ordered(): NCCL on the cuda
+// backend) instead enqueues all_reduce_sum, send_next and recv_prev on the
+// backend's stream (Backend::native_stream()) like a kernel and returns
+// without waiting: their failures then surface at the backend's next host
+// wait (Backend::set_wait_check), by the implementation's deadline.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +29,11 @@ namespace tandem {
 class ModelComm {
  public:
   virtual ~ModelComm() = default;
+
+  // True when the tensor exchanges below are enqueued on the backend's
+  // stream with no host wait: a decode step containing them can then be
+  // recorded by Backend::decode_step and replayed, which LlamaModel does.
+  virtual bool stream_ordered() const { return false; }
 
   // x = the sum of x over the tensor-parallel ranks of this stage (f32, in place).
   virtual Status all_reduce_sum(const Tensor& x) = 0;

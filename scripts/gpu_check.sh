@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of the CUDA backend, run on a GPU machine from a folder made
-# by scripts/gpu_stage.sh: the CUDA tests, compute-sanitizer (memcheck) over
+# by scripts/gpu_stage.sh: the CUDA tests (and the one-rank NCCL tests),
+# compute-sanitizer (memcheck) over
 # the kernel tests, and the bench figures of docs/benchmarks.md.
 # Usage: bash STAGE/gpu_check.sh [parts...]   parts: tests sanitizer sweep bench breakdown
 # (default: tests sanitizer bench; sweep: every shape of the fused single-token
@@ -15,7 +16,8 @@ parts="${*:-tests sanitizer bench}"
 # CUDA's libraries where the machine keeps them: the toolkit, or the pip wheels beside PyTorch.
 libs="$stage/lib"
 for lib in libcublas.so.13 libcublasLt.so.13 libnccl.so.2 libcudart.so.13; do
-  dir=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt -name "$lib" 2>/dev/null | head -1 | xargs -r dirname)
+  dir=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt /usr/local/lib/python3* /usr/lib/python3 \
+    -name "$lib" 2>/dev/null | head -1 | xargs -r dirname)
   [ -n "$dir" ] && libs="$libs:$dir"
 done
 export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}"
@@ -23,6 +25,7 @@ export TANDEM_MODEL_DIR="$stage/models/stories260K"
 export PATH="$PATH:/usr/local/cuda/bin"
 tandem="$stage/bin/tandem"
 tests="$stage/bin/tandem_cuda_tests"
+nccl_tests="$stage/bin/tandem_nccl_tests"  # only from a build with NCCL
 status=0
 run() {
   echo "+ $*"
@@ -30,10 +33,12 @@ run() {
 }
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
-  ldd "$tandem" "$tests" | grep -i "not found" && status=1
+  ldd "$stage"/bin/* | grep -i "not found" && status=1
   for part in $parts; do
     case "$part" in
-      tests) run "$tests" --gtest_color=no ;;
+      tests)
+        run "$tests" --gtest_color=no
+        if [ -x "$nccl_tests" ]; then run "$nccl_tests" --gtest_color=no; fi ;;
       sanitizer)
         run compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 "$tests" --gtest_color=no \
           --gtest_filter='CudaKernels.*:CudaMatmul.*' ;;

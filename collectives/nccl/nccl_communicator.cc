@@ -6,6 +6,12 @@
 // Contract differences from the host backends (communicator.h): buffers are
 // device memory; send/recv take tag 0 only (NCCL orders point-to-point
 // messages per peer and has no tags).
+//
+// Two ways to run an exchange: the Communicator calls enqueue on the
+// communicator's own stream and poll it to completion (a host round trip
+// each); StreamExchanges enqueues on the caller's stream and returns, and
+// check() polls only NCCL's asynchronous error (ncclCommGetAsyncError),
+// never the stream, so it is legal while that stream is being captured.
 #include "collectives/nccl/nccl_communicator.h"
 
 #include <cuda_runtime.h>
@@ -68,7 +74,7 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
-class NcclCommunicator final : public Communicator {
+class NcclCommunicator final : public Communicator, public StreamExchanges {
  public:
   NcclCommunicator(int rank, int size, int device) : rank_(rank), size_(size), device_(device) {}
   ~NcclCommunicator() override {
@@ -129,6 +135,42 @@ class NcclCommunicator final : public Communicator {
     if (!aborted_.exchange(true)) abort_reason_ = std::string(reason);
   }
 
+  StreamExchanges* stream_exchanges() override { return this; }
+
+  Status enqueue_all_reduce(const void* send, void* recv, size_t count, DType dtype, ReduceOp op, void* stream,
+                            Deadline deadline) override {
+    TANDEM_ASSIGN_OR_RETURN(ncclDataType_t type, nccl_type(dtype));
+    return enqueue("all_reduce", stream, deadline,
+                   [&](cudaStream_t s) { return ncclAllReduce(send, recv, count, type, nccl_op(op), comm_, s); });
+  }
+  Status enqueue_send(const void* buffer, size_t bytes, int peer, void* stream, Deadline deadline) override {
+    TANDEM_RETURN_IF_ERROR(check_p2p("send", peer, 0));
+    return enqueue("send", stream, deadline,
+                   [&](cudaStream_t s) { return ncclSend(buffer, bytes, ncclUint8, peer, comm_, s); });
+  }
+  Status enqueue_recv(void* buffer, size_t bytes, int peer, void* stream, Deadline deadline) override {
+    TANDEM_RETURN_IF_ERROR(check_p2p("recv", peer, 0));
+    return enqueue("recv", stream, deadline,
+                   [&](cudaStream_t s) { return ncclRecv(buffer, bytes, ncclUint8, peer, comm_, s); });
+  }
+
+  Status check() override {
+    const char* op = "exchange on the caller's stream";
+    if (aborted_) {
+      // Ends the kernels still waiting for a peer on the caller's stream.
+      if (comm_ != nullptr) ncclCommAbort(comm_);
+      comm_ = nullptr;
+      return aborted_status(op);
+    }
+    if (comm_ == nullptr) return aborted_status(op);
+    ncclResult_t async = ncclSuccess;
+    const ncclResult_t r = ncclCommGetAsyncError(comm_, &async);
+    if (r != ncclSuccess) return fail(op, nccl_error(r, "ncclCommGetAsyncError", __FILE__, __LINE__));
+    if (async != ncclSuccess && async != ncclInProgress)
+      return fail(op, nccl_error(async, "asynchronous NCCL error", __FILE__, __LINE__));
+    return Status::Ok();
+  }
+
  private:
   std::string prefix(const char* op) const { return "rank " + std::to_string(rank_) + ": " + op + ": "; }
 
@@ -162,6 +204,27 @@ class NcclCommunicator final : public Communicator {
     return wait(op, deadline, /*stream_work=*/true);
   }
 
+  // Enqueues on the caller's stream, which must be on this communicator's
+  // GPU (NCCL would fail obscurely otherwise), and waits only until NCCL has
+  // taken the work (a non-blocking communicator may first connect to a peer).
+  template <typename Launch>
+  Status enqueue(const char* op, void* stream, Deadline deadline, Launch launch) {
+    if (stream == nullptr) return InvalidArgument(prefix(op) + "no stream to enqueue on");
+    if (aborted_ || comm_ == nullptr) return aborted_status(op);
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    if (s != checked_stream_) {
+      int device = -1;
+      TANDEM_CUDA_CHECK(cudaStreamGetDevice(s, &device));
+      if (device != device_)
+        return InvalidArgument(prefix(op) + "the stream is on GPU " + std::to_string(device) +
+                               ", the communicator on GPU " + std::to_string(device_));
+      checked_stream_ = s;
+    }
+    const ncclResult_t r = launch(s);
+    if (r != ncclSuccess && r != ncclInProgress) return fail(op, nccl_error(r, op, __FILE__, __LINE__));
+    return wait(op, deadline, /*stream_work=*/false);
+  }
+
   // Polls the communicator (and the stream's work) until done, failed,
   // aborted or past the deadline.
   Status wait(const char* op, Deadline deadline, bool stream_work) {
@@ -191,6 +254,7 @@ class NcclCommunicator final : public Communicator {
   int rank_, size_, device_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t checked_stream_ = nullptr;  // a caller's stream known to be on device_
   int32_t* scratch_ = nullptr;
   std::atomic<bool> aborted_{false};
   std::mutex mutex_;

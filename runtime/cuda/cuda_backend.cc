@@ -102,17 +102,23 @@ std::string CudaBackend::name() const {
 }
 
 Status CudaBackend::wait_idle() {
+  ++host_waits_;
   TANDEM_CUDA_RETURN_IF_ERROR(cudaEventRecord(idle_, stream_));
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (;;) {
     const cudaError_t err = cudaEventQuery(idle_);
     if (err == cudaSuccess) break;
     if (err != cudaErrorNotReady) return cuda_status(err, "cudaEventQuery(idle_)", __FILE__, __LINE__);
+    // A communicator's exchange on our stream may wait for a peer that is
+    // gone: its check names the peer (and ends the exchange) by its deadline.
+    TANDEM_RETURN_IF_ERROR(run_wait_check(false));
     if (std::chrono::steady_clock::now() > deadline)
       return DeadlineExceeded("cuda backend: the GPU did not finish its queued work within " +
                               std::to_string(timeout_.count()) + " ms");
     std::this_thread::yield();
   }
+  // Finished is not succeeded: an exchange may have failed asynchronously.
+  TANDEM_RETURN_IF_ERROR(run_wait_check(true));
   return error_;
 }
 

@@ -63,9 +63,15 @@ class CudaBackend final : public Backend {
   void forget_decode_step(uint64_t key) override;
 
   cudaStream_t stream() const { return stream_; }
+  void* native_stream() const override { return stream_; }
+  // How many times the host has waited for the stream (wait_idle): tests
+  // check that a decode step with a device communicator's exchanges adds
+  // only the token's read-back.
+  uint64_t host_waits() const { return host_waits_; }
   cublasHandle_t cublas() const { return cublas_; }
   // Waits (polling, up to the deadline) for everything enqueued so far, and
-  // returns the first error any enqueued call recorded.
+  // returns the first error any enqueued call recorded, or the wait check's
+  // (Backend::set_wait_check).
   Status wait_idle();
   Status error() const { return error_; }
   // Keeps the first failure of a call that returns no Status.
@@ -118,6 +124,7 @@ class CudaBackend final : public Backend {
   std::unordered_map<uint64_t, StepGraph> step_graphs_;
   const cuda::StepParams* step_arg() const { return step_inputs_ ? step_ : nullptr; }
   std::chrono::milliseconds timeout_{120000};
+  uint64_t host_waits_ = 0;
   Status error_;
 };
 
