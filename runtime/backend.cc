@@ -39,6 +39,12 @@ void Backend::norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tens
   swiglu(out, out, up);
 }
 
+void Backend::rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache,
+                            const Tensor& v_cache, const AttentionShape& shape, float theta) {
+  rope(q, k, shape, theta);
+  store_kv(k_cache, v_cache, k, v, shape.start_pos);
+}
+
 void Backend::matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch) {
   matmul(scratch, a, w);
   add(x, scratch);

@@ -144,6 +144,9 @@ class Backend {
   // `up` (out's shape) and `normed` (x's shape) are scratch.
   virtual void norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tensor& normed, const Tensor& x,
                                   const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up);
+  // rope(q, k) then store_kv(k, v) at shape.start_pos.
+  virtual void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache,
+                             const Tensor& v_cache, const AttentionShape& shape, float theta);
   // x += a @ w^T (a residual connection). `scratch` (x's shape) is scratch.
   virtual void matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch);
 

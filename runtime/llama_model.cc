@@ -236,8 +236,7 @@ Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos,
     const LlamaLayerWeights& w = weights_.layers[l];
     const MatmulTarget qkv[] = {{q, w.wq}, {k, w.wk}, {v, w.wv}};
     b.norm_matmul(xb, x, w.attn_norm, c.norm_eps, qkv);
-    b.rope(q, k, shape, c.rope_theta);
-    b.store_kv(k_cache_[l], v_cache_[l], k, v, start_pos);
+    b.rope_store_kv(q, k, v, k_cache_[l], v_cache_[l], shape, c.rope_theta);
     b.attention(att, q, k_cache_[l], v_cache_[l], shape);
     TANDEM_RETURN_IF_ERROR(project_and_add(x, att, w.wo, xb));  // this shard's heads' share
     b.norm_matmul_swiglu(gate, up, xb, x, w.ffn_norm, c.norm_eps, w.w_gate, w.w_up);

@@ -256,6 +256,19 @@ void CudaBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s
                                             s.start_pos, theta, step_arg()));
 }
 
+void CudaBackend::rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache,
+                                const Tensor& v_cache, const AttentionShape& s, float theta) {
+  TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
+  TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
+  check_same_shape(k, v);
+  check_same_shape(k_cache, v_cache);
+  TANDEM_CHECK(k.row_length() == k_cache.row_length());
+  TANDEM_CHECK(s.start_pos >= 0 && s.start_pos + k.rows() <= k_cache.rows());
+  const cuda::KvStore store{v.f32(), k_cache.f32(), v_cache.f32()};
+  TANDEM_CUDA_RECORD(cuda::rope_interleaved(stream_, q.f32(), k.f32(), q.rows(), s.n_heads, s.n_kv_heads, s.head_dim,
+                                            s.start_pos, theta, step_arg(), &store));
+}
+
 void CudaBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                            int64_t start_pos) {
   check_same_shape(k, v);
@@ -279,8 +292,16 @@ void CudaBackend::add(const Tensor& x, const Tensor& y) {
 
 void CudaBackend::argmax(const Tensor& out, const Tensor& logits) {
   TANDEM_CHECK(out.dtype == DType::kI32 && out.numel() == logits.rows());
+  const size_t need = cuda::argmax_scratch_bytes(logits.rows(), logits.row_length());
+  if (argmax_scratch_bytes_ < need) {
+    // Zeroed once (its counters); every launch leaves it so.
+    auto buf = scratch(kArgmax, need);
+    if (!buf.ok()) return record(buf.status());
+    TANDEM_CUDA_RECORD(cudaMemsetAsync(*buf, 0, need, stream_));
+    argmax_scratch_bytes_ = need;
+  }
   TANDEM_CUDA_RECORD(cuda::argmax_rows(stream_, static_cast<int32_t*>(out.data), logits.f32(), logits.rows(),
-                                       logits.row_length()));
+                                       logits.row_length(), scratch_[kArgmax]));
 }
 
 Status CudaBackend::fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) {

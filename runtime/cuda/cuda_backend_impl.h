@@ -56,6 +56,8 @@ class CudaBackend final : public Backend {
   void norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tensor& normed, const Tensor& x,
                           const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up) override;
   void matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch) override;
+  void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache,
+                     const AttentionShape& shape, float theta) override;
   void argmax(const Tensor& out, const Tensor& logits) override;
   Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) override;
   Status decode_step(uint64_t key, std::span<const int> tokens, int64_t pos,
@@ -84,7 +86,7 @@ class CudaBackend final : public Backend {
 
  private:
   // Scratch memory that grows on first need and then stays (no allocation per step).
-  enum Slot { kXBf16, kWBf16, kScores, kPartials, kSlots };
+  enum Slot { kXBf16, kWBf16, kScores, kPartials, kCounters, kArgmax, kSlots };
 
   CudaBackend() = default;
   Status init(int device);
@@ -109,6 +111,8 @@ class CudaBackend final : public Backend {
   std::array<cudaEvent_t, 2> pinned_free_{};
   std::array<void*, kSlots> scratch_{};
   std::array<size_t, kSlots> scratch_bytes_{};
+  size_t attention_counters_bytes_ = 0;  // zeroed kCounters (attention_split_k)
+  size_t argmax_scratch_bytes_ = 0;      // zeroed kArgmax
   std::vector<Buffer> imported_;
   // Decode steps: their inputs on the device, and the graph recorded per key.
   // While `step_inputs_` is set the kernels read positions and token ids from

@@ -37,15 +37,27 @@ cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type
 cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int64_t rows,
                     int64_t width, float eps);
 // llama2.c's interleaved pairs (2j, 2j+1) of each head of q and k, in one
-// launch; row t at position start_pos + t.
+// launch; row t at position start_pos + t. With `store`, the rotated k and v
+// ([rows, n_kv_heads * head_dim]) also go to the caches' rows start_pos..
+struct KvStore {
+  const float* v;
+  float* k_cache;
+  float* v_cache;
+};
 cudaError_t rope_interleaved(cudaStream_t s, float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
-                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step);
+                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step,
+                             const KvStore* store = nullptr);
 // Rows start_pos.. of both caches = k, v ([rows, width]).
 cudaError_t store_kv(cudaStream_t s, float* k_cache, float* v_cache, const float* k, const float* v, int64_t rows,
                      int64_t width, int64_t start_pos, const StepParams* step);
 cudaError_t swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
 cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n);
-cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n);
+// Each row's first largest element, by blocks of a chunk of the row each.
+// `scratch` (argmax_scratch_bytes) must be zero before the first launch;
+// each launch leaves it so.
+inline int64_t argmax_chunks(int64_t n) { return n / 4096 < 1 ? 1 : n / 4096 > 128 ? 128 : n / 4096; }
+size_t argmax_scratch_bytes(int64_t rows, int64_t n);
+cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n, void* scratch);
 // t[i] = offset + scale * synthetic_uniform(seed, i), stored as `type` in rows
 // of `row_len` (Q8_0/Q4_0 in the split layout of q_layout.h).
 cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, int64_t row_len, uint64_t seed,
@@ -109,8 +121,10 @@ int gemv_variant_count(WeightType t);
 const char* gemv_variant_name(WeightType t, int variant);
 
 // Split-K attention for few query tokens (decode): each block reduces one
-// chunk of the cache for one (token, head); a second kernel merges the chunks.
-// `partials` holds tokens * n_heads * splits * (head_dim + 2) floats.
+// chunk of the cache for one (token, head), and the last to finish merges
+// the chunks. `partials` holds tokens * n_heads * splits * (head_dim + 2)
+// floats; `counters`, tokens * n_heads words, must be zero before the first
+// launch (each launch leaves them zero).
 struct AttentionArgs {
   float* out;
   const float* q;
@@ -122,10 +136,10 @@ struct AttentionArgs {
 };
 constexpr int64_t kAttentionChunk = 64;
 constexpr int64_t kAttentionMaxHeadDim = 256;
-inline int64_t attention_splits(int64_t positions) {
+__host__ __device__ inline int64_t attention_splits(int64_t positions) {
   return (positions + kAttentionChunk - 1) / kAttentionChunk;
 }
-cudaError_t attention_split_k(cudaStream_t s, const AttentionArgs& a, float* partials);
+cudaError_t attention_split_k(cudaStream_t s, const AttentionArgs& a, float* partials, unsigned* counters);
 // Prefill: scores [n_heads, tokens, len] from cuBLAS -> causal softmax in place
 // (query t sees positions <= start_pos + t; later ones become 0).
 cudaError_t causal_softmax(cudaStream_t s, float* scores, int64_t n_heads, int64_t tokens, int64_t len,

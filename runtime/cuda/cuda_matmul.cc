@@ -142,11 +142,20 @@ void CudaBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_
   auto partials = scratch(
       kPartials, static_cast<size_t>(cuda::kMatvecMaxTokens * s.n_heads * max_splits * (s.head_dim + 2)) * 4);
   if (!partials.ok()) return record(partials.status());
+  const size_t counters_needed = static_cast<size_t>(cuda::kMatvecMaxTokens * s.n_heads) * sizeof(unsigned);
+  if (attention_counters_bytes_ < counters_needed) {
+    // Zeroed once; every launch leaves them zero again.
+    auto counters = scratch(kCounters, counters_needed);
+    if (!counters.ok()) return record(counters.status());
+    TANDEM_CUDA_RECORD(cudaMemsetAsync(*counters, 0, counters_needed, stream_));
+    attention_counters_bytes_ = counters_needed;
+  }
   // A recorded decode step replays at later positions: it covers them all.
   const int64_t splits = step_arg() ? max_splits : cuda::attention_splits(s.start_pos + tokens);
   const cuda::AttentionArgs args{out.f32(), q.f32(), k_cache.f32(), v_cache.f32(), tokens, s.n_heads,
                                  s.n_kv_heads, s.head_dim, s.start_pos, splits, step_arg()};
-  TANDEM_CUDA_RECORD(cuda::attention_split_k(stream_, args, static_cast<float*>(*partials)));
+  TANDEM_CUDA_RECORD(cuda::attention_split_k(stream_, args, static_cast<float*>(*partials),
+                                             static_cast<unsigned*>(scratch_[kCounters])));
 }
 
 void CudaBackend::attention_prefill(const Tensor& out, const Tensor& q, const Tensor& k_cache,

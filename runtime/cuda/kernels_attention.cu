@@ -1,9 +1,11 @@
 // Attention kernels. Decode (few query tokens): split-K over the KV cache
 // ("flash decoding"): block (head, token, split) runs an online softmax over
-// kAttentionChunk cache rows with 4 warps, each warp one position at a time
-// (lanes split head_dim), and writes (max, sum, acc[head_dim]); a second
-// kernel merges the splits. Prefill's scores come from cuBLAS
-// (cuda_attention.cc); causal_softmax masks and normalises them.
+// kAttentionChunk cache rows with 16 warps, each warp one position at a time
+// (lanes split head_dim), and writes (max, sum, acc[head_dim]); the last
+// block of a (head, token) to finish merges the splits (a counter per pair,
+// reset by that block), which saves a dependent kernel per layer. Prefill's
+// scores come from cuBLAS (cuda_matmul.cc); causal_softmax masks and
+// normalises them.
 #include <cfloat>
 
 #include "runtime/cuda/cuda_kernels.h"
@@ -11,7 +13,10 @@
 namespace tandem::cuda {
 namespace {
 
-constexpr int kWarps = 4;
+// 16 warps share a chunk's 64 positions, 4 each: a warp's positions run one
+// after another (dot, shuffle sum, softmax update), so fewer per warp is less
+// latency per split (9 us with 4 warps on the H100).
+constexpr int kWarps = 16;
 constexpr int kPerLane = kAttentionMaxHeadDim / 32;
 
 __device__ float warp_sum(float v) {
@@ -19,11 +24,37 @@ __device__ float warp_sum(float v) {
   return v;
 }
 
-__global__ void __launch_bounds__(kWarps * 32) split_kernel(AttentionArgs a, float* partials, int64_t splits) {
+// The splits' partials of (token t, head h) -> its output row.
+__device__ void merge(const AttentionArgs& a, const float* partials, int64_t splits, int64_t used, int64_t t,
+                      int64_t h) {
+  const int64_t hd = a.head_dim;
+  const float* base = partials + (t * a.n_heads + h) * splits * (hd + 2);
+  float big = -INFINITY;
+  for (int64_t s = 0; s < used; ++s) big = fmaxf(big, __ldcg(base + s * (hd + 2)));
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+    float sum = 0, v = 0;
+    for (int64_t s = 0; s < used; ++s) {
+      const float* p = base + s * (hd + 2);
+      const float m = __ldcg(p);
+      if (m == -INFINITY) continue;
+      const float w = expf(m - big);
+      sum += __ldcg(p + 1) * w;
+      v += __ldcg(p + 2 + d) * w;
+    }
+    a.out[(t * a.n_heads + h) * hd + d] = v / sum;
+  }
+}
+
+__global__ void __launch_bounds__(kWarps * 32)
+    split_kernel(AttentionArgs a, float* partials, unsigned* counters, int64_t splits) {
   const int64_t h = blockIdx.x, t = blockIdx.y, s = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t hd = a.head_dim, kv_dim = a.n_kv_heads * hd;
   const int64_t len = (a.step ? a.step->pos : a.start_pos) + t + 1;
+  // A recorded step launches the splits of the longest context; those past
+  // this token's positions have nothing to do and take no part in the merge.
+  const int64_t used = attention_splits(len);
+  if (s >= used) return;
   const int64_t begin = s * kAttentionChunk;
   const int64_t end = begin + kAttentionChunk < len ? begin + kAttentionChunk : len;
   const int64_t kv_off = (h / (a.n_heads / a.n_kv_heads)) * hd;
@@ -64,37 +95,29 @@ __global__ void __launch_bounds__(kWarps * 32) split_kernel(AttentionArgs a, flo
   float big = -INFINITY;
   for (int w = 0; w < kWarps; ++w) big = fmaxf(big, sm_m[w]);
   float* out = partials + ((t * a.n_heads + h) * splits + s) * (hd + 2);
-  // An empty split (past this token's last position) has no scores at all.
-  const bool empty = big == -INFINITY;
   if (threadIdx.x == 0) {
     float sum = 0;
-    for (int w = 0; w < kWarps; ++w) sum += empty ? 0 : sm_l[w] * expf(sm_m[w] - big);
+    for (int w = 0; w < kWarps; ++w) sum += sm_m[w] == -INFINITY ? 0 : sm_l[w] * expf(sm_m[w] - big);
     out[0] = big;
     out[1] = sum;
   }
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float v = 0;
-    for (int w = 0; w < kWarps; ++w) v += empty ? 0 : sm_acc[w][d] * expf(sm_m[w] - big);
+    for (int w = 0; w < kWarps; ++w) v += sm_m[w] == -INFINITY ? 0 : sm_acc[w][d] * expf(sm_m[w] - big);
     out[2 + d] = v;
   }
-}
-
-__global__ void merge_kernel(AttentionArgs a, const float* partials, int64_t splits) {
-  const int64_t h = blockIdx.x, t = blockIdx.y, hd = a.head_dim;
-  const float* base = partials + (t * a.n_heads + h) * splits * (hd + 2);
-  float big = -INFINITY;
-  for (int64_t s = 0; s < splits; ++s) big = fmaxf(big, base[s * (hd + 2)]);
-  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
-    float sum = 0, v = 0;
-    for (int64_t s = 0; s < splits; ++s) {
-      const float* p = base + s * (hd + 2);
-      if (p[0] == -INFINITY) continue;
-      const float w = expf(p[0] - big);
-      sum += p[1] * w;
-      v += p[2 + d] * w;
-    }
-    a.out[(t * a.n_heads + h) * hd + d] = v / sum;
-  }
+  // The classic last-block pattern: publish the partials, count, and let the
+  // block that completes the count read everyone's (through L2: __ldcg).
+  __threadfence();
+  __syncthreads();
+  __shared__ bool last;
+  unsigned* counter = counters + t * a.n_heads + h;
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == static_cast<unsigned>(used - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge(a, partials, splits, used, t, h);
+  if (threadIdx.x == 0) *counter = 0;  // ready for the next launch
 }
 
 template <bool kMax>
@@ -132,15 +155,10 @@ __global__ void causal_softmax_kernel(float* scores, int64_t tokens, int64_t len
 
 }  // namespace
 
-cudaError_t attention_split_k(cudaStream_t s, const AttentionArgs& a, float* partials) {
+cudaError_t attention_split_k(cudaStream_t s, const AttentionArgs& a, float* partials, unsigned* counters) {
   const int64_t splits = a.splits;
   const dim3 grid(static_cast<unsigned>(a.n_heads), static_cast<unsigned>(a.tokens), static_cast<unsigned>(splits));
-  split_kernel<<<grid, kWarps * 32, 0, s>>>(a, partials, splits);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
-  const int threads = static_cast<int>((a.head_dim + 31) / 32 * 32);
-  merge_kernel<<<dim3(static_cast<unsigned>(a.n_heads), static_cast<unsigned>(a.tokens)), threads, 0, s>>>(
-      a, partials, splits);
+  split_kernel<<<grid, kWarps * 32, 0, s>>>(a, partials, counters, splits);
   return cudaGetLastError();
 }
 

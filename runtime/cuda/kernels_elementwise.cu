@@ -53,8 +53,11 @@ __global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int64
   for (int64_t i = threadIdx.x; i < width; i += blockDim.x) o[i] = xr[i] * scale * w[i];
 }
 
+// With caches given, k's rotated pairs and v's pairs are also stored at the
+// token's cache row (rope and store_kv in one kernel).
 __global__ void rope_kernel(float* q, float* k, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                            int64_t start_pos, float theta, const StepParams* step) {
+                            int64_t start_pos, float theta, const StepParams* step, const float* v, float* k_cache,
+                            float* v_cache) {
   // One thread per (row, head of q or k, pair). The angle in double, as the
   // CPU does: pos * freq reaches thousands of radians.
   const int64_t pairs = (n_heads + n_kv_heads) * (head_dim / 2);
@@ -63,17 +66,27 @@ __global__ void rope_kernel(float* q, float* k, int64_t n_heads, int64_t n_kv_he
   for (int64_t p = blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += gridDim.x * blockDim.x) {
     int64_t h = p / (head_dim / 2);
     const int64_t j = p % (head_dim / 2);
-    float* v = q;
+    float* t = q;
     int64_t heads = n_heads;
-    if (h >= n_heads) h -= n_heads, v = k, heads = n_kv_heads;
+    if (h >= n_heads) h -= n_heads, t = k, heads = n_kv_heads;
     const double freq = pow(static_cast<double>(theta), -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
     double sd, cd;
     sincos(static_cast<double>(start_pos + row) * freq, &sd, &cd);
     const float c = static_cast<float>(cd), s = static_cast<float>(sd);
-    float* pair = v + row * heads * head_dim + h * head_dim + 2 * j;
+    const int64_t at = h * head_dim + 2 * j;
+    float* pair = t + row * heads * head_dim + at;
     const float v0 = pair[0], v1 = pair[1];
     pair[0] = v0 * c - v1 * s;
     pair[1] = v0 * s + v1 * c;
+    if (t == k && k_cache) {
+      const int64_t width = n_kv_heads * head_dim;
+      float* kc = k_cache + (start_pos + row) * width + at;
+      float* vc = v_cache + (start_pos + row) * width + at;
+      kc[0] = pair[0];
+      kc[1] = pair[1];
+      vc[0] = v[row * width + at];
+      vc[1] = v[row * width + at + 1];
+    }
   }
 }
 
@@ -98,29 +111,52 @@ __global__ void add_kernel(float* x, const float* y, int64_t n) {
     x[i] += y[i];
 }
 
-__global__ void argmax_kernel(int32_t* out, const float* logits, int64_t n) {
-  const float* row = logits + blockIdx.x * n;
-  float best = -FLT_MAX;
-  int64_t best_i = n;  // NaNs never win; an all-NaN row gives 0 below
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-    if (row[i] > best || (row[i] == best && i < best_i)) best = row[i], best_i = i;
-  __shared__ float vals[1024];
-  __shared__ int64_t idx[1024];
-  vals[threadIdx.x] = best;
-  idx[threadIdx.x] = best_i;
+// Row r's best in [begin, end): NaNs never win; ties go to the first index.
+struct Best {
+  float value;
+  int64_t index;
+};
+__device__ Best better(Best a, Best b) {
+  return b.value > a.value || (b.value == a.value && b.index < a.index) ? b : a;
+}
+__device__ Best block_best(Best mine) {
+  __shared__ float vals[32];
+  __shared__ int64_t idx[32];
+  for (int o = 16; o > 0; o >>= 1)
+    mine = better(mine, Best{__shfl_xor_sync(0xffffffffu, mine.value, o), __shfl_xor_sync(0xffffffffu, mine.index, o)});
+  if (threadIdx.x % 32 == 0) vals[threadIdx.x / 32] = mine.value, idx[threadIdx.x / 32] = mine.index;
   __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
-    if (threadIdx.x < stride) {
-      const float v = vals[threadIdx.x + stride];
-      const int64_t j = idx[threadIdx.x + stride];
-      if (v > vals[threadIdx.x] || (v == vals[threadIdx.x] && j < idx[threadIdx.x])) {
-        vals[threadIdx.x] = v;
-        idx[threadIdx.x] = j;
-      }
-    }
-    __syncthreads();
+  Best best{-FLT_MAX, INT64_MAX};
+  for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) best = better(best, Best{vals[w], idx[w]});
+  return best;
+}
+
+// Block (c, r) scans chunk c of row r; the last block of a row to finish
+// picks among the chunks' bests (one kernel, the whole GPU on a 128k vocabulary).
+__global__ void argmax_kernel(int32_t* out, const float* logits, int64_t n, int64_t chunk, Best* partials,
+                              unsigned* counters) {
+  const int64_t r = blockIdx.y, c = blockIdx.x;
+  const float* row = logits + r * n;
+  Best mine{-FLT_MAX, n};  // an all-NaN row gives 0 below
+  const int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+  for (int64_t i = c * chunk + threadIdx.x; i < end; i += blockDim.x) mine = better(mine, Best{row[i], i});
+  const Best best = block_best(mine);
+  __shared__ bool last;
+  if (threadIdx.x == 0) {
+    partials[r * gridDim.x + c] = best;
+    __threadfence();
+    last = atomicAdd(counters + r, 1u) == gridDim.x - 1;
   }
-  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<int32_t>(idx[0] < n ? idx[0] : 0);
+  __syncthreads();
+  if (!last || threadIdx.x != 0) return;
+  __threadfence();
+  Best total{-FLT_MAX, n};
+  for (unsigned i = 0; i < gridDim.x; ++i) {
+    const Best* p = partials + r * gridDim.x + i;
+    total = better(total, Best{__ldcg(&p->value), __ldcg(&p->index)});
+  }
+  out[r] = static_cast<int32_t>(total.index < n ? total.index : 0);
+  counters[r] = 0;  // ready for the next launch
 }
 
 __device__ float synthetic_value(uint64_t seed, int64_t i, float scale, float offset) {
@@ -241,10 +277,13 @@ cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, 
 }
 
 cudaError_t rope_interleaved(cudaStream_t s, float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
-                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step) {
+                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step,
+                             const KvStore* store) {
   const int64_t pairs = (n_heads + n_kv_heads) * (head_dim / 2);
   const dim3 grid(static_cast<unsigned>((pairs + 127) / 128), static_cast<unsigned>(rows));
-  rope_kernel<<<grid, 128, 0, s>>>(q, k, n_heads, n_kv_heads, head_dim, start_pos, theta, step);
+  rope_kernel<<<grid, 128, 0, s>>>(q, k, n_heads, n_kv_heads, head_dim, start_pos, theta, step,
+                                   store ? store->v : nullptr, store ? store->k_cache : nullptr,
+                                   store ? store->v_cache : nullptr);
   return cudaGetLastError();
 }
 
@@ -265,9 +304,17 @@ cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n) {
   return cudaGetLastError();
 }
 
-cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n) {
-  argmax_kernel<<<static_cast<unsigned>(rows), 1024, 0, s>>>(out, logits, n);
+cudaError_t argmax_rows(cudaStream_t s, int32_t* out, const float* logits, int64_t rows, int64_t n, void* scratch) {
+  const int64_t chunks = argmax_chunks(n);
+  auto* partials = static_cast<Best*>(scratch);
+  auto* counters = reinterpret_cast<unsigned*>(partials + rows * chunks);
+  argmax_kernel<<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(rows)), 256, 0, s>>>(
+      out, logits, n, (n + chunks - 1) / chunks, partials, counters);
   return cudaGetLastError();
+}
+
+size_t argmax_scratch_bytes(int64_t rows, int64_t n) {
+  return static_cast<size_t>(rows * argmax_chunks(n)) * sizeof(Best) + static_cast<size_t>(rows) * sizeof(unsigned);
 }
 
 cudaError_t fill_synthetic(cudaStream_t s, void* t, WeightType type, int64_t n, int64_t row_len, uint64_t seed,

@@ -39,6 +39,35 @@ TEST_F(CudaKernels, RopeMatchesCpuInterleaved) {
   testing::expect_close(download(kd), k_want, 1e-5, "k");
 }
 
+// The fused rope + store_kv: q, k and the cache rows as the CPU's two calls
+// leave them; rows outside start_pos.. stay unwritten.
+TEST_F(CudaKernels, RopeStoreKvMatchesRopeThenStore) {
+  const int64_t rows = 2, heads = 6, kv_heads = 2, hd = 16, start = 300, ctx = 305;
+  const int64_t kv = kv_heads * hd;
+  auto q = random_values(rows * heads * hd, 13), k = random_values(rows * kv, 14), v = random_values(rows * kv, 15);
+  auto q_want = q, k_want = k;
+  std::vector<float> kc_want(ctx * kv, 0.0f), vc_want(ctx * kv, 0.0f);
+  const AttentionShape s{heads, kv_heads, hd, start};
+  cpu_.rope_store_kv(Tensor::view(q_want.data(), DType::kF32, {rows, heads * hd}),
+                     Tensor::view(k_want.data(), DType::kF32, {rows, kv}), Tensor::view(v.data(), DType::kF32, {rows, kv}),
+                     Tensor::view(kc_want.data(), DType::kF32, {ctx, kv}),
+                     Tensor::view(vc_want.data(), DType::kF32, {ctx, kv}), s, 500000.0f);
+  Tensor qd = upload(q, {rows, heads * hd}), kd = upload(k, {rows, kv}), kc = poisoned({ctx, kv}),
+         vc = poisoned({ctx, kv});
+  gpu_->rope_store_kv(qd, kd, upload(v, {rows, kv}), kc, vc, s, 500000.0f);
+  testing::expect_close(download(qd), q_want, 1e-5, "q");
+  testing::expect_close(download(kd), k_want, 1e-5, "k");
+  auto kc_h = download(kc), vc_h = download(vc);
+  for (int64_t i = 0; i < ctx * kv; ++i) {
+    if (i / kv >= start && i / kv < start + rows) {
+      EXPECT_NEAR(kc_h[i], kc_want[i], 1e-5) << "k cache " << i;
+      EXPECT_EQ(vc_h[i], vc_want[i]) << "v cache " << i;
+    } else {
+      EXPECT_TRUE(std::isnan(kc_h[i]) && std::isnan(vc_h[i])) << "cache element " << i << " written";
+    }
+  }
+}
+
 TEST_F(CudaKernels, SwigluAndAddMatchCpu) {
   const int64_t n = 4099;
   auto g = random_values(n, 5, -30.0f, 30.0f), u = random_values(n, 6), y = random_values(n, 7);
@@ -54,22 +83,28 @@ TEST_F(CudaKernels, SwigluAndAddMatchCpu) {
   testing::expect_close(download(ud), sum, 0, "add");
 }
 
+// Rows of one chunk and of many (a 128k vocabulary: blocks per chunk, the
+// last to finish merging), ties across chunks, twice (the counters reset).
 TEST_F(CudaKernels, ArgmaxTakesTheFirstOfEqualMaxima) {
-  const int64_t rows = 3, n = 5003;
-  auto logits = random_values(rows * n, 8);
-  logits[1 * n + 17] = 5.0f;  // row 1: a tie, the first index wins
-  logits[1 * n + 4000] = 5.0f;
-  logits[2 * n + n - 1] = 9.0f;  // row 2: the last element
-  std::vector<int32_t> want(rows), got(rows, -1);
-  cpu_.argmax(Tensor::view(want.data(), DType::kI32, {rows}), Tensor::view(logits.data(), DType::kF32, {rows, n}));
-  EXPECT_EQ(want[1], 17);
-  EXPECT_EQ(want[2], n - 1);
-  auto out = gpu_->allocate(rows * 4);
-  ASSERT_TRUE(out.ok());
-  const Tensor out_t = Tensor::view(out->data(), DType::kI32, {rows});
-  gpu_->argmax(out_t, upload(logits, {rows, n}));
-  ASSERT_TRUE(gpu_->copy_to_host(got.data(), out_t, rows * 4).ok());
-  EXPECT_EQ(got, want);
+  for (const int64_t n : {int64_t{5003}, int64_t{128263}}) {
+    for (uint32_t round = 0; round < 2; ++round) {
+      const int64_t rows = 3;
+      auto logits = random_values(rows * n, 8 + round);
+      logits[1 * n + 17] = 5.0f;  // row 1: a tie, the first index wins
+      logits[1 * n + 4000 + round * (n - 5000)] = 5.0f;
+      logits[2 * n + n - 1] = 9.0f;  // row 2: the last element
+      std::vector<int32_t> want(rows), got(rows, -1);
+      cpu_.argmax(Tensor::view(want.data(), DType::kI32, {rows}), Tensor::view(logits.data(), DType::kF32, {rows, n}));
+      EXPECT_EQ(want[1], 17);
+      EXPECT_EQ(want[2], n - 1);
+      auto out = gpu_->allocate(rows * 4);
+      ASSERT_TRUE(out.ok());
+      const Tensor out_t = Tensor::view(out->data(), DType::kI32, {rows});
+      gpu_->argmax(out_t, upload(logits, {rows, n}));
+      ASSERT_TRUE(gpu_->copy_to_host(got.data(), out_t, rows * 4).ok());
+      EXPECT_EQ(got, want) << "n " << n << " round " << round;
+    }
+  }
 }
 
 // Embedding rows of every weight type: f32 against the CPU, the others
