@@ -126,42 +126,65 @@ __device__ float block_sum(float v, float* scratch) {
   return total;
 }
 
+// Eight consecutive threads hold one block of 32: its largest magnitude sets
+// the scale, and the quants' sum serves Q4_0's offset of 8. All 32 lanes of
+// a warp take part (n is a multiple of 256 for Q types).
+__device__ void quantize_group(float4 v, int64_t i, int64_t n, unsigned char* smem) {
+  float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+  for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+  const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
+            q3 = __float2int_rn(v.w * id);
+  int sum = q0 + q1 + q2 + q3;
+  for (int o = 4; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  reinterpret_cast<uint32_t*>(smem)[i / 4] =
+      (q0 & 0xff) | ((q1 & 0xff) << 8) | ((q2 & 0xff) << 16) | (static_cast<uint32_t>(q3 & 0xff) << 24);
+  if (threadIdx.x % 8 == 0) reinterpret_cast<float2*>(smem + n)[i / 32] = make_float2(d, d * sum);
+}
+
 // Shared memory: f32 activations [n_in] (f32/bf16 weights), or int8 [n_in]
-// then float2 [n_in / 32] (Q weights).
+// then float2 [n_in / 32] (Q weights). Each thread issues the loads of
+// kBatch groups of 4 before using any: one group at a time made the staging
+// a chain of dependent L2 round trips (14 for a 14336-wide input), which
+// per ncu cost a Q4_0 product more than its weights did.
 template <WeightType T>
 __device__ void stage_activations(const GemvArgs& a, unsigned char* smem) {
+  constexpr int kBatch = 8;
   __shared__ float sums[32];
-  const int64_t n = a.n_in;
+  const int64_t n = a.n_in, stride = 4 * static_cast<int64_t>(blockDim.x);
   float scale = 1.0f;
   if (a.norm_w) {
     float ss = 0;
-    for (int64_t i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) {
-      const float4 v = *reinterpret_cast<const float4*>(a.x + i);
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    for (int64_t first = 4 * threadIdx.x; first < n; first += stride * kBatch) {
+      float4 v[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        const int64_t i = first + b * stride;
+        v[b] = i < n ? *reinterpret_cast<const float4*>(a.x + i) : make_float4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) ss += v[b].x * v[b].x + v[b].y * v[b].y + v[b].z * v[b].z + v[b].w * v[b].w;
     }
     scale = 1.0f / sqrtf(block_sum(ss, sums) / static_cast<float>(n) + a.eps);
   }
-  for (int64_t i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) {
-    float4 v = *reinterpret_cast<const float4*>(a.x + i);
-    if (a.norm_w) {  // as the cpu's rmsnorm: (x * scale) * w
-      const float4 w = *reinterpret_cast<const float4*>(a.norm_w + i);
-      v = make_float4(v.x * scale * w.x, v.y * scale * w.y, v.z * scale * w.z, v.w * scale * w.w);
+  for (int64_t first = 4 * threadIdx.x; first < n; first += stride * kBatch) {
+    float4 v[kBatch], w[kBatch];
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int64_t i = first + b * stride;
+      if (i >= n) break;
+      v[b] = *reinterpret_cast<const float4*>(a.x + i);
+      if (a.norm_w) w[b] = *reinterpret_cast<const float4*>(a.norm_w + i);
     }
-    if constexpr (!is_quantized(T)) {
-      reinterpret_cast<float4*>(smem)[i / 4] = v;
-    } else {
-      // Eight consecutive threads hold one block of 32: its largest magnitude
-      // sets the scale, and the quants' sum serves Q4_0's offset of 8.
-      float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-      for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-      const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-      const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id),
-                q3 = __float2int_rn(v.w * id);
-      int sum = q0 + q1 + q2 + q3;
-      for (int o = 4; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-      reinterpret_cast<uint32_t*>(smem)[i / 4] = (q0 & 0xff) | ((q1 & 0xff) << 8) | ((q2 & 0xff) << 16) |
-                                                  (static_cast<uint32_t>(q3 & 0xff) << 24);
-      if (threadIdx.x % 8 == 0) reinterpret_cast<float2*>(smem + n)[i / 32] = make_float2(d, d * sum);
+#pragma unroll
+    for (int b = 0; b < kBatch; ++b) {
+      const int64_t i = first + b * stride;
+      if (i >= n) break;
+      float4 x = v[b];
+      if (a.norm_w)  // as the cpu's rmsnorm: (x * scale) * w
+        x = make_float4(x.x * scale * w[b].x, x.y * scale * w[b].y, x.z * scale * w[b].z, x.w * scale * w[b].w);
+      if constexpr (!is_quantized(T)) reinterpret_cast<float4*>(smem)[i / 4] = x;
+      else quantize_group(x, i, n, smem);
     }
   }
   __syncthreads();
