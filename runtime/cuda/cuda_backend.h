@@ -16,8 +16,9 @@
 //    pageable host memory (GB10's unified memory), host weights are used in
 //    place, with no copy.
 //  - Kernels: few tokens (decode, <= 16) use matrix-vector kernels that read
-//    each weight once (one token: a warp per row pair for f32/bf16, rows
-//    staged through shared memory for Q8_0/Q4_0) and split-K attention, and
+//    each weight once (one token: kernels_gemv.cu, with RMSNorm, the residual
+//    add or SwiGLU fused in and Q8_0/Q4_0 as dp4a on 8-bit activations) and
+//    split-K attention, and
 //    run as a CUDA graph recorded per step shape (decode_step); more tokens
 //    (prefill) use cuBLAS GEMMs in bf16 (quantized weights are widened to
 //    bf16 first) or f32, and attention as two strided-batched GEMMs around a
