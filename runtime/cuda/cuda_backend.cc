@@ -1,6 +1,8 @@
 // The CUDA backend: device, stream and memory; weight upload; the host waits;
 // the elementwise kernels' checks. Matrix products and attention:
 // cuda_matmul.cc.
+#include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -70,7 +72,19 @@ Status CudaBackend::init(int device) {
   TANDEM_CUDA_RETURN_IF_ERROR(cudaMalloc(&step_, sizeof(cuda::StepParams)));
   const char* graphs = std::getenv("TANDEM_CUDA_GRAPHS");
   graphs_ = graphs == nullptr || std::string(graphs) != "0";
-  if (const char* variant = std::getenv("TANDEM_GEMV_VARIANT")) gemv_variant_ = std::atoi(variant);
+  if (const char* variant = std::getenv("TANDEM_GEMV_VARIANT")) {
+    // Every weight type has at least this many shapes; a typo must not
+    // surface later as a launch's "invalid argument".
+    int shapes = INT_MAX;
+    for (auto t : {cuda::WeightType::kF32, cuda::WeightType::kBF16, cuda::WeightType::kQ8_0, cuda::WeightType::kQ4_0})
+      shapes = std::min(shapes, cuda::gemv_variant_count(t));
+    char* end = nullptr;
+    const long v = std::strtol(variant, &end, 10);
+    if (*variant == '\0' || *end != '\0' || v < -1 || v >= shapes)
+      return InvalidArgument("TANDEM_GEMV_VARIANT='" + std::string(variant) + "' is not a kernel shape: -1 (default) to " +
+                             std::to_string(shapes - 1));
+    gemv_variant_ = static_cast<int>(v);
+  }
   return Status::Ok();
 }
 

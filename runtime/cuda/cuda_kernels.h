@@ -107,12 +107,14 @@ struct GemvArgs {
   int64_t n_in;
   GemvEpilogue epilogue;
 };
-// The activations staged per block must fit (f32: 4 bytes each; Q: 1.25).
+// The activations staged per block must fit (f32: 4 bytes each; Q: 1.25),
+// in this and in the device's opt-in limit of shared memory per block.
 constexpr size_t kGemvMaxSharedBytes = 160 * 1024;
 size_t gemv_shared_bytes(WeightType t, int64_t n_in);
 // Whether gemv() takes these arguments: row lengths a multiple of 8 (bf16), 4
 // (f32) or 256 (Q8_0/Q4_0, so split rows start 16-byte aligned), 16-byte
-// aligned pointers, staged activations within kGemvMaxSharedBytes.
+// aligned pointers, staged activations within the current device's limit
+// (kGemvMaxSharedBytes at most).
 bool gemv_applies(const GemvArgs& args);
 // `variant` picks a kernel shape (rows per warp, loads in flight, warps per
 // block) for a sweep; -1 is the default. cudaErrorInvalidValue for an unknown one.

@@ -14,6 +14,8 @@
 // flight per row, double-buffered.
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "runtime/cuda/cuda_kernels.h"
 #include "runtime/cuda/q_layout.h"
 
@@ -282,12 +284,12 @@ struct Variant {
 
 template <WeightType T, int R, int U, int W, bool kSwiglu>
 cudaError_t launch_kernel(cudaStream_t s, const GemvArgs& a, size_t row_bytes, unsigned blocks, size_t smem) {
-  static bool sized = false;  // the opt-in beyond 48 KiB, once per instantiation
-  if (!sized && smem > 48 * 1024) {
+  // Beyond 48 KiB a kernel must opt in; the setting is per device, so it is
+  // made at every such launch (a host call, recorded once in a decode graph).
+  if (smem > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(gemv_kernel<T, R, U, W, kSwiglu>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, kGemvMaxSharedBytes);
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (err != cudaSuccess) return err;
-    sized = true;
   }
   gemv_kernel<T, R, U, W, kSwiglu><<<blocks, W * 32, smem, s>>>(a, row_bytes);
   return cudaGetLastError();
@@ -366,10 +368,20 @@ size_t gemv_shared_bytes(WeightType t, int64_t n_in) {
   return is_quantized(t) ? static_cast<size_t>(n_in + n_in / 32 * 8) : static_cast<size_t>(n_in * 4);
 }
 
+// What a block may stage on the current device: the H100 opts in to 227
+// KiB, the GB10 only to 99 KiB.
+size_t shared_limit() {
+  int device = 0, optin = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+    return 48 * 1024;
+  return std::min(static_cast<size_t>(optin), kGemvMaxSharedBytes);
+}
+
 bool gemv_applies(const GemvArgs& a) {
   const int64_t granule = is_quantized(a.type) ? 256 : a.type == WeightType::kBF16 ? 8 : 4;
   if (a.n_in <= 0 || a.n_in % granule != 0) return false;
-  if (gemv_shared_bytes(a.type, a.n_in) > kGemvMaxSharedBytes) return false;
+  if (gemv_shared_bytes(a.type, a.n_in) > shared_limit()) return false;
   if (!aligned16(a.x) || (a.norm_w && !aligned16(a.norm_w))) return false;
   if (a.n_targets < 1 || (a.epilogue == GemvEpilogue::kSwiglu && a.n_targets != 2)) return false;
   for (int i = 0; i < a.n_targets; ++i)
