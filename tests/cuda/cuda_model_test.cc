@@ -27,18 +27,6 @@ std::string published_story() {
   return open == std::string::npos || close == std::string::npos ? "" : readme.substr(open + 4, close - open - 4);
 }
 
-// Greedy tokens from BOS (token 1), the argmax taken by the model's backend.
-std::vector<int> greedy_tokens(LlamaModel& model, int64_t steps) {
-  std::vector<int> tokens = {1};
-  for (int64_t pos = 0; pos + 1 < steps; ++pos) {
-    auto next = model.forward_argmax(std::span<const int>(&tokens.back(), 1), pos);
-    EXPECT_TRUE(next.ok()) << next.status().to_string();
-    if (!next.ok()) break;
-    tokens.push_back(*next);
-  }
-  return tokens;
-}
-
 Result<std::unique_ptr<LlamaModel>> stories(Backend& backend, DType dtype) {
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights w, load_llama2c(testing::stories_dir() + "/stories260K.bin"));
   if (dtype != DType::kF32) {
@@ -71,9 +59,9 @@ TEST_F(CudaModel, StoriesGreedyTokensEqualTheCpusInF32AndBf16) {
   auto gpu_model = stories(*gpu_, DType::kF32);
   auto bf16_model = stories(*gpu_, DType::kBF16);
   ASSERT_TRUE(cpu_model.ok() && gpu_model.ok() && bf16_model.ok()) << bf16_model.status().to_string();
-  const auto want = greedy_tokens(**cpu_model, 256);
-  EXPECT_EQ(greedy_tokens(**gpu_model, 256), want);
-  const auto bf16 = greedy_tokens(**bf16_model, 64);
+  const auto want = testing::greedy_tokens(**cpu_model, 256);
+  EXPECT_EQ(testing::greedy_tokens(**gpu_model, 256), want);
+  const auto bf16 = testing::greedy_tokens(**bf16_model, 64);
   size_t same = 0;
   while (same < bf16.size() && bf16[same] == want[same]) ++same;
   std::printf("[ info ] stories260K with bf16 weights: first %zu of 64 greedy tokens equal f32's\n", same);

@@ -16,6 +16,7 @@
 
 #include "runtime/backend.h"
 #include "runtime/cpu/cpu_backend.h"
+#include "runtime/llama_model.h"
 #include "runtime/quantize.h"
 
 namespace tandem::testing {
@@ -112,6 +113,18 @@ class CudaTest : public ::testing::Test {
   std::vector<Buffer> buffers_;
   CpuBackend cpu_{2};
 };
+
+// Greedy tokens from BOS (token 1), the argmax taken by the model's backend.
+inline std::vector<int> greedy_tokens(LlamaModel& model, int64_t steps) {
+  std::vector<int> tokens = {1};
+  for (int64_t pos = 0; pos + 1 < steps; ++pos) {
+    auto next = model.forward_argmax(std::span<const int>(&tokens.back(), 1), pos);
+    EXPECT_TRUE(next.ok()) << next.status().to_string();
+    if (!next.ok()) break;
+    tokens.push_back(*next);
+  }
+  return tokens;
+}
 
 // The largest |x| in the block of 32 holding element k: what sets the step of
 // an activation quantized to 8 bits per block (kernels_gemv.cu).

@@ -101,18 +101,6 @@ TEST_F(NcclStream, AbortEndsTheNextWaitWithTheReason) {
   comm_.reset();  // the backend's wait check goes with it: TearDown's wait succeeds
 }
 
-// Greedy tokens from BOS (token 1).
-std::vector<int> greedy_tokens(LlamaModel& model, int64_t steps) {
-  std::vector<int> tokens = {1};
-  for (int64_t pos = 0; pos + 1 < steps; ++pos) {
-    auto next = model.forward_argmax(std::span<const int>(&tokens.back(), 1), pos);
-    EXPECT_TRUE(next.ok()) << next.status().to_string();
-    if (!next.ok()) break;
-    tokens.push_back(*next);
-  }
-  return tokens;
-}
-
 // With one rank the model is whole (tp = 1) and calls no exchange; what this
 // shows is that the NCCL ModelComm's wait check on the backend (NCCL's
 // asynchronous error polled in every host wait) leaves the decode loop as it
@@ -125,11 +113,11 @@ TEST_F(NcclStream, StoriesGreedyTokensEqualTheCpusWithTheNcclModelComm) {
   auto cpu_model = LlamaModel::create(cpu_, std::move(*cpu_weights), {});
   auto gpu_model = LlamaModel::create(*gpu_, std::move(*gpu_weights), {}, comm_.get());
   ASSERT_TRUE(cpu_model.ok() && gpu_model.ok()) << gpu_model.status().to_string();
-  const auto want = greedy_tokens(**cpu_model, 128);
+  const auto want = testing::greedy_tokens(**cpu_model, 128);
   // The first pass sizes the backend's scratch (a wait) and records the step.
-  EXPECT_EQ(greedy_tokens(**gpu_model, 128), want);
+  EXPECT_EQ(testing::greedy_tokens(**gpu_model, 128), want);
   const uint64_t waits = cuda().host_waits();
-  EXPECT_EQ(greedy_tokens(**gpu_model, 128), want);
+  EXPECT_EQ(testing::greedy_tokens(**gpu_model, 128), want);
   EXPECT_EQ(cuda().host_waits() - waits, 127u) << "host waits over 127 decode steps";
 }
 
