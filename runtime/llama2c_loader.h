@@ -8,6 +8,7 @@
 #include <string>
 
 #include "runtime/llama_weights.h"
+#include "runtime/model_source.h"
 
 namespace tandem {
 
@@ -19,6 +20,11 @@ inline constexpr size_t kLlama2cHeaderBytes = 7 * sizeof(int32_t);
 // short for the header, non-positive or absurd dims, dims that do not divide,
 // a size that disagrees with the header.
 Result<LlamaWeights> load_llama2c(const std::string& path);
+
+// The same checkpoint as a ModelSource (runtime/model_source.h): f32 views
+// into the mapping under the canonical names, llama2.c's interleaved RoPE
+// order, no embedded tokenizer (llama2.c keeps it in a file of its own).
+Result<ModelSource> load_llama2c_source(const std::string& path);
 
 // The shape a mapped llama2.c file's header describes, after every check
 // load_llama2c makes (the same errors): the header is sane and the file is

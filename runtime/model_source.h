@@ -40,8 +40,10 @@ struct SourceTensor {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // inside one of the source's mappings
   uint64_t bytes = 0;
-  // FP8 weights: one f32 scale per [block_rows, block_cols] tile (HF's
-  // weight_scale_inv), row-major over the tiles; empty otherwise.
+  // FP8 weights: one f32 scale per [block_rows, block_cols] tile, row-major
+  // over the tiles (ceil(cols / block_cols) per tile row); a weight is its
+  // e4m3 value times its tile's scale (HF's weight_scale_inv; per-row scales
+  // are tiles of [1, cols]). Null otherwise.
   const float* fp8_scales = nullptr;
   int64_t fp8_block_rows = 0;
   int64_t fp8_block_cols = 0;
