@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "launcher/commands.h"
@@ -23,7 +24,15 @@ struct GenerateFlags {
   int threads = 0;
   std::string backend = "cpu";
   int device = 0;
+  std::string dtype = "auto";
 };
+
+Result<std::optional<DType>> parse_weight_dtype(const std::string& name) {
+  if (name == "auto") return std::optional<DType>{};
+  for (DType d : {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4_0})
+    if (name == dtype_name(d)) return std::optional<DType>{d};
+  return InvalidArgument("--dtype " + name + ": unknown (known: auto, f32, bf16, q8_0, q4_0)");
+}
 
 int run_generate(const GenerateFlags& f) {
   GenerateRequest request;
@@ -39,8 +48,12 @@ int run_generate(const GenerateFlags& f) {
   auto kind = parse_backend_kind(f.backend);
   if (!kind.ok()) return report_error(kind.status());
   options.backend.kind = *kind;
+  auto dtype = parse_weight_dtype(f.dtype);
+  if (!dtype.ok()) return report_error(dtype.status());
+  options.weight_dtype = *dtype;
   auto loaded = load_model(f.model, options);
   if (!loaded.ok()) return report_error(loaded.status());
+  for (const std::string& note : loaded->assembly.notes) std::fprintf(stderr, "tandem: %s\n", note.c_str());
 
   auto stats = generate(*loaded->model, loaded->tokenizer, request, [](std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -60,9 +73,9 @@ int run_generate(const GenerateFlags& f) {
 void add_generate_command(CLI::App& app) {
   auto flags = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt, streaming tokens");
-  cmd->add_option("--model", flags->model, "Model directory or llama2.c checkpoint")
+  cmd->add_option("--model", flags->model, "Model: a GGUF file, a Hugging Face directory, a llama2.c checkpoint or a directory holding one")
       ->capture_default_str();
-  cmd->add_option("--tokenizer", flags->tokenizer, "Tokenizer file (default: found beside the model)");
+  cmd->add_option("--tokenizer", flags->tokenizer, "llama2.c tokenizer file (default: the model's own, or found beside a llama2.c checkpoint)");
   cmd->add_option("--prompt", flags->prompt, "Prompt text (default: empty, start from BOS)");
   cmd->add_option("--steps", flags->steps, "Tokens to print after BOS, prompt included")
       ->capture_default_str();
@@ -71,7 +84,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-k", flags->top_k, "Sample among the k most likely, 0 = off")->capture_default_str();
   cmd->add_option("--seed", flags->seed, "Sampling seed (default: from the clock, printed)");
   cmd->add_option("--threads", flags->threads, "CPU threads, 0 = all")->capture_default_str();
-  cmd->add_option("--backend", flags->backend, "cpu or cuda (f32 weights as in the checkpoint)")->capture_default_str();
+  cmd->add_option("--backend", flags->backend, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--dtype", flags->dtype,
+                  "Weights in memory: auto (the file's where the backend computes with it), f32, bf16, q8_0, q4_0")
+      ->capture_default_str();
   cmd->add_option("--device", flags->device, "CUDA device ordinal")->capture_default_str();
   cmd->callback([flags] { set_exit_code(run_generate(*flags)); });
 }

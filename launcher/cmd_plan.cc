@@ -2,8 +2,9 @@
 // [--batch N] [--dtype T] [--kv-dtype T] [--node-memory-gb X] [--headroom-gb X]
 // [--overhead-gb X] [--search]`: the memory each node of a run needs
 // (sharding/memory_plan.h), before any worker starts. The config gives the
-// nodes, tp, pp, model path and dtype; flags override them. A checkpoint is
-// only mapped for its llama2.c header, so planning 405B reads 28 bytes.
+// nodes, tp, pp, model path and dtype; flags override them. A model file is
+// only mapped for its headers (llama2.c, GGUF, safetensors), so planning
+// 405B reads kilobytes, not the weights.
 //
 // Exit 0: it fits; 1: it does not (the table says by how much, and the
 // longest context that would fit); 2: no plan could be made (a wrong command
@@ -13,14 +14,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "launcher/commands.h"
 #include "launcher/config.h"
 #include "launcher/plan_report.h"
-#include "runtime/llama2c_loader.h"
-#include "runtime/mapped_file.h"
+#include "runtime/backend_dtypes.h"
+#include "runtime/loaded_model.h"
+#include "runtime/model_assembly.h"
 #include "runtime/model_files.h"
 #include "sharding/memory_plan.h"
 #include "sharding/model_presets.h"
@@ -67,37 +70,44 @@ Result<uint64_t> gb_to_bytes(const std::string& flag, double gb, bool zero_ok) {
 struct NamedModel {
   std::string label;
   LlamaConfig config;
+  std::optional<SourceDType> stored;  // how the file stores its matrices; none for a preset
 };
 
 // A preset name first (a model nobody has on disk is the common question),
-// else a llama2.c checkpoint or a directory holding one.
+// else a model file or directory in any format.
 Result<NamedModel> resolve_model(const std::string& spec, launcher::ModelFormat format) {
   Result<LlamaConfig> preset = sharding::model_preset(spec);
-  if (preset.ok()) return NamedModel{spec, *preset};
+  if (preset.ok()) return NamedModel{spec, *preset, std::nullopt};
   if (preset.status().code() != StatusCode::kNotFound) return preset.status();
   std::error_code ec;
   if (!std::filesystem::exists(spec, ec))
     return NotFound("--model " + spec + ": neither a preset (" + std::string(sharding::model_preset_names()) +
                     ") nor a file");
-  if (format != launcher::ModelFormat::kLlama2c)
-    return Unimplemented("model.format " + std::string(launcher::to_string(format)) +
-                         ": tandem plan reads llama2.c headers only so far");
-  std::string checkpoint = spec;
-  if (std::filesystem::is_directory(spec, ec)) {
-    TANDEM_ASSIGN_OR_RETURN(ModelFiles files, resolve_model_files(spec));
-    checkpoint = files.checkpoint;
-  }
-  TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(checkpoint));
-  TANDEM_ASSIGN_OR_RETURN(LlamaConfig config, read_llama2c_header(*file));
-  return NamedModel{checkpoint, config};
+  TANDEM_ASSIGN_OR_RETURN(ModelFiles files, resolve_model_files(spec));
+  if (format != launcher::ModelFormat::kAuto && launcher::to_string(format) != to_string(files.format))
+    return InvalidArgument("model.format " + std::string(launcher::to_string(format)) + ": " + files.checkpoint +
+                           " is a " + std::string(to_string(files.format)) + " model");
+  TANDEM_ASSIGN_OR_RETURN(const ModelSource source, open_model_source(files));
+  TANDEM_ASSIGN_OR_RETURN(const SourceTensor* w_down, find_tensor(source, "layers.0.w_down"));
+  return NamedModel{files.checkpoint, source.config, w_down->dtype};
 }
 
-Result<sharding::MemoryPlanOptions> plan_options(const PlanFlags& f, const launcher::RunConfig& run) {
+// --dtype / model.dtype; "auto" is what a worker of the config's backend
+// would keep the file's matrices as (f32 for a preset).
+Result<DType> plan_dtype(const std::string& name, const NamedModel& model, const launcher::RunConfig& run) {
+  if (name != "auto") return parse_dtype("--dtype", name);
+  if (!model.stored) return DType::kF32;
+  const BackendKind kind = run.backend.compute == launcher::ComputeBackend::kCuda ? BackendKind::kCuda : BackendKind::kCpu;
+  return choose_weight_dtype(*model.stored, backend_weight_dtypes(kind));
+}
+
+Result<sharding::MemoryPlanOptions> plan_options(const PlanFlags& f, const launcher::RunConfig& run,
+                                                 const NamedModel& model) {
   sharding::MemoryPlanOptions o;
   o.tp = run.parallel.tp;
   o.pp = run.parallel.pp;
   const std::string dtype = f.dtype.empty() ? std::string(launcher::to_string(run.model.dtype)) : f.dtype;
-  TANDEM_ASSIGN_OR_RETURN(o.weight_dtype, parse_dtype("--dtype", dtype));
+  TANDEM_ASSIGN_OR_RETURN(o.weight_dtype, plan_dtype(dtype, model, run));
   TANDEM_ASSIGN_OR_RETURN(o.kv_dtype, parse_dtype("--kv-dtype", f.kv_dtype));
   o.context = f.context > 0 ? f.context : run.model.context;  // the flag, else the config's
   o.batch = f.batch;
@@ -115,7 +125,7 @@ int run_plan(const PlanFlags& f) {
   if (!run.ok()) return no_plan(run.status());
   auto model = resolve_model(f.model.empty() ? run->model.path : f.model, run->model.format);
   if (!model.ok()) return no_plan(model.status());
-  auto options = plan_options(f, *run);
+  auto options = plan_options(f, *run, *model);
   if (!options.ok()) return no_plan(options.status());
 
   if (!f.search) {
@@ -148,10 +158,10 @@ void add_plan_command(CLI::App& app) {
       ->allow_extra_args(false);
   cmd->add_option("--model", f->model,
                   "A preset (" + std::string(sharding::model_preset_names()) +
-                      ") or a llama2.c checkpoint / directory (default: the config's model.path)");
+                      ") or a model file / directory: llama2.c, GGUF, Hugging Face (default: the config's model.path)");
   cmd->add_option("--context", f->context, "Positions per sequence (default: 8192, or the model's context if less)");
   cmd->add_option("--batch", f->batch, "Concurrent sequences, each with its own KV cache")->capture_default_str();
-  cmd->add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0 (default: the config's model.dtype)");
+  cmd->add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0, auto (default: the config's model.dtype)");
   cmd->add_option("--kv-dtype", f->kv_dtype, "KV cache type: f32, f16, bf16, q8_0")->capture_default_str();
   cmd->add_option("--node-memory-gb", f->node_memory_gb, "Memory per node in GB (10^9 bytes; a DGX Spark: 128)")
       ->capture_default_str();

@@ -57,9 +57,10 @@ int run_preflight(const PreflightFlags& f) {
   } else {
     record_file(answer, "model", files->checkpoint);
     if (f.tp > 0) {
-      if (auto plan = launcher::plan_checkpoint(files->checkpoint, f.tp, f.pp); !plan.ok()) {
-        answer["plan_error"] = "parallel: " + plan.status().message();
-      }
+      Result<ModelSource> source = open_model_source(*files);
+      Status planned = source.status();
+      if (source.ok()) planned = launcher::plan_model(*source, f.tp, f.pp).status();
+      if (!planned.ok()) answer["plan_error"] = "parallel: " + planned.message();
     }
   }
   // A GPU job: whether this node can make the backend at all (a GPU, a

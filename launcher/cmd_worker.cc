@@ -41,10 +41,7 @@ void apply_environment(const RunConfig& config, int rank) {
 
 Status check_supported(const RunConfig& config) {
   if (config.job == launcher::JobKind::kTrain) return Status::Ok();  // the model is train.*, built in memory
-  if (config.model.format != launcher::ModelFormat::kLlama2c || config.model.dtype != launcher::DType::kF32) {
-    return Unimplemented("model: workers load llama2c checkpoints in f32 in this build");
-  }
-  return Status::Ok();
+  return launcher::weight_dtype_of(config.model.dtype).status();
 }
 
 Result<collectives::JobCommunicators> join(const RunConfig& config, int rank, const std::string& job,

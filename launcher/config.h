@@ -25,8 +25,10 @@
 namespace tandem::launcher {
 
 enum class JobKind { kGenerate, kServe, kTrain, kBench };
-enum class ModelFormat { kLlama2c, kGguf, kSafetensors };
-enum class DType { kF32, kF16, kBf16, kQ8_0, kQ4_0 };
+// kAuto: what the files are (runtime/model_files.h); a named format is checked against them.
+enum class ModelFormat { kLlama2c, kGguf, kSafetensors, kAuto };
+// kAuto: the file's dtype where the backend computes with it (runtime/model_assembly.h).
+enum class DType { kF32, kF16, kBf16, kQ8_0, kQ4_0, kAuto };
 enum class ComputeBackend { kCpu, kCuda };
 enum class CommBackend { kUcx, kNccl };
 // Whether data parallelism's gradient exchange runs beside the backward.
@@ -77,8 +79,8 @@ struct ClusterConfig {
 
 struct ModelConfig {
   std::string path = "models/stories260K";  // as every node sees it
-  ModelFormat format = ModelFormat::kLlama2c;
-  DType dtype = DType::kF32;  // the weights' type in memory
+  ModelFormat format = ModelFormat::kAuto;
+  DType dtype = DType::kAuto;  // the weights' type in memory
   // Positions of KV cache each worker plans (the longest prompt + generation);
   // 0: the model's trained context up to 8192 (sharding::kDefaultPlanContext:
   // 405B's own 131072 would not fit two Sparks). `tandem plan` plans the same.

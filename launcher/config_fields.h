@@ -22,11 +22,11 @@ inline std::span<const std::string_view> enum_names(JobKind) {
   return k;
 }
 inline std::span<const std::string_view> enum_names(ModelFormat) {
-  static constexpr std::array<std::string_view, 3> k = {"llama2c", "gguf", "safetensors"};
+  static constexpr std::array<std::string_view, 4> k = {"llama2c", "gguf", "safetensors", "auto"};
   return k;
 }
 inline std::span<const std::string_view> enum_names(DType) {
-  static constexpr std::array<std::string_view, 5> k = {"f32", "f16", "bf16", "q8_0", "q4_0"};
+  static constexpr std::array<std::string_view, 6> k = {"f32", "f16", "bf16", "q8_0", "q4_0", "auto"};
   return k;
 }
 inline std::span<const std::string_view> enum_names(ComputeBackend) {

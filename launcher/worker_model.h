@@ -1,10 +1,11 @@
 // A worker's model: the ShardPlan of its job's layout, its rank's slices of
-// the checkpoint (sharding/shard_loader.h: mapped in place or copied, never
-// the whole file), the backend, and the ModelComm through which its forward
+// the model in any format (sharding/source_shard.h: mapped in place, or
+// copied where a slice is strided or converted; never the whole file), the backend, and the ModelComm through which its forward
 // meets the other ranks' (collectives/model_comm.h).
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "collectives/communicator.h"
 #include "launcher/config.h"
@@ -23,9 +24,14 @@ struct WorkerModel {
   sharding::ShardLoadReport report;
 };
 
-// The tp x pp plan of the llama2.c checkpoint at `checkpoint`, from its header
-// alone (no weight is read): the plan's refusal names the file and the split.
-Result<sharding::ShardPlan> plan_checkpoint(const std::string& checkpoint, int tp, int pp);
+// model.dtype -> the dtype the loader stores matrices in (unset: auto).
+Result<std::optional<tandem::DType>> weight_dtype_of(launcher::DType configured);
+
+// The tp x pp plan of a model, from its headers alone (no weight is read),
+// with MLP columns split in blocks of `weight_dtype`: the plan's refusal
+// names the file and the split.
+Result<sharding::ShardPlan> plan_model(const ModelSource& source, int tp, int pp,
+                                       tandem::DType weight_dtype = tandem::DType::kF32);
 
 // Plans the config's tp x pp layout for the checkpoint at config.model.path,
 // loads rank `rank`'s shard on the config's backend and connects it: the

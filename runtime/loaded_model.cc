@@ -1,16 +1,39 @@
 #include "runtime/loaded_model.h"
 
+#include <utility>
+
+#include "runtime/backend_dtypes.h"
 #include "runtime/llama2c_loader.h"
 
 namespace tandem {
 
+Result<ModelSource> open_model_source(const ModelFiles& files) {
+  switch (files.format) {
+    case ModelFileFormat::kLlama2c: return load_llama2c_source(files.checkpoint);
+    case ModelFileFormat::kGguf:
+    case ModelFileFormat::kHuggingFace: break;
+  }
+  return Unimplemented(files.checkpoint + ": " + std::string(to_string(files.format)) +
+                       " models are not readable by this build");
+}
+
+Result<Tokenizer> load_model_tokenizer(const ModelFiles& files, const ModelSource& source) {
+  const int vocab = static_cast<int>(source.config.vocab_size);
+  if (!files.tokenizer.empty()) return Tokenizer::load_llama2c(files.tokenizer, vocab);
+  return NotFound(files.checkpoint + " embeds no tokenizer; name a llama2.c tokenizer file with --tokenizer");
+}
+
 Result<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
   LoadedModel loaded;
   TANDEM_ASSIGN_OR_RETURN(loaded.files, resolve_model_files(path, options.tokenizer));
-  TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights, load_llama2c(loaded.files.checkpoint));
-  const int vocab = static_cast<int>(weights.config.vocab_size);
-  TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer, Tokenizer::load_llama2c(loaded.files.tokenizer, vocab));
+  TANDEM_ASSIGN_OR_RETURN(const ModelSource source, open_model_source(loaded.files));
+  TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer, load_model_tokenizer(loaded.files, source));
   TANDEM_ASSIGN_OR_RETURN(loaded.backend, make_backend(options.backend));
+  AssemblyOptions assembly;
+  assembly.backend_dtypes = backend_weight_dtypes(options.backend.kind);
+  assembly.weight_dtype = options.weight_dtype;
+  TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights, assemble_weights(source, whole_model_part(source.config),
+                                                                 assembly, &loaded.assembly));
   TANDEM_ASSIGN_OR_RETURN(loaded.model,
                           LlamaModel::create(*loaded.backend, std::move(weights), options.model));
   return loaded;

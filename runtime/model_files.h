@@ -1,19 +1,30 @@
-// Where a model's files are. A user names a directory or a checkpoint:
-//  - a directory holds one llama2.c checkpoint (*.bin) and its tokenizer
-//    (tokenizer.bin, or a single tok*.bin);
-//  - a checkpoint file's tokenizer is looked for beside it the same way.
-// An explicit tokenizer path wins over the search.
+// Where a model's files are, and their format. A user names a directory or
+// a file:
+//  - a directory with a config.json is a Hugging Face checkpoint
+//    (safetensors; its tokenizer.json is read by the loader);
+//  - a file starting with the GGUF magic, or a directory holding exactly one
+//    *.gguf, is GGUF (its tokenizer is embedded);
+//  - otherwise a directory holds one llama2.c checkpoint (*.bin) and its
+//    tokenizer (tokenizer.bin, or a single tok*.bin), and a checkpoint
+//    file's tokenizer is looked for beside it the same way.
+// An explicit tokenizer path (a llama2.c tokenizer file) wins over the
+// search and over an embedded tokenizer.
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "runtime/status.h"
 
 namespace tandem {
 
+enum class ModelFileFormat { kLlama2c, kGguf, kHuggingFace };
+std::string_view to_string(ModelFileFormat format);
+
 struct ModelFiles {
-  std::string checkpoint;
-  std::string tokenizer;
+  ModelFileFormat format = ModelFileFormat::kLlama2c;
+  std::string checkpoint;  // the file, or the Hugging Face directory
+  std::string tokenizer;   // a llama2.c tokenizer file; empty: the model's own
 };
 
 // NotFound naming what is missing; InvalidArgument when the choice is ambiguous.

@@ -113,7 +113,7 @@ TEST(Config, WrongTypesNameTheKeyAndLine) {
 TEST(Config, UnknownEnumValuesListTheAllowedOnes) {
   EXPECT_EQ(error_of("job: infer\n"), "x.yaml:1:6: job: unknown value 'infer' (allowed: generate, serve, train, bench)");
   EXPECT_EQ(error_of("model:\n  dtype: fp16\n"),
-            "x.yaml:2:10: model.dtype: unknown value 'fp16' (allowed: f32, f16, bf16, q8_0, q4_0)");
+            "x.yaml:2:10: model.dtype: unknown value 'fp16' (allowed: f32, f16, bf16, q8_0, q4_0, auto)");
   EXPECT_EQ(error_of("backend:\n  comm: mpi\n"), "x.yaml:2:9: backend.comm: unknown value 'mpi' (allowed: ucx, nccl)");
 }
 
