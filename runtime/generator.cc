@@ -106,7 +106,7 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
                            std::to_string(context) + "], the model's context");
 
   const std::vector<int> prompt = request.prompt_tokens.empty()
-                                      ? tokenizer.encode(request.prompt, /*add_bos=*/true, /*add_eos=*/false)
+                                      ? tokenizer.encode(request.prompt, tokenizer.adds_bos(), /*add_eos=*/false)
                                       : request.prompt_tokens;
   const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t limit = counted_in_steps ? request.steps : context;
@@ -160,7 +160,7 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
     const int next = greedy     ? greedy_next
                      : by_top_k ? sampler.sample(std::span<const TokenLogit>(best))
                                 : sampler.sample(logits.data());
-    if (next == Tokenizer::kBos || next == Tokenizer::kEos) {
+    if (next == tokenizer.bos_id() || tokenizer.is_end_of_generation(next)) {
       stats.stop_reason = "eos";
       break;
     }
