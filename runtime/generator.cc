@@ -142,8 +142,11 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
   stats.prefill_seconds = seconds_since(start);
 
   if (request.echo_prompt) {
-    for (int64_t i = 1; i < n; ++i) {
-      if (!on_piece(prompt[i], tokenizer.decode_piece(prompt[i - 1], prompt[i]))) {
+    // Everything after the leading BOS; all of it for a tokenizer that adds
+    // none (Qwen2, GPT-2).
+    const int64_t first = n > 0 && prompt[0] == tokenizer.bos_id() ? 1 : 0;
+    for (int64_t i = first; i < n; ++i) {
+      if (!on_piece(prompt[i], tokenizer.decode_piece(i > 0 ? prompt[i - 1] : -1, prompt[i]))) {
         stats.stop_reason = "cancelled";
         return stats;
       }

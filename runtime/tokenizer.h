@@ -9,7 +9,9 @@
 // repeatedly merges the adjacent pair whose merged piece scores highest.
 // Spaces are "▁" (U+2581) in a spec's pieces and " " in llama2.c's; decode
 // turns them back into spaces, byte tokens into their byte, and a piece
-// following BOS loses its leading space.
+// following BOS loses its leading space. As in SentencePiece, a literal "▁"
+// in the text reads as a space. A byte with no <0xNN> token becomes UNK
+// (id 0 if the vocabulary names no UNK).
 //
 // Byte-level BPE (tokenizer_byte_level.cc): splits each text fragment with the
 // spec's pre-tokenizer (pretokenizer.h), spells each word's bytes in GPT-2's

@@ -2,6 +2,7 @@
 // tokenizer it generalises, the "gpt2" (byte-level BPE) path against a small
 // vocabulary whose expected ids are worked out by hand, and the spec's
 // validation.
+#include "runtime/generator.h"
 #include "runtime/model_source.h"
 #include "runtime/tokenizer.h"
 
@@ -255,6 +256,35 @@ TEST(TokenizerSpecBpe, RoundTripsRandomText) {
       ASSERT_EQ(t.decode(t.encode(text, false, false)), text) << pre << " " << ::testing::PrintToString(text);
     }
   }
+}
+
+// The generator with a tokenizer that adds no BOS and ends turns with a
+// control token: the whole prompt is echoed, and the control token stops
+// generation (a fake forward scripts the model's choices).
+TEST(TokenizerSpecBpe, GeneratorEchoesAPromptWithoutBosAndStopsAtEndOfTurn) {
+  const Tokenizer t = must(Tokenizer::from_spec(small_bpe_spec("llama-bpe"), 269));
+  ASSERT_FALSE(t.adds_bos());
+  const std::vector<int> script = {262, 263, 266, 259};  // " wor", "ld", <|eot|>, never reached
+  size_t next = 0;
+  auto forward = [&](std::span<const int>, int64_t, std::span<float> logits) {
+    std::fill(logits.begin(), logits.end(), 0.0f);
+    logits[static_cast<size_t>(script[std::min(next++, script.size() - 1)])] = 10.0f;
+    return Status::Ok();
+  };
+  GenerateRequest request;
+  request.prompt = "hello";
+  request.max_new_tokens = 10;
+  request.sampler.temperature = 0;
+  std::string text;
+  Result<GenerateStats> stats = generate(forward, 64, t, request, [&](int, std::string_view piece) {
+    text += piece;
+    return true;
+  });
+  ASSERT_TRUE(stats.ok()) << stats.status().to_string();
+  EXPECT_EQ(text, "hello world");
+  EXPECT_EQ(stats->prompt_tokens, 1);
+  EXPECT_EQ(stats->generated_tokens, 2);
+  EXPECT_EQ(stats->stop_reason, "eos");
 }
 
 // ---- validation ----
