@@ -81,7 +81,9 @@ class Tokenizer {
   // BOS/EOS/UNK/PAD ids outside the vocabulary, add_bos without a BOS, a
   // merge that is not "left right" over known tokens whose concatenation is
   // a token, a byte-level vocabulary missing one of the 256 byte characters.
-  // An unknown model or pre-tokenizer is Unimplemented, naming it.
+  // An unknown model or pre-tokenizer is Unimplemented, naming it. Without
+  // token types, BOS/EOS count as control, UNK as unknown and (llama) <0xNN>
+  // pieces as bytes; everything else as normal.
   static Result<Tokenizer> from_spec(const TokenizerSpec& spec, int vocab_size);
 
   int vocab_size() const { return static_cast<int>(pieces_.size()); }

@@ -6,6 +6,7 @@
 #include "runtime/llama_weights.h"
 #include "runtime/model_source.h"
 #include "runtime/tokenizer.h"
+#include "runtime/tokenizer_internal.h"
 
 namespace tandem {
 namespace {
@@ -67,6 +68,17 @@ Result<Tokenizer> Tokenizer::from_spec(const TokenizerSpec& spec, int vocab_size
       return InvalidArgument("token " + std::to_string(i) + " has type " + std::to_string(type) + ", outside 0..6");
     }
     if (type != 0) t.types_[i] = static_cast<uint8_t>(type);
+  }
+  if (spec.token_types.empty()) {
+    // No types given (a loader that found none): what the ids and pieces
+    // imply, so control tokens stay out of text and byte fallback works.
+    for (size_t i = 0; i < n; ++i) {
+      if (llama && tokenizer_internal::byte_piece_value(t.pieces_[i]) >= 0) t.types_[i] = kTokenByte;
+    }
+    if (spec.unk >= 0 && static_cast<size_t>(spec.unk) < n) t.types_[spec.unk] = kTokenUnknown;
+    for (int32_t id : {spec.bos, spec.eos}) {
+      if (id >= 0 && static_cast<size_t>(id) < n) t.types_[id] = kTokenControl;
+    }
   }
   for (int id = static_cast<int>(n); id < vocab_size; ++id) {
     t.pieces_.push_back("[PAD" + std::to_string(id) + "]");

@@ -139,6 +139,18 @@ TEST(TokenizerSpecLlama, UserDefinedTokensMatchLiterallyControlTokensOnlyWhenPar
   EXPECT_EQ(t.decode({7}), "<u>");
 }
 
+TEST(TokenizerSpecLlama, WithoutTypesBytesAndControlsComeFromPiecesAndIds) {
+  TokenizerSpec spec = tok512_as_spec();
+  spec.token_types.clear();
+  const Tokenizer t = must(Tokenizer::from_spec(spec, 512));
+  EXPECT_TRUE(t.is_control(1));
+  EXPECT_EQ(t.token_type(0), kTokenUnknown);
+  EXPECT_EQ(t.token_type(13), kTokenByte);
+  const std::string text = "caf\xc3\xa9 \xe4\xb8\xad\n";
+  EXPECT_EQ(t.encode(text, true, true), tok512().encode(text, true, true));
+  EXPECT_EQ(t.decode(t.encode(text, true, true)), text);
+}
+
 TEST(TokenizerSpecLlama, ShortTokenListIsPaddedWithUnusedTokens) {
   const Tokenizer t = must(Tokenizer::from_spec(small_llama_spec(), 12));
   EXPECT_EQ(t.vocab_size(), 12);
