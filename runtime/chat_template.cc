@@ -149,7 +149,9 @@ Result<std::string> ChatTemplate::render(const std::vector<ChatMessage>& message
       return out;
 
     case ChatFamily::kChatml:
-      if (!has_system && !default_system_.empty()) append(out, {"<|im_start|>system\n", default_system_, "<|im_end|>\n"});
+      if (!has_system && !default_system_.empty()) {
+        append(out, {"<|im_start|>system\n", default_system_, "<|im_end|>\n"});
+      }
       for (const ChatMessage& m : messages) append(out, {"<|im_start|>", m.role, "\n", m.content, "<|im_end|>\n"});
       if (add_generation_prompt) out += "<|im_start|>assistant\n";
       return out;

@@ -35,7 +35,10 @@ Status Tokenizer::index_sentencepiece() {
     longest_piece_ = std::max(longest_piece_, p.size());
     if (types_[id] == kTokenByte) {
       const int b = byte_piece_value(p);
-      if (b < 0) return InvalidArgument("token " + std::to_string(id) + " is a byte token but its piece \"" + p + "\" is not <0xNN>");
+      if (b < 0) {
+        return InvalidArgument("token " + std::to_string(id) + " is a byte token but its piece \"" + p +
+                               "\" is not <0xNN>");
+      }
       if (byte_token_[b] < 0) byte_token_[b] = id;
       continue;
     }

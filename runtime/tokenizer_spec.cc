@@ -15,8 +15,8 @@ const char kSpmSpace[] = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
 Status check_id(const char* what, int32_t id, int vocab_size) {
   if (id < -1 || id >= vocab_size) {
-    return InvalidArgument(std::string("tokenizer ") + what + " id " + std::to_string(id) + " is outside the vocabulary of " +
-                           std::to_string(vocab_size) + " tokens");
+    return InvalidArgument(std::string("tokenizer ") + what + " id " + std::to_string(id) +
+                           " is outside the vocabulary of " + std::to_string(vocab_size) + " tokens");
   }
   return Status::Ok();
 }
@@ -30,7 +30,8 @@ Result<Tokenizer> Tokenizer::from_spec(const TokenizerSpec& spec, int vocab_size
   const size_t n = spec.tokens.size();
   if (n == 0) return InvalidArgument("the tokenizer's vocabulary is empty");
   if (vocab_size <= 0 || vocab_size > kMaxVocab) {
-    return InvalidArgument("vocab_size " + std::to_string(vocab_size) + " is outside [1, " + std::to_string(kMaxVocab) + "]");
+    return InvalidArgument("vocab_size " + std::to_string(vocab_size) + " is outside [1, " +
+                           std::to_string(kMaxVocab) + "]");
   }
   if (n > static_cast<size_t>(vocab_size)) {
     return InvalidArgument("the tokenizer has " + std::to_string(n) + " tokens, more than the model's vocabulary of " +
@@ -38,8 +39,8 @@ Result<Tokenizer> Tokenizer::from_spec(const TokenizerSpec& spec, int vocab_size
   }
   const bool llama = spec.model == "llama";
   if (llama ? spec.scores.size() != n : !spec.scores.empty() && spec.scores.size() != n) {
-    return InvalidArgument("the tokenizer has " + std::to_string(spec.scores.size()) + " scores for " + std::to_string(n) +
-                           " tokens");
+    return InvalidArgument("the tokenizer has " + std::to_string(spec.scores.size()) + " scores for " +
+                           std::to_string(n) + " tokens");
   }
   if (!spec.token_types.empty() && spec.token_types.size() != n) {
     return InvalidArgument("the tokenizer has " + std::to_string(spec.token_types.size()) + " token types for " +

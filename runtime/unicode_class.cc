@@ -8,7 +8,8 @@ uint8_t unicode_class(char32_t cp) {
   const unicode_table::ClassRange* begin = unicode_table::kRanges;
   const unicode_table::ClassRange* end = begin + unicode_table::kRangeCount;
   // The first range ending at or after cp; cp is in it if it starts at or before cp.
-  const auto* it = std::lower_bound(begin, end, cp, [](const unicode_table::ClassRange& r, char32_t c) { return r.last < c; });
+  const auto* it = std::lower_bound(begin, end, cp,
+                                    [](const unicode_table::ClassRange& r, char32_t c) { return r.last < c; });
   return (it != end && it->first <= cp) ? it->classes : 0;
 }
 
