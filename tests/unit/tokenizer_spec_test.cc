@@ -2,6 +2,7 @@
 // tokenizer it generalises, the "gpt2" (byte-level BPE) path against a small
 // vocabulary whose expected ids are worked out by hand, and the spec's
 // validation.
+#include "runtime/chat_template.h"
 #include "runtime/generator.h"
 #include "runtime/model_source.h"
 #include "runtime/tokenizer.h"
@@ -297,6 +298,28 @@ TEST(TokenizerSpecBpe, GeneratorEchoesAPromptWithoutBosAndStopsAtEndOfTurn) {
   EXPECT_EQ(stats->prompt_tokens, 1);
   EXPECT_EQ(stats->generated_tokens, 2);
   EXPECT_EQ(stats->stop_reason, "eos");
+}
+
+// A rendered Llama 3 conversation, encoded with parse_special, holds its
+// markers as the control tokens the model was trained on.
+TEST(TokenizerSpecBpe, RenderedLlama3ChatEncodesItsMarkersAsControlTokens) {
+  TokenizerSpec spec = small_bpe_spec("llama-bpe");
+  for (const char* p : {"<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"}) {  // ids 269, 270, 271
+    spec.tokens.push_back(p);
+    spec.token_types.push_back(3);
+  }
+  const Tokenizer t = must(Tokenizer::from_spec(spec, 272));
+  Result<ChatTemplate> chat = ChatTemplate::from_name("llama3", "<|bos|>", "<|eot|>");
+  ASSERT_TRUE(chat.ok());
+  Result<std::string> prompt = chat->render({{"user", "hello"}}, true);
+  ASSERT_TRUE(prompt.ok());
+  // No merge applies to "user", "assistant" or "\n\n": their bytes' tokens.
+  std::vector<int> expected = {269, 'u', 's', 'e', 'r', 270, '\n', '\n', 259, 271, 269};
+  for (char c : std::string("assistant")) expected.push_back(c);
+  expected.insert(expected.end(), {270, '\n', '\n'});
+  EXPECT_EQ(t.encode(*prompt, false, false, /*parse_special=*/true), expected);
+  EXPECT_TRUE(t.is_end_of_generation(271));
+  EXPECT_FALSE(t.is_end_of_generation(269));
 }
 
 // ---- validation ----
