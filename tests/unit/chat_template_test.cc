@@ -133,6 +133,21 @@ TEST(ChatTemplate, Gemma) {
   EXPECT_NE(sys.status().message().find("system role"), std::string::npos);
 }
 
+// The lines of gemma-3-it's template that handle a system message (its
+// whole text also covers images): the system text and a blank line open the
+// first user turn.
+const char kGemma3SystemPart[] =
+    "{%- if messages[0]['role'] == 'system' -%}{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first_user_prefix = \"\" -%}{%- set loop_messages "
+    "= messages -%}{%- endif -%}{%- for message in loop_messages -%}{{ '<start_of_turn>' + role + '\n' + "
+    "(first_user_prefix if loop.first else \"\") }}{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}{%- endfor -%}";
+
+TEST(ChatTemplate, Gemma3FoldsTheSystemMessageIntoTheFirstUserTurn) {
+  const ChatTemplate t = make(kGemma3SystemPart, "<bos>", "<eos>");
+  EXPECT_EQ(t.family(), ChatFamily::kGemma);
+  EXPECT_EQ(render(t, kSysUser), "<start_of_turn>user\nBe brief.\n\nHi there<end_of_turn>\n<start_of_turn>model\n");
+}
+
 TEST(ChatTemplate, Zephyr) {
   const ChatTemplate t = make(kZephyr);
   EXPECT_EQ(t.family(), ChatFamily::kZephyr);
