@@ -106,7 +106,7 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
                            std::to_string(context) + "], the model's context");
 
   const std::vector<int> prompt = request.prompt_tokens.empty()
-                                      ? tokenizer.encode(request.prompt, /*add_bos=*/true, /*add_eos=*/false)
+                                      ? tokenizer.encode(request.prompt, tokenizer.adds_bos(), /*add_eos=*/false)
                                       : request.prompt_tokens;
   const int64_t n = static_cast<int64_t>(prompt.size());
   const int64_t limit = counted_in_steps ? request.steps : context;
@@ -142,8 +142,11 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
   stats.prefill_seconds = seconds_since(start);
 
   if (request.echo_prompt) {
-    for (int64_t i = 1; i < n; ++i) {
-      if (!on_piece(prompt[i], tokenizer.decode_piece(prompt[i - 1], prompt[i]))) {
+    // Everything after the leading BOS; all of it for a tokenizer that adds
+    // none (Qwen2, GPT-2).
+    const int64_t first = n > 0 && prompt[0] == tokenizer.bos_id() ? 1 : 0;
+    for (int64_t i = first; i < n; ++i) {
+      if (!on_piece(prompt[i], tokenizer.decode_piece(i > 0 ? prompt[i - 1] : -1, prompt[i]))) {
         stats.stop_reason = "cancelled";
         return stats;
       }
@@ -160,7 +163,7 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
     const int next = greedy     ? greedy_next
                      : by_top_k ? sampler.sample(std::span<const TokenLogit>(best))
                                 : sampler.sample(logits.data());
-    if (next == Tokenizer::kBos || next == Tokenizer::kEos) {
+    if (next == tokenizer.bos_id() || tokenizer.is_end_of_generation(next)) {
       stats.stop_reason = "eos";
       break;
     }

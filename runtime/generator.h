@@ -4,7 +4,8 @@
 // Counting follows llama2.c's `run`: `steps` is the number of tokens printed
 // after BOS (prompt tokens included), so the forwards cover positions
 // [0, steps) and steps must fit the model's context. Generation stops early at
-// BOS or EOS (the stories models delimit texts with BOS), at a stop string,
+// BOS, EOS or an end-of-turn token (Tokenizer::is_end_of_generation; the
+// stories models delimit texts with BOS), at a stop string,
 // after max_new_tokens, or when the callback returns false (a cancelled
 // client).
 #pragma once

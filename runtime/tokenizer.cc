@@ -4,13 +4,15 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <queue>
 
 #include "runtime/llama_weights.h"
 #include "runtime/mapped_file.h"
+#include "runtime/tokenizer_internal.h"
 
 namespace tandem {
 namespace {
+
+using tokenizer_internal::byte_piece_value;
 
 static_assert(std::endian::native == std::endian::little,
               "llama2.c tokenizer files are little-endian and read with memcpy");
@@ -22,9 +24,6 @@ constexpr int32_t kMaxPieceBytes = 1 << 20;
 // A 128k vocabulary is ~2 MB; refuse what is clearly not a tokenizer (a
 // checkpoint passed by mistake).
 constexpr size_t kMaxFileBytes = size_t{1} << 30;
-// llama2.c starts its best-pair search at -1e10 with a strict '>', so pairs
-// scoring at or below it never merge; kept for identical output.
-constexpr float kNoMergeScore = -1e10f;
 
 // Bounds-checked little-endian cursor over the file bytes.
 class Cursor {
@@ -48,22 +47,6 @@ class Cursor {
   std::string_view data_;
   size_t pos_ = 0;
 };
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// The byte a "<0xNN>" piece stands for, or -1 for any other piece.
-int byte_piece_value(std::string_view p) {
-  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;
-  int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
-  return (hi < 0 || lo < 0) ? -1 : hi * 16 + lo;
-}
-
-bool is_utf8_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 
 std::string token_at(int i, int vocab_size) {
   return "token " + std::to_string(i) + (vocab_size > 0 ? " of " + std::to_string(vocab_size) : "");
@@ -135,123 +118,108 @@ Result<Tokenizer> Tokenizer::load(const std::string& path, int vocab_size) {
   if (whole && in.remaining() > 0) {
     return DataLoss(path + ": more than " + std::to_string(kMaxVocab) + " tokens");
   }
-  t.byte_token_.fill(-1);
+  t.types_.resize(t.pieces_.size(), kTokenNormal);
   for (int id = 0; id < t.vocab_size(); ++id) {
-    const std::string& p = t.pieces_[id];
-    t.longest_piece_ = std::max(t.longest_piece_, p.size());
-    if (int b = byte_piece_value(p); b >= 0) {
-      if (t.byte_token_[b] < 0) t.byte_token_[b] = id;
-      continue;
-    }
-    // Text can never spell a control token; keeping "<unk>" or "\n<s>\n" out
-    // of the lookup stops merges from forging one.
-    if (id == kUnk || id == kBos || id == kEos) continue;
-    t.piece_to_id_.emplace(p, id);  // first id wins on duplicate pieces
+    if (id == kUnk) t.types_[id] = kTokenUnknown;
+    if (id == kBos || id == kEos) t.types_[id] = kTokenControl;
+    if (byte_piece_value(t.pieces_[id]) >= 0) t.types_[id] = kTokenByte;
   }
+  t.unk_ = t.vocab_size() > kUnk ? kUnk : -1;
+  t.bos_ = t.vocab_size() > kBos ? kBos : -1;
+  t.eos_ = t.vocab_size() > kEos ? kEos : -1;
+  TANDEM_RETURN_IF_ERROR(t.index(nullptr));
   return t;
 }
 
-int Tokenizer::byte_token(unsigned char b) const {
-  const int id = byte_token_[b];
-  return id >= 0 ? id : kUnk;
-}
 
-void Tokenizer::append_piece_or_bytes(std::string_view s, std::string& scratch, std::vector<int>& out) const {
-  scratch.assign(s);
-  if (auto it = piece_to_id_.find(scratch); it != piece_to_id_.end()) {
-    out.push_back(it->second);
-    return;
+Status Tokenizer::index(const TokenizerSpec* spec) {
+  all_pieces_.reserve(pieces_.size());
+  for (int id = 0; id < vocab_size(); ++id) all_pieces_.emplace(pieces_[id], id);
+  for (int id = 0; id < vocab_size(); ++id) {
+    const uint8_t type = types_[id];
+    if ((type != kTokenControl && type != kTokenUserDefined) || pieces_[id].empty()) continue;
+    if (type == kTokenUserDefined) has_user_defined_ = true;
+    specials_by_first_byte_[static_cast<unsigned char>(pieces_[id][0])].push_back(id);
   }
-  for (char c : s) out.push_back(byte_token(static_cast<unsigned char>(c)));
+  for (std::vector<int>& ids : specials_by_first_byte_) {
+    std::stable_sort(ids.begin(), ids.end(),
+                     [this](int a, int b) { return pieces_[a].size() > pieces_[b].size(); });
+  }
+  if (eos_ >= 0) end_of_generation_.push_back(eos_);
+  for (const char* p : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"}) {
+    const int id = token_id(p);
+    if (id >= 0 && id != eos_ && types_[id] == kTokenControl) end_of_generation_.push_back(id);
+  }
+  return byte_level_ ? index_byte_level(*spec) : index_sentencepiece();
 }
 
-int Tokenizer::merged_id(int left, int right, std::string& scratch) const {
-  const std::string& a = pieces_[left];
-  const std::string& b = pieces_[right];
-  if (a.size() + b.size() > longest_piece_) return -1;
-  scratch.assign(a);
-  scratch.append(b);
-  auto it = piece_to_id_.find(scratch);
-  return it == piece_to_id_.end() ? -1 : it->second;
+bool Tokenizer::is_end_of_generation(int id) const {
+  return std::find(end_of_generation_.begin(), end_of_generation_.end(), id) != end_of_generation_.end();
 }
 
-std::vector<int> Tokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
+int Tokenizer::token_id(std::string_view piece) const {
+  auto it = all_pieces_.find(std::string(piece));
+  return it == all_pieces_.end() ? -1 : it->second;
+}
+
+std::vector<Tokenizer::Fragment> Tokenizer::split_specials(std::string_view text, bool parse_special) const {
+  std::vector<Fragment> out;
+  if (!parse_special && !has_user_defined_) {
+    if (!text.empty()) out.push_back({text, -1});
+    return out;
+  }
+  size_t text_start = 0;
+  for (size_t i = 0; i < text.size();) {
+    int found = -1;
+    for (int id : specials_by_first_byte_[static_cast<unsigned char>(text[i])]) {
+      if (!parse_special && types_[id] == kTokenControl) continue;
+      if (text.compare(i, pieces_[id].size(), pieces_[id]) == 0) {
+        found = id;
+        break;
+      }
+    }
+    if (found < 0) {
+      ++i;
+      continue;
+    }
+    if (i > text_start) out.push_back({text.substr(text_start, i - text_start), -1});
+    out.push_back({{}, found});
+    i += pieces_[found].size();
+    text_start = i;
+  }
+  if (text_start < text.size()) out.push_back({text.substr(text_start), -1});
+  return out;
+}
+
+std::vector<int> Tokenizer::encode(std::string_view text, bool add_bos, bool add_eos, bool parse_special) const {
   std::vector<int> ids;
   ids.reserve(text.size() + 3);
-  if (add_bos) ids.push_back(kBos);
-  const size_t first = ids.size();
-  std::string scratch;
-  if (!text.empty()) append_piece_or_bytes(" ", scratch, ids);  // SentencePiece's dummy prefix
-
-  // llama2.c's grouping: a byte plus up to three following continuation bytes.
-  // Invalid UTF-8 needs no special case: a group missing from the vocabulary
-  // becomes one byte token per byte, so every byte string round-trips.
-  for (size_t i = 0; i < text.size();) {
-    size_t n = 1;
-    while (n < 4 && i + n < text.size() && is_utf8_continuation(text[i + n])) ++n;
-    append_piece_or_bytes(text.substr(i, n), scratch, ids);
-    i += n;
+  if (add_bos && bos_ >= 0) ids.push_back(bos_);
+  // SentencePiece's dummy prefix goes on text at the start and after each
+  // special token (llama.cpp's rule; Hugging Face's legacy Llama tokenizer
+  // behaves the same).
+  bool after_special = true;
+  for (const Fragment& f : split_specials(text, parse_special)) {
+    if (f.special >= 0) {
+      ids.push_back(f.special);
+      after_special = true;
+    } else if (byte_level_) {
+      encode_byte_level(f.text, ids);
+    } else {
+      encode_sentencepiece(f.text, after_special, ids);
+      after_special = false;
+    }
   }
-  merge_pairs(ids, first, scratch);
-  if (add_eos) ids.push_back(kEos);
+  if (add_eos && eos_ >= 0) ids.push_back(eos_);
   return ids;
 }
 
-// Same result as llama2.c's loop (repeatedly merge the best-scoring adjacent
-// pair, leftmost on ties) in O(n log n) instead of O(n^2) lookups: a linked
-// list of nodes plus a heap of candidate pairs, where entries made stale by an
-// earlier merge are skipped. Node indices keep their left-to-right order, so
-// "smallest left index" is llama2.c's "first pair" tie-break. BOS is left out
-// (llama2.c includes it, but "\n<s>\n" can never start a merge).
-void Tokenizer::merge_pairs(std::vector<int>& ids, size_t first, std::string& scratch) const {
-  const int n = static_cast<int>(ids.size() - first);
-  if (n < 2) return;
-  std::vector<int> tok(ids.begin() + static_cast<std::ptrdiff_t>(first), ids.end());
-  std::vector<int> prev(n), next(n);
-  for (int i = 0; i < n; ++i) {
-    prev[i] = i - 1;
-    next[i] = i + 1 < n ? i + 1 : -1;
-  }
-  struct Candidate {
-    float score;
-    int left, right;          // node indices
-    int left_tok, right_tok;  // the tokens the pair held when scored
-    int merged;
-  };
-  auto lower = [](const Candidate& a, const Candidate& b) {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  };
-  std::priority_queue<Candidate, std::vector<Candidate>, decltype(lower)> heap(lower);
-  auto consider = [&](int left) {
-    if (left < 0 || next[left] < 0) return;
-    const int right = next[left];
-    const int id = merged_id(tok[left], tok[right], scratch);
-    if (id >= 0 && scores_[id] > kNoMergeScore) heap.push({scores_[id], left, right, tok[left], tok[right], id});
-  };
-  for (int i = 0; i + 1 < n; ++i) consider(i);
-
-  while (!heap.empty()) {
-    const Candidate c = heap.top();
-    heap.pop();
-    // A merged-away node holds -1, so this also rejects pairs whose left died.
-    if (tok[c.left] != c.left_tok || next[c.left] != c.right || tok[c.right] != c.right_tok) continue;
-    tok[c.left] = c.merged;
-    tok[c.right] = -1;
-    next[c.left] = next[c.right];
-    if (next[c.right] >= 0) prev[next[c.right]] = c.left;
-    consider(prev[c.left]);
-    consider(c.left);
-  }
-  ids.resize(first);
-  for (int i = 0; i >= 0; i = next[i]) ids.push_back(tok[i]);  // node 0 is never merged away
-}
-
 std::string Tokenizer::decode_piece(int prev, int token) const {
-  if (token < 0 || token >= vocab_size() || token == kBos || token == kEos) return {};
-  std::string_view p = pieces_[token];
-  if (prev == kBos && !p.empty() && p.front() == ' ') p.remove_prefix(1);
-  if (int b = byte_piece_value(p); b >= 0) return std::string(1, static_cast<char>(b));
-  return std::string(p);
+  if (token < 0 || token >= vocab_size()) return {};
+  const uint8_t type = types_[token];
+  if (type == kTokenControl || type == kTokenUnused) return {};
+  if (type == kTokenUserDefined) return pieces_[token];
+  return byte_level_ ? token_bytes_[token] : decode_sentencepiece(prev, token);
 }
 
 std::string Tokenizer::decode(const std::vector<int>& tokens) const {

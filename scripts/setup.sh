@@ -29,6 +29,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev python3
   # control-plane tests: a throwaway TLS CA; the Python stubs and orchestrate.py
   openssl python3-grpcio python3-protobuf
+  # the pre-tokenizer tests' reference: Python's `regex` (\p classes)
+  python3-regex
   # two-node tests: network namespaces and a real sshd
   iproute2 openssh-server openssh-client procps
 )
