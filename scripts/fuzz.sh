@@ -28,10 +28,10 @@ for target in "$dir"/tests/fuzz/*_fuzz; do
   committed=()
   if [ -d "tests/fuzz/corpus/$name" ]; then committed=("tests/fuzz/corpus/$name"); fi
   echo "== fuzzing $name for ${seconds}s"
-  # -max_len bounds an input (the seeds are a few KiB); -rss_limit_mb and
-  # -malloc_limit_mb turn an allocation sized from a hostile header into a
-  # failure rather than a slow swap.
-  if ! "$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=512 \
+  # -max_len bounds an input (the seeds are a few KiB). -malloc_limit_mb makes
+  # any single allocation over 64 MiB, a thousand times the largest input, a
+  # failure: how an allocation sized from a hostile header shows up.
+  if ! "$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=64 \
       -timeout=10 -print_final_stats=1 -artifact_prefix="$dir/artifacts/$name-" \
       "$corpus" "$seeds" "${committed[@]}"; then
     echo "fuzz: $name failed; the input is in $dir/artifacts/" >&2

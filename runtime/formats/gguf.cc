@@ -77,7 +77,8 @@ class Reader {
 
   Result<std::string> read_name(std::string_view what) {
     TANDEM_ASSIGN_OR_RETURN(auto raw, read_string(what));
-    if (raw.empty()) return DataLoss(source_ + ": empty " + std::string(what) + " at byte " + std::to_string(pos_ - 8));
+    if (raw.empty())
+      return DataLoss(source_ + ": " + std::string(what) + " at byte " + std::to_string(pos_ - 8) + " is empty");
     if (raw.size() > kMaxNameBytes)
       return OutOfRange(source_ + ": " + std::string(what) + " of " + std::to_string(raw.size()) +
                         " bytes is longer than " + std::to_string(kMaxNameBytes));

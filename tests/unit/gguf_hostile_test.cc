@@ -93,6 +93,15 @@ TEST(GgufHostile, DuplicateKeysAndTensors) {
   expect_error(tensors, StatusCode::kDataLoss, "tensor t appears twice");
 }
 
+TEST(GgufHostile, EmptyNames) {
+  GgufBytes key;
+  key.header(3, 0, 1).key("", 4).u32(1);
+  expect_error(key, StatusCode::kDataLoss, "a metadata key at byte 24 is empty");
+  GgufBytes tensor;
+  tensor.header(3, 1, 0).tensor("", {8}, 0, 0);
+  expect_error(tensor, StatusCode::kDataLoss, "a tensor name at byte 24 is empty");
+}
+
 TEST(GgufHostile, BadAlignment) {
   for (const uint32_t a : {0u, 48u, 1u << 30}) {
     GgufBytes g;

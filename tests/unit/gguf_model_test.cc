@@ -4,16 +4,19 @@
 // missing or inconsistent pieces give errors naming them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
 #include <numbers>
 #include <set>
 #include <vector>
 
 #include "runtime/formats/gguf_model.h"
 #include "runtime/formats/gguf_writer.h"
+#include "runtime/llama2c_loader.h"
 #include "tests/unit/test_paths.h"
 
 namespace tandem {
@@ -196,9 +199,25 @@ TEST_F(GgufModelTest, QwenFilesRotateHalfAndCarryBiasesAndNorms) {
   Synthetic s;
   s.arch = "qwen2";
   s.with_biases = true;
+  s.with_tokenizer = false;
+  s.extra_keys = [](GgufWriter& w) {  // byte-level BPE, as Qwen ships it
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", "qwen2");
+    w.add_string_array("tokenizer.ggml.tokens", {"a", "b", "c", "ab", "abc", "\xC4\xA0", "<|im_start|>", "<|im_end|>"});
+    w.add_string_array("tokenizer.ggml.merges", {"a b", "ab c"});
+    w.add_u32("tokenizer.ggml.eos_token_id", 7);
+  };
   auto q2 = load(s);
   ASSERT_TRUE(q2.ok()) << q2.status().to_string();
   EXPECT_EQ(q2->rope_layout, RopeLayout::kRotateHalf);
+  ASSERT_TRUE(q2->has_tokenizer);
+  EXPECT_EQ(q2->tokenizer.model, "gpt2");
+  EXPECT_EQ(q2->tokenizer.pre, "qwen2");
+  EXPECT_EQ(q2->tokenizer.merges, (std::vector<std::string>{"a b", "ab c"}));
+  EXPECT_TRUE(q2->tokenizer.scores.empty());
+  EXPECT_EQ(q2->tokenizer.eos, 7);
+  EXPECT_EQ(q2->tokenizer.bos, -1);  // not stated, and a BPE vocabulary has no default
+  EXPECT_FALSE(q2->tokenizer.add_bos);  // llama.cpp adds BOS by default only for Llama 3 style BPE
   EXPECT_EQ((*find_tensor(*q2, "layers.1.bk"))->shape, (std::vector<int64_t>{8}));
   EXPECT_EQ((*find_tensor(*q2, "layers.0.bq"))->shape, (std::vector<int64_t>{16}));
 
@@ -375,6 +394,64 @@ TEST_F(GgufModelTest, Llama3ScalingFromMetadataOrTable) {
   Synthetic yarn;
   yarn.extra_keys = [](GgufWriter& w) { w.add_string("llama.rope.scaling.type", "yarn"); };
   EXPECT_EQ(load(yarn).status().code(), StatusCode::kUnimplemented);
+}
+
+// The bundled stories260K, carried from its llama2.c checkpoint into GGUF the
+// way llama.cpp lays a llama model out (ne innermost first, tensor names),
+// loads back with the config and the exact bytes llama2.c's own loader sees.
+TEST_F(GgufModelTest, BundledModelThroughGgufMatchesTheLlama2cLoader) {
+  auto w = load_llama2c(testing::bundled_checkpoint());
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  const LlamaConfig& c = w->config;
+  GgufWriter out;
+  out.add_string("general.architecture", "llama");
+  out.add_u32("llama.embedding_length", static_cast<uint32_t>(c.dim));
+  out.add_u32("llama.feed_forward_length", static_cast<uint32_t>(c.hidden_dim));
+  out.add_u32("llama.block_count", static_cast<uint32_t>(c.n_layers));
+  out.add_u32("llama.attention.head_count", static_cast<uint32_t>(c.n_heads));
+  out.add_u32("llama.attention.head_count_kv", static_cast<uint32_t>(c.n_kv_heads));
+  out.add_u32("llama.context_length", static_cast<uint32_t>(c.max_seq_len));
+  out.add_u32("llama.rope.dimension_count", static_cast<uint32_t>(c.head_dim()));
+  std::map<std::string, const Tensor*> expected;  // canonical name -> llama2.c's tensor
+  auto add = [&](const std::string& gguf_name, const std::string& canonical, const Tensor& t) {
+    std::vector<int64_t> ne(t.shape.begin(), t.shape.begin() + t.rank);
+    std::reverse(ne.begin(), ne.end());
+    out.add_tensor(gguf_name, GgmlType::kF32, ne, {static_cast<const uint8_t*>(t.data), t.bytes()});
+    expected[canonical] = &t;
+  };
+  add("token_embd.weight", "embedding", w->embedding);
+  add("output_norm.weight", "final_norm", w->final_norm);
+  const std::pair<const char*, Tensor LlamaLayerWeights::*> parts[] = {
+      {"attn_norm", &LlamaLayerWeights::attn_norm}, {"attn_q", &LlamaLayerWeights::wq},
+      {"attn_k", &LlamaLayerWeights::wk},           {"attn_v", &LlamaLayerWeights::wv},
+      {"attn_output", &LlamaLayerWeights::wo},      {"ffn_norm", &LlamaLayerWeights::ffn_norm},
+      {"ffn_gate", &LlamaLayerWeights::w_gate},     {"ffn_down", &LlamaLayerWeights::w_down},
+      {"ffn_up", &LlamaLayerWeights::w_up}};
+  const char* canonical_parts[] = {"attn_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w_gate", "w_down", "w_up"};
+  for (size_t l = 0; l < w->layers.size(); ++l)
+    for (size_t i = 0; i < std::size(parts); ++i)
+      add("blk." + std::to_string(l) + "." + parts[i].first + ".weight",
+          "layers." + std::to_string(l) + "." + canonical_parts[i], w->layers[l].*parts[i].second);
+  ASSERT_TRUE(out.write(path_).ok());
+
+  auto src = load_gguf_source(path_);
+  ASSERT_TRUE(src.ok()) << src.status().to_string();
+  EXPECT_EQ(src->config.dim, 64);
+  EXPECT_EQ(src->config.hidden_dim, 172);
+  EXPECT_EQ(src->config.n_layers, 5);
+  EXPECT_EQ(src->config.n_heads, 8);
+  EXPECT_EQ(src->config.n_kv_heads, 4);
+  EXPECT_EQ(src->config.vocab_size, 512);
+  EXPECT_EQ(src->config.max_seq_len, 512);
+  EXPECT_TRUE(src->config.shared_classifier);
+  EXPECT_EQ(src->tensors.size(), expected.size());
+  for (const auto& [name, t] : expected) {
+    auto got = find_tensor(*src, name);
+    ASSERT_TRUE(got.ok()) << got.status().to_string();
+    EXPECT_EQ((*got)->shape, std::vector<int64_t>(t->shape.begin(), t->shape.begin() + t->rank)) << name;
+    ASSERT_EQ((*got)->bytes, t->bytes()) << name;
+    EXPECT_EQ(std::memcmp((*got)->data, t->data, t->bytes()), 0) << name;
+  }
 }
 
 }  // namespace
