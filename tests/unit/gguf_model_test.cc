@@ -5,124 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <deque>
-#include <functional>
 #include <map>
-#include <numbers>
-#include <set>
 #include <vector>
 
-#include "runtime/formats/gguf_model.h"
-#include "runtime/formats/gguf_writer.h"
 #include "runtime/llama2c_loader.h"
-#include "tests/unit/test_paths.h"
+#include "tests/unit/gguf_synthetic.h"
 
 namespace tandem {
 namespace {
 
 using gguf::GgmlType;
-
-// dim 16, 4 heads of 4, 2 KV heads, hidden 32, 2 layers, vocab 8.
-struct Synthetic {
-  std::string arch = "llama";
-  float theta = 500000.0f;
-  bool with_output = false;
-  bool with_biases = false;
-  bool with_qk_norms = false;
-  bool with_tokenizer = true;
-  std::set<std::string> skip;  // GGUF tensor names left out
-  std::function<void(GgufWriter&)> extra_keys;
-  std::function<void(GgufWriter&, std::deque<std::vector<float>>&)> extra_tensors;
-
-  static constexpr int64_t kDim = 16, kHidden = 32, kLayers = 2, kHeads = 4, kKvHeads = 2, kVocab = 8;
-  static constexpr int64_t kKvDim = kKvHeads * (kDim / kHeads);
-
-  // GGUF name -> the floats written for it, for comparing with the views.
-  std::map<std::string, std::vector<float>> written;
-
-  Status write(const std::string& path) {
-    GgufWriter w;
-    w.add_string("general.architecture", arch);
-    w.add_u32(arch + ".embedding_length", kDim);
-    w.add_u32(arch + ".feed_forward_length", kHidden);
-    w.add_u32(arch + ".block_count", kLayers);
-    w.add_u32(arch + ".attention.head_count", kHeads);
-    w.add_u32(arch + ".attention.head_count_kv", kKvHeads);
-    w.add_u32(arch + ".context_length", 128);
-    w.add_f32(arch + ".rope.freq_base", theta);
-    w.add_f32(arch + ".attention.layer_norm_rms_epsilon", 1e-6f);
-    if (with_tokenizer) {
-      w.add_string("tokenizer.ggml.model", "llama");
-      w.add_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab"});
-      const float scores[] = {0, 0, 0, -1, -2, -3, -4, -5};
-      w.add_f32_array("tokenizer.ggml.scores", scores);
-      const int32_t types[] = {2, 3, 3, 1, 1, 1, 1, 1};
-      w.add_i32_array("tokenizer.ggml.token_type", types);
-      w.add_u32("tokenizer.ggml.bos_token_id", 1);
-      w.add_u32("tokenizer.ggml.eos_token_id", 2);
-      w.add_u32("tokenizer.ggml.padding_token_id", 100);  // past the vocabulary: dropped
-      w.add_bool("tokenizer.ggml.add_bos_token", true);
-      w.add_string("tokenizer.chat_template", "{{ messages }}");
-    }
-    if (extra_keys) extra_keys(w);
-
-    std::deque<std::vector<float>> buffers;  // stable addresses until write()
-    auto add = [&](const std::string& name, std::vector<int64_t> ne) {
-      if (skip.count(name)) return;
-      int64_t n = 1;
-      for (const int64_t d : ne) n *= d;
-      std::vector<float>& b = buffers.emplace_back(static_cast<size_t>(n));
-      for (int64_t i = 0; i < n; ++i) b[i] = static_cast<float>(written.size() * 1000 + i) * 0.001f;
-      written[name] = b;
-      w.add_tensor(name, GgmlType::kF32, std::move(ne),
-                   {reinterpret_cast<const uint8_t*>(b.data()), b.size() * sizeof(float)});
-    };
-    add("token_embd.weight", {kDim, kVocab});
-    add("output_norm.weight", {kDim});
-    if (with_output) add("output.weight", {kDim, kVocab});
-    for (int l = 0; l < kLayers; ++l) {
-      const std::string p = "blk." + std::to_string(l) + ".";
-      add(p + "attn_norm.weight", {kDim});
-      add(p + "attn_q.weight", {kDim, kDim});
-      add(p + "attn_k.weight", {kDim, kKvDim});
-      add(p + "attn_v.weight", {kDim, kKvDim});
-      add(p + "attn_output.weight", {kDim, kDim});
-      add(p + "ffn_norm.weight", {kDim});
-      add(p + "ffn_gate.weight", {kDim, kHidden});
-      add(p + "ffn_down.weight", {kHidden, kDim});
-      add(p + "ffn_up.weight", {kDim, kHidden});
-      if (with_biases) {
-        add(p + "attn_q.bias", {kDim});
-        add(p + "attn_k.bias", {kKvDim});
-        add(p + "attn_v.bias", {kKvDim});
-      }
-      if (with_qk_norms) {
-        add(p + "attn_q_norm.weight", {kDim / kHeads});
-        add(p + "attn_k_norm.weight", {kDim / kHeads});
-      }
-    }
-    if (extra_tensors) extra_tensors(w, buffers);
-    return w.write(path);
-  }
-};
-
-class GgufModelTest : public ::testing::Test {
- protected:
-  testing::TempDir dir_;
-  std::string path_ = dir_.file("model.gguf");
-
-  Result<ModelSource> load(Synthetic& s) {
-    Status written = s.write(path_);
-    EXPECT_TRUE(written.ok()) << written.to_string();
-    auto source = load_gguf_source(path_);
-    if (!source.ok()) {
-      EXPECT_EQ(source.status().message().rfind(path_ + ": ", 0), 0u) << source.status().message();
-    }
-    return source;
-  }
-};
+using testing::GgufModelTest;
+using testing::Synthetic;
 
 TEST_F(GgufModelTest, LlamaFileBecomesAModelSource) {
   Synthetic s;
@@ -299,101 +194,6 @@ TEST_F(GgufModelTest, LayerIndexBeyondBlockCount) {
   EXPECT_EQ(a.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(a.status().message().find("blk.7.attn_norm.weight belongs to layer 7 but block_count is 2"),
             std::string::npos);
-}
-
-// Llama 3's scaling of rotary frequency `freq`, written from Meta's
-// reference (llama3 apply_scaling): wavelengths shorter than
-// original/high_freq_factor keep their frequency, longer than
-// original/low_freq_factor are divided by the factor, and between them the
-// frequency is a blend of the two. Returned as the divisor
-// freq / scaled_freq, the form llama.cpp's rope_freqs.weight stores.
-double reference_divisor(double freq, double factor, double low, double high, double original) {
-  const double wavelen = 2 * std::numbers::pi / freq;
-  if (wavelen < original / high) return 1.0;
-  if (wavelen > original / low) return factor;
-  const double smooth = (original / wavelen - low) / (high - low);
-  const double scaled = (1 - smooth) * freq / factor + smooth * freq;
-  return freq / scaled;
-}
-
-// rope_freqs.weight for head_dim 4: the divisors of its two frequencies,
-// 1 and theta^(-1/2).
-std::vector<float> table(double theta, double factor, double low, double high, double original) {
-  std::vector<float> t;
-  for (int i = 0; i < 2; ++i)
-    t.push_back(static_cast<float>(reference_divisor(std::pow(theta, -2.0 * i / 4), factor, low, high, original)));
-  return t;
-}
-
-Synthetic with_table(std::vector<float> values, float theta) {
-  Synthetic s;
-  s.theta = theta;
-  s.extra_tensors = [values](GgufWriter& w, std::deque<std::vector<float>>& buffers) {
-    auto& b = buffers.emplace_back(values);
-    w.add_tensor("rope_freqs.weight", GgmlType::kF32, {2},
-                 {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 4});
-  };
-  return s;
-}
-
-TEST_F(GgufModelTest, Llama3ScalingFromMetadataOrTable) {
-  Synthetic meta;
-  meta.extra_keys = [](GgufWriter& w) {
-    w.add_string("llama.rope.scaling.type", "llama3");
-    w.add_f32("llama.rope.scaling.factor", 8.0f);
-    w.add_f32("llama.rope.scaling.low_freq_factor", 1.0f);
-    w.add_f32("llama.rope.scaling.high_freq_factor", 4.0f);
-    w.add_u32("llama.rope.scaling.original_context_length", 8192);
-  };
-  auto a = load(meta);
-  ASSERT_TRUE(a.ok()) << a.status().to_string();
-  EXPECT_EQ(a->rope_scaling.factor, 8.0f);
-  EXPECT_EQ(a->rope_scaling.low_freq_factor, 1.0f);
-  EXPECT_EQ(a->rope_scaling.high_freq_factor, 4.0f);
-  EXPECT_EQ(a->rope_scaling.original_context, 8192);
-
-  // llama.cpp's form, only the table. theta 1e7: wavelengths 6.3 and
-  // 19869, one below 8192/4 and one above 8192/1, so the table is {1, factor}.
-  const std::vector<float> plain = table(1e7, 8.0, 1.0, 4.0, 8192.0);
-  ASSERT_EQ(plain, (std::vector<float>{1.0f, 8.0f}));
-  Synthetic only_table = with_table(plain, 1e7f);
-  auto b = load(only_table);
-  ASSERT_TRUE(b.ok()) << b.status().to_string();
-  EXPECT_EQ(b->rope_scaling.factor, 8.0f);
-  EXPECT_EQ(b->rope_scaling.low_freq_factor, 1.0f);
-  EXPECT_EQ(b->rope_scaling.high_freq_factor, 4.0f);
-  EXPECT_EQ(b->rope_scaling.original_context, 8192);
-
-  // theta 500000: wavelengths 6.3 and 4443, the second between the
-  // thresholds, so its divisor is a blend; with the factor stated in the
-  // metadata the table is checked against it.
-  const std::vector<float> blended = table(500000.0, 32.0, 1.0, 4.0, 8192.0);
-  ASSERT_GT(blended[1], 1.0f);
-  ASSERT_LT(blended[1], 32.0f);
-  Synthetic both = with_table(blended, 500000.0f);
-  both.extra_keys = [](GgufWriter& w) {
-    w.add_string("llama.rope.scaling.type", "llama3");
-    w.add_f32("llama.rope.scaling.factor", 32.0f);
-  };
-  auto c = load(both);
-  ASSERT_TRUE(c.ok()) << c.status().to_string();
-  EXPECT_EQ(c->rope_scaling.factor, 32.0f);
-  EXPECT_EQ(c->rope_scaling.original_context, 8192);
-
-  Synthetic ones = with_table({1.0f, 1.0f}, 500000.0f);
-  auto d = load(ones);
-  ASSERT_TRUE(d.ok()) << d.status().to_string();
-  EXPECT_EQ(d->rope_scaling.factor, 0.0f);
-
-  // Factor 3 (the largest entry) would put 1.9 at the second frequency, not 3.
-  Synthetic other = with_table({1.0f, 3.0f}, 500000.0f);
-  auto e = load(other);
-  EXPECT_EQ(e.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(e.status().message().find("rope_freqs.weight[1] = 3.0"), std::string::npos) << e.status().message();
-
-  Synthetic yarn;
-  yarn.extra_keys = [](GgufWriter& w) { w.add_string("llama.rope.scaling.type", "yarn"); };
-  EXPECT_EQ(load(yarn).status().code(), StatusCode::kUnimplemented);
 }
 
 // The bundled stories260K, carried from its llama2.c checkpoint into GGUF the
