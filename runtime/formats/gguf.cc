@@ -44,35 +44,43 @@ class Reader {
   uint64_t remaining() const { return bytes_.size() - pos_; }
   const std::string& source() const { return source_; }
 
-  Status truncated(uint64_t need, std::string_view what) const {
-    return DataLoss(source_ + ": truncated: " + std::string(what) + " at byte " +
+  // What an error talks about: "the string value of" + " " + subject. The
+  // two are joined only for an error, not for every value read.
+  static std::string describe(std::string_view what, std::string_view subject) {
+    std::string d(what);
+    if (!subject.empty()) d.append(" ").append(subject);
+    return d;
+  }
+
+  Status truncated(uint64_t need, std::string_view what, std::string_view subject) const {
+    return DataLoss(source_ + ": truncated: " + describe(what, subject) + " at byte " +
                     std::to_string(pos_) + " needs " + std::to_string(need) + " bytes, " +
                     std::to_string(remaining()) + " remain in the file");
   }
 
-  Result<std::span<const uint8_t>> take(uint64_t n, std::string_view what) {
-    if (n > remaining()) return truncated(n, what);
+  Result<std::span<const uint8_t>> take(uint64_t n, std::string_view what, std::string_view subject = {}) {
+    if (n > remaining()) return truncated(n, what, subject);
     auto out = bytes_.subspan(pos_, n);
     pos_ += n;
     return out;
   }
 
   template <typename T>
-  Result<T> read(std::string_view what) {
-    TANDEM_ASSIGN_OR_RETURN(auto raw, take(sizeof(T), what));
+  Result<T> read(std::string_view what, std::string_view subject = {}) {
+    TANDEM_ASSIGN_OR_RETURN(auto raw, take(sizeof(T), what, subject));
     T v;
     std::memcpy(&v, raw.data(), sizeof(T));
     return v;
   }
 
   // A GGUF string: u64 length, then the bytes (no terminator).
-  Result<std::span<const uint8_t>> read_string(std::string_view what) {
-    TANDEM_ASSIGN_OR_RETURN(const uint64_t n, read<uint64_t>(what));
+  Result<std::span<const uint8_t>> read_string(std::string_view what, std::string_view subject = {}) {
+    TANDEM_ASSIGN_OR_RETURN(const uint64_t n, read<uint64_t>(what, subject));
     if (n > remaining())
-      return DataLoss(source_ + ": " + std::string(what) + " at byte " + std::to_string(pos_ - 8) +
+      return DataLoss(source_ + ": " + describe(what, subject) + " at byte " + std::to_string(pos_ - 8) +
                       " claims " + std::to_string(n) + " bytes, past the end of the file (" +
                       std::to_string(remaining()) + " bytes remain)");
-    return take(n, what);
+    return take(n, what, subject);
   }
 
   Result<std::string> read_name(std::string_view what) {
@@ -95,16 +103,16 @@ class Reader {
 // `depth` counts enclosing arrays: an array of arrays is read, deeper nesting
 // is refused (no known writer emits it).
 Status skip_value(Reader& r, ValueType type, int depth, const std::string& key) {
-  if (type == ValueType::kString) return r.read_string("the string value of " + key).status();
-  if (type != ValueType::kArray) return r.take(scalar_bytes(type), "the value of " + key).status();
+  if (type == ValueType::kString) return r.read_string("the string value of", key).status();
+  if (type != ValueType::kArray) return r.take(scalar_bytes(type), "the value of", key).status();
   if (depth >= 2)
     return Unimplemented(r.source() + ": metadata " + key + " nests arrays more than two deep");
-  TANDEM_ASSIGN_OR_RETURN(const uint32_t elem_id, r.read<uint32_t>("the array type of " + key));
+  TANDEM_ASSIGN_OR_RETURN(const uint32_t elem_id, r.read<uint32_t>("the array type of", key));
   if (!known_value_type(elem_id))
     return DataLoss(r.source() + ": metadata " + key + " is an array of unknown value type " +
                     std::to_string(elem_id));
   const auto elem = static_cast<ValueType>(elem_id);
-  TANDEM_ASSIGN_OR_RETURN(const uint64_t count, r.read<uint64_t>("the array length of " + key));
+  TANDEM_ASSIGN_OR_RETURN(const uint64_t count, r.read<uint64_t>("the array length of", key));
   // Strings take at least their u64 length, arrays their type and length.
   const uint64_t min_elem = elem == ValueType::kString ? 8 : elem == ValueType::kArray ? 12 : scalar_bytes(elem);
   if (count > r.remaining() / min_elem)
@@ -112,23 +120,23 @@ Status skip_value(Reader& r, ValueType type, int depth, const std::string& key) 
                     std::string(value_type_name(elem)) + " elements, more than the " +
                     std::to_string(r.remaining()) + " bytes left in the file can hold");
   if (elem != ValueType::kString && elem != ValueType::kArray)
-    return r.take(count * min_elem, "the elements of " + key).status();
+    return r.take(count * min_elem, "the elements of", key).status();
   for (uint64_t i = 0; i < count; ++i) TANDEM_RETURN_IF_ERROR(skip_value(r, elem, depth + 1, key));
   return Status::Ok();
 }
 
 Result<Value> read_value(Reader& r, std::span<const uint8_t> bytes, const std::string& key) {
-  TANDEM_ASSIGN_OR_RETURN(const uint32_t type_id, r.read<uint32_t>("the value type of " + key));
+  TANDEM_ASSIGN_OR_RETURN(const uint32_t type_id, r.read<uint32_t>("the value type of", key));
   if (!known_value_type(type_id))
     return DataLoss(r.source() + ": metadata " + key + " has unknown value type " + std::to_string(type_id));
   Value v;
   v.type = static_cast<ValueType>(type_id);
   if (v.type == ValueType::kString) {
-    TANDEM_ASSIGN_OR_RETURN(v.raw, r.read_string("the string value of " + key));
+    TANDEM_ASSIGN_OR_RETURN(v.raw, r.read_string("the string value of", key));
     return v;
   }
   if (v.type != ValueType::kArray) {
-    TANDEM_ASSIGN_OR_RETURN(v.raw, r.take(scalar_bytes(v.type), "the value of " + key));
+    TANDEM_ASSIGN_OR_RETURN(v.raw, r.take(scalar_bytes(v.type), "the value of", key));
     return v;
   }
   // Walk the whole array (checking it), then take its header from where it began.
@@ -146,13 +154,13 @@ Result<TensorInfo> read_tensor_info(Reader& r) {
   TensorInfo t;
   TANDEM_ASSIGN_OR_RETURN(t.name, r.read_name("a tensor name"));
   const std::string& src = r.source();
-  TANDEM_ASSIGN_OR_RETURN(const uint32_t n_dims, r.read<uint32_t>("the dimensions of " + t.name));
+  TANDEM_ASSIGN_OR_RETURN(const uint32_t n_dims, r.read<uint32_t>("the dimensions of", t.name));
   if (n_dims == 0 || n_dims > kMaxDims)
     return OutOfRange(src + ": tensor " + t.name + " has " + std::to_string(n_dims) +
                       " dimensions; GGUF tensors have 1 to " + std::to_string(kMaxDims));
   uint64_t elems = 1;
   for (uint32_t i = 0; i < n_dims; ++i) {
-    TANDEM_ASSIGN_OR_RETURN(const uint64_t d, r.read<uint64_t>("the dimensions of " + t.name));
+    TANDEM_ASSIGN_OR_RETURN(const uint64_t d, r.read<uint64_t>("the dimensions of", t.name));
     if (d == 0 || d > static_cast<uint64_t>(INT64_MAX))
       return OutOfRange(src + ": tensor " + t.name + " has dimension ne[" + std::to_string(i) +
                         "] = " + std::to_string(d) + ", outside [1, 2^63)");
@@ -160,7 +168,7 @@ Result<TensorInfo> read_tensor_info(Reader& r) {
       return OutOfRange(src + ": tensor " + t.name + "'s dimensions multiply past 2^63 elements");
     t.ne.push_back(static_cast<int64_t>(d));
   }
-  TANDEM_ASSIGN_OR_RETURN(const uint32_t type_id, r.read<uint32_t>("the type of " + t.name));
+  TANDEM_ASSIGN_OR_RETURN(const uint32_t type_id, r.read<uint32_t>("the type of", t.name));
   if (!is_supported_ggml_type(type_id))
     return Unimplemented(src + ": tensor " + t.name + " has ggml type " + std::to_string(type_id) +
                          " (" + std::string(ggml_type_name(type_id)) +
@@ -175,7 +183,7 @@ Result<TensorInfo> read_tensor_info(Reader& r) {
   // only in theory: divide first, then check the multiplication.
   if (__builtin_mul_overflow(elems / block, static_cast<uint64_t>(ggml_block_bytes(t.type)), &t.bytes))
     return OutOfRange(src + ": tensor " + t.name + "'s byte size overflows");
-  TANDEM_ASSIGN_OR_RETURN(t.offset, r.read<uint64_t>("the offset of " + t.name));
+  TANDEM_ASSIGN_OR_RETURN(t.offset, r.read<uint64_t>("the offset of", t.name));
   return t;
 }
 
@@ -257,7 +265,8 @@ Result<File> parse(std::span<const uint8_t> bytes, std::string_view source) {
                     " tensors, more than the " + std::to_string(r.remaining()) +
                     " bytes left in the file can hold");
 
-  f.metadata.reserve(n_kv);
+  // No reserve() from the counts: the vectors grow with the entries really
+  // read, so memory follows the file's bytes, not its header's claims.
   for (uint64_t i = 0; i < n_kv; ++i) {
     TANDEM_ASSIGN_OR_RETURN(std::string key, r.read_name("a metadata key"));
     TANDEM_ASSIGN_OR_RETURN(Value value, read_value(r, bytes, key));
@@ -267,7 +276,6 @@ Result<File> parse(std::span<const uint8_t> bytes, std::string_view source) {
   }
   TANDEM_RETURN_IF_ERROR(check_alignment(f));
 
-  f.tensors.reserve(n_tensors);
   for (uint64_t i = 0; i < n_tensors; ++i) {
     TANDEM_ASSIGN_OR_RETURN(TensorInfo t, read_tensor_info(r));
     if (!f.tensor_index.emplace(t.name, f.tensors.size()).second)
