@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstring>
 #include <string_view>
 
 #include "runtime/formats/gguf_model_keys.h"
@@ -26,6 +25,14 @@ SourceDType source_dtype(GgmlType type) {
   return SourceDType::kF32;  // unreachable: parse() admits only the types above
 }
 
+// Which Q/K row order a GGUF file holds, as read in llama.cpp: its
+// convert_hf_to_gguf.py LlamaModel.modify_tensors permutes q_proj/k_proj
+// (reshape to [heads, 2, head_dim/2, in], swap the middle axes), turning
+// Hugging Face's rotate-half rows into adjacent pairs, and
+// llama_model_rope_type() runs LLM_ARCH_LLAMA with LLAMA_ROPE_TYPE_NORM
+// ("pairs of consecutive head values"); Mistral models convert as llama.
+// Qwen2Model/Qwen3Model leave the rows alone and llama.cpp runs QWEN2/QWEN3
+// with LLAMA_ROPE_TYPE_NEOX ("pairs offset by n_rot/2"): rotate-half.
 bool rotate_half_architecture(std::string_view arch) { return arch == "qwen2" || arch == "qwen3"; }
 
 Result<LlamaConfig> read_config(const gguf::File& f, const std::string& arch) {
