@@ -183,6 +183,21 @@ TEST_F(GgufModelTest, InconsistentVocabularies) {
             std::string::npos);
 }
 
+TEST_F(GgufModelTest, TokenizerArraysOfTheWrongLength) {
+  Synthetic s;
+  s.with_tokenizer = false;
+  s.extra_keys = [](GgufWriter& w) {
+    w.add_string("tokenizer.ggml.model", "llama");
+    w.add_string_array("tokenizer.ggml.tokens", {"a", "b", "c", "d", "e", "f", "g", "h"});
+    const float scores[] = {0, -1, -2};
+    w.add_f32_array("tokenizer.ggml.scores", scores);
+  };
+  auto a = load(s);
+  EXPECT_EQ(a.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(a.status().message().find("tokenizer.ggml.scores has 3 entries for 8 tokens"), std::string::npos)
+      << a.status().message();
+}
+
 TEST_F(GgufModelTest, LayerIndexBeyondBlockCount) {
   Synthetic s;
   s.extra_tensors = [](GgufWriter& w, std::deque<std::vector<float>>& buffers) {
