@@ -33,6 +33,8 @@ PACKAGES=(
   python3-regex
   # two-node tests: network namespaces and a real sshd
   iproute2 openssh-server openssh-client procps
+  # fuzzing (scripts/fuzz.sh): clang with libFuzzer and its sanitizer runtimes
+  clang libclang-rt-14-dev
 )
 if [ "$arm64" -eq 1 ]; then
   PACKAGES+=(

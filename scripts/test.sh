@@ -3,7 +3,8 @@
 #   1. the release build with -Werror (the CUDA sources too, when a toolkit is
 #      found), every test through ctest;
 #   2. a separate AddressSanitizer + UndefinedBehaviorSanitizer build (host
-#      code) running every test;
+#      code) running every test, then the libFuzzer targets (tests/fuzz: the
+#      GGUF parser and loader) for 20 s each through scripts/fuzz.sh (clang);
 #   3. a separate ThreadSanitizer build running the threaded suites (thread
 #      pool, collectives, bootstrap, UCX, the threaded engine, the launcher
 #      and its workers, the control plane, training);
@@ -61,6 +62,9 @@ scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_WERROR=ON
   -DTANDEM_CUDA=OFF -DTANDEM_SANITIZE=address,undefined
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 900
+
+echo "== libFuzzer targets (20 s each)"
+scripts/fuzz.sh 20
 
 echo "== ThreadSanitizer build (threaded suites)"
 scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_WERROR=ON \
