@@ -58,7 +58,7 @@ class HeaderReader {
       return true;
     }
     if (state_ == State::kOffsets) {
-      if (current_.offsets.size() == 2) return fail("data_offsets with more than 2 numbers");
+      if (current_.offsets.size() == 2) return fail("tensor " + current_.name + " has more than 2 data_offsets");
       current_.offsets.push_back(v);
       return true;
     }
