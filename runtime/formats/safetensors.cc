@@ -74,6 +74,7 @@ class HeaderReader {
       return true;
     }
     if (state_ == State::kTensor && key_ == "dtype") {
+      if (current_.has_dtype) return fail("tensor " + current_.name + " has two dtypes");
       current_.dtype = s;
       current_.has_dtype = true;
       return true;
