@@ -248,6 +248,12 @@ TEST(HfModel, Fp8ScalesBlockAndPerRow) {
     if (t.name == "model.layers.0.self_attn.q_proj.weight") t = {t.name, "F8_E4M3", t.shape, q};
     if (t.name == "model.layers.0.mlp.gate_proj.weight") t = {t.name, "F8_E4M3", t.shape, gate};
   }
+  const std::string up(kHidden * kDim, '\x38');
+  const float whole_scale = 3.0f;
+  const std::string whole(reinterpret_cast<const char*>(&whole_scale), 4);
+  for (auto& t : m.tensors)
+    if (t.name == "model.layers.1.mlp.up_proj.weight") t = {t.name, "F8_E4M3", t.shape, up};
+  m.tensors.push_back({"model.layers.1.mlp.up_proj.weight_scale_inv", "F32", {}, whole});
   m.tensors.push_back({"model.layers.0.self_attn.q_proj.weight_scale_inv", "F32", {2, 2}, tiles});
   m.tensors.push_back({"model.layers.0.mlp.gate_proj.weight_scale", "BF16", {kHidden, 1}, rows});
   ASSERT_TRUE(write_safetensors(dir.file("model.safetensors"), m.tensors).ok());
@@ -266,6 +272,10 @@ TEST(HfModel, Fp8ScalesBlockAndPerRow) {
   EXPECT_EQ(g.fp8_block_cols, kDim);
   for (int i = 0; i < kHidden; ++i) EXPECT_EQ(g.fp8_scales[i], row_scales[i]);  // exact in bf16
   EXPECT_EQ(find_tensor(*source, "layers.1.wq").value()->fp8_scales, nullptr);
+  const SourceTensor& up1 = *find_tensor(*source, "layers.1.w_up").value();  // one scale for all
+  EXPECT_EQ(up1.fp8_block_rows, kHidden);
+  EXPECT_EQ(up1.fp8_block_cols, kDim);
+  EXPECT_EQ(up1.fp8_scales[0], 3.0f);
 
   // A scale of another shape, and an FP8 matrix without scales, are refused.
   m.tensors.back().shape = {kHidden / 2, 2};

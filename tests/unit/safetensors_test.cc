@@ -3,6 +3,8 @@
 // the tensor), and the sharded index.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "runtime/formats/safetensors.h"
@@ -166,6 +168,20 @@ TEST(Safetensors, HostileFilesGiveClearErrors) {
     EXPECT_EQ(r.status().message().rfind("m.safetensors", 0), 0u) << c.what << ": " << r.status().to_string();
     EXPECT_NE(r.status().message().find(c.names), std::string::npos) << c.what << ": " << r.status().to_string();
   }
+}
+
+TEST(Safetensors, HeaderLongerThanTheFormatAllows) {
+  // A sparse file past the 100 MB limit: the length fits the file, yet is refused
+  // before any of the header is read.
+  testing::TempDir dir;
+  const uint64_t n = kSafetensorsMaxHeaderBytes + 1;
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  testing::write_file(dir.file("big.safetensors"), bytes);
+  ASSERT_EQ(::truncate(dir.file("big.safetensors").c_str(), static_cast<off_t>(n + 64)), 0);
+  const auto r = read_safetensors(dir.file("big.safetensors"));
+  EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("limit"), std::string::npos) << r.status().to_string();
 }
 
 TEST(Safetensors, EveryTruncationAndByteFlipIsAnErrorOrAValidFile) {
