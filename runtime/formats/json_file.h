@@ -1,0 +1,35 @@
+// Reading the small JSON files of a Hugging Face directory (config.json,
+// tokenizer.json, the shard index) without letting nlohmann's exceptions or a
+// wrong type escape: every accessor returns a Status naming the file and the
+// key. Internal to runtime/formats.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "runtime/status.h"
+
+namespace tandem::json_file {
+
+using Json = nlohmann::json;
+
+// The parsed file; NotFound when missing, InvalidArgument past `max_bytes`
+// (the files this reads are megabytes at most: a larger one is not what it
+// claims to be), DataLoss when it is not JSON.
+Result<Json> read(const std::string& path, uint64_t max_bytes);
+
+// The members of `obj` (a JSON object) by type. Absent (or null) keys give
+// std::nullopt; a present key of another type is InvalidArgument naming
+// `path` and the key.
+Result<std::optional<int64_t>> get_int(const Json& obj, std::string_view key, const std::string& path);
+Result<std::optional<double>> get_number(const Json& obj, std::string_view key, const std::string& path);
+Result<std::optional<bool>> get_bool(const Json& obj, std::string_view key, const std::string& path);
+Result<std::optional<std::string>> get_string(const Json& obj, std::string_view key,
+                                              const std::string& path);
+// The member itself (any type), or nullptr when absent or null.
+const Json* get(const Json& obj, std::string_view key);
+
+}  // namespace tandem::json_file

@@ -1,0 +1,82 @@
+#include "runtime/formats/safetensors_checkpoint.h"
+
+#include <filesystem>
+#include <set>
+
+#include "runtime/formats/json_file.h"
+#include "runtime/mapped_file.h"
+
+namespace tandem {
+namespace {
+
+// An index lists a few hundred shards at most and is kilobytes long.
+constexpr uint64_t kMaxIndexBytes = 64ull << 20;
+
+void add_file(SafetensorsCheckpoint& checkpoint, SafetensorsFile file) {
+  for (auto& [name, tensor] : file.tensors)
+    checkpoint.tensors.emplace(name, SafetensorsCheckpoint::Entry{file.path, std::move(tensor)});
+  checkpoint.mappings.push_back(std::move(file.mapping));
+}
+
+Status check_shard_name(const std::string& index_path, const std::string& tensor,
+                        const std::string& shard) {
+  if (shard.empty() || shard.find('/') != std::string::npos ||
+      shard.find("..") != std::string::npos || shard.find('\0') != std::string::npos)
+    return InvalidArgument(index_path + ": tensor " + tensor + " is placed in \"" + shard +
+                           "\", which is not a plain file name in the checkpoint's directory");
+  return Status::Ok();
+}
+
+Result<SafetensorsCheckpoint> read_sharded(const std::string& dir, const std::string& index_path) {
+  TANDEM_ASSIGN_OR_RETURN(json_file::Json index, json_file::read(index_path, kMaxIndexBytes));
+  const json_file::Json* weight_map = json_file::get(index, "weight_map");
+  if (weight_map == nullptr || !weight_map->is_object())
+    return InvalidArgument(index_path + ": \"weight_map\" must be an object of tensor -> file name");
+  std::map<std::string, std::vector<std::string>> by_shard;  // shard -> its tensors
+  for (const auto& [tensor, shard] : weight_map->items()) {
+    if (!shard.is_string())
+      return InvalidArgument(index_path + ": weight_map[\"" + tensor + "\"] must be a file name string");
+    const std::string name = shard.get<std::string>();
+    TANDEM_RETURN_IF_ERROR(check_shard_name(index_path, tensor, name));
+    by_shard[name].push_back(tensor);
+  }
+  SafetensorsCheckpoint checkpoint;
+  for (const auto& [shard, tensors] : by_shard) {
+    const std::string path = dir + "/" + shard;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec))
+      return NotFound(index_path + ": shard " + shard + " (holding " + tensors.front() +
+                      ") is missing from " + dir);
+    TANDEM_ASSIGN_OR_RETURN(SafetensorsFile file, read_safetensors(path));
+    SafetensorsFile wanted;
+    wanted.path = file.path;
+    wanted.mapping = file.mapping;
+    for (const std::string& tensor : tensors) {
+      const auto it = file.tensors.find(tensor);
+      if (it == file.tensors.end())
+        return DataLoss(index_path + ": places tensor " + tensor + " in " + shard +
+                        ", which does not hold it");
+      wanted.tensors.emplace(tensor, it->second);
+    }
+    add_file(checkpoint, std::move(wanted));
+  }
+  return checkpoint;
+}
+
+}  // namespace
+
+Result<SafetensorsCheckpoint> read_safetensors_checkpoint(const std::string& dir) {
+  const std::string single = dir + "/" + kSafetensorsSingleFile;
+  const std::string index = dir + "/" + kSafetensorsIndexFile;
+  std::error_code ec;
+  if (std::filesystem::exists(single, ec)) {
+    TANDEM_ASSIGN_OR_RETURN(SafetensorsFile file, read_safetensors(single));
+    SafetensorsCheckpoint checkpoint;
+    add_file(checkpoint, std::move(file));
+    return checkpoint;
+  }
+  if (std::filesystem::exists(index, ec)) return read_sharded(dir, index);
+  return NotFound(dir + ": holds neither " + kSafetensorsSingleFile + " nor " + kSafetensorsIndexFile);
+}
+
+}  // namespace tandem
