@@ -6,8 +6,23 @@
 #include "collectives/model_comm.h"
 #include "runtime/llama2c_loader.h"
 #include "runtime/mapped_file.h"
+#include "runtime/quantize.h"
 
 namespace tandem::launcher {
+namespace {
+
+tandem::DType runtime_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::kF16: return tandem::DType::kF16;
+    case DType::kBf16: return tandem::DType::kBF16;
+    case DType::kQ8_0: return tandem::DType::kQ8_0;
+    case DType::kQ4_0: return tandem::DType::kQ4_0;
+    case DType::kF32: break;
+  }
+  return tandem::DType::kF32;
+}
+
+}  // namespace
 
 Result<sharding::ShardPlan> plan_checkpoint(const std::string& checkpoint, int tp, int pp) {
   TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(checkpoint));
@@ -38,6 +53,14 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   }
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights, sharding::load_llama2c_shard(loaded.files.checkpoint, worker->plan,
                                                                               rank, &worker->report));
+  // The checkpoint is f32; model.dtype asks for the matrices in another type
+  // (norms stay f32). Each rank converts only its own slices, after loading.
+  if (config.model.dtype != DType::kF32) {
+    auto converted = convert_weights(weights, runtime_dtype(config.model.dtype));
+    if (!converted.ok())
+      return converted.status().with_context("model.dtype " + std::string(to_string(config.model.dtype)));
+    weights = std::move(*converted);
+  }
   TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer,
                           Tokenizer::load_llama2c(loaded.files.tokenizer, static_cast<int>(shape.vocab_size)));
   BackendOptions backend;
