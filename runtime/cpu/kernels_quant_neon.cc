@@ -1,45 +1,12 @@
-// NEON versions of the quantized kernels for AArch64. Plain NEON multiplies
-// int8 pairs into int16 (vmull) and pairs those into int32 (vpadal); the
-// *_dotprod functions use the dot-product extension's sdot (four byte pairs
-// per int32 lane in one instruction), carry a target attribute for it, and
-// run only where kernels_quant.cc saw HWCAP_ASIMDDP. The rules of
+// NEON versions of the quantized kernels for AArch64, without the dot-product
+// extension (kernels_quant_neon_dotprod.cc has those): int8 pairs multiply
+// into int16 (vmull) and pair up into int32 (vpadal). The rules of
 // kernels_neon.cc hold: no inline function from a shared header, every load
 // unaligned (Q blocks are 34 or 18 bytes long).
-#include <arm_neon.h>
-
-#include <cstdint>
-
-#include "runtime/cpu/kernels_quant_internal.h"
+#include "runtime/cpu/kernels_quant_neon_loops.h"
 
 namespace tandem::cpu::neon {
 namespace {
-
-constexpr int kQ8Bytes = 34, kQ4Bytes = 18;  // quant_blocks.h's, not included for the rule above
-
-inline float f16_scale(const uint8_t* block) {
-  __fp16 h;
-  __builtin_memcpy(&h, block, 2);
-  return static_cast<float>(h);
-}
-
-inline float f16_value(const uint16_t* p) { return f16_scale(reinterpret_cast<const uint8_t*>(p)); }
-
-inline float bf16_value(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  __builtin_memcpy(&f, &bits, 4);
-  return f;
-}
-
-// Q4_0 block's 16 bytes -> elements 0..15 and 16..31 as q - 8 in [-8, 7].
-inline int8x16x2_t q4_values(const uint8_t* nibbles) {
-  const uint8x16_t bytes = vld1q_u8(nibbles);
-  const int8x16_t eight = vdupq_n_s8(8);
-  int8x16x2_t v;
-  v.val[0] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(bytes, vdupq_n_u8(0x0f))), eight);
-  v.val[1] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(bytes, 4)), eight);
-  return v;
-}
 
 // The integer dot product of one block: weights as two int8x16 against x.
 struct PlainProducts {
@@ -51,43 +18,6 @@ struct PlainProducts {
     return vpadalq_s16(sum, vmull_high_s8(a1, x1));
   }
 };
-
-struct DotprodProducts {
-  __attribute__((target("+dotprod"))) int32x4_t operator()(int8x16_t a0, int8x16_t a1,
-                                                           const ActivationBlock& x) const {
-    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), a0, vld1q_s8(x.q)), a1, vld1q_s8(x.q + 16));
-  }
-};
-
-// sum over blocks of scale_w * scale_x * (integer dot), the integer dot from
-// `products(a0, a1, x)`; `values(block)` gives the weights as two int8x16.
-template <int kBlockBytes, typename Values, typename Products>
-inline float q_row(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks, Values values,
-                   Products products) {
-  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
-  int64_t b = 0;
-  for (; b + 2 <= n_blocks; b += 2, w_row += 2 * kBlockBytes) {
-    const int8x16x2_t w0 = values(w_row), w1 = values(w_row + kBlockBytes);
-    const float32x4_t p0 = vcvtq_f32_s32(products(w0.val[0], w0.val[1], x[b]));
-    const float32x4_t p1 = vcvtq_f32_s32(products(w1.val[0], w1.val[1], x[b + 1]));
-    acc0 = vfmaq_n_f32(acc0, p0, f16_scale(w_row) * x[b].scale);
-    acc1 = vfmaq_n_f32(acc1, p1, f16_scale(w_row + kBlockBytes) * x[b + 1].scale);
-  }
-  if (b < n_blocks) {
-    const int8x16x2_t w0 = values(w_row);
-    acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(products(w0.val[0], w0.val[1], x[b])), f16_scale(w_row) * x[b].scale);
-  }
-  return vaddvq_f32(vaddq_f32(acc0, acc1));
-}
-
-inline int8x16x2_t q8_values(const uint8_t* block) {
-  int8x16x2_t v;
-  v.val[0] = vld1q_s8(reinterpret_cast<const int8_t*>(block + 2));
-  v.val[1] = vld1q_s8(reinterpret_cast<const int8_t*>(block + 18));
-  return v;
-}
-
-inline int8x16x2_t q4_block_values(const uint8_t* block) { return q4_values(block + 2); }
 
 inline float32x4_t widen_f16(float16x4_t h) { return vcvt_f32_f16(h); }
 inline float32x4_t widen_bf16(uint16x4_t h) { return vreinterpretq_f32_u32(vshll_n_u16(h, 16)); }
@@ -121,16 +51,6 @@ float dot_q8_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks)
 
 float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks) {
   return q_row<kQ4Bytes>(w_row, x, n_blocks, q4_block_values, PlainProducts{});
-}
-
-__attribute__((target("+dotprod"))) float dot_q8_0_dotprod(const uint8_t* w_row, const ActivationBlock* x,
-                                                            int64_t n_blocks) {
-  return q_row<kQ8Bytes>(w_row, x, n_blocks, q8_values, DotprodProducts{});
-}
-
-__attribute__((target("+dotprod"))) float dot_q4_0_dotprod(const uint8_t* w_row, const ActivationBlock* x,
-                                                            int64_t n_blocks) {
-  return q_row<kQ4Bytes>(w_row, x, n_blocks, q4_block_values, DotprodProducts{});
 }
 
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n) {
