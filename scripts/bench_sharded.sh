@@ -2,7 +2,7 @@
 # Sharded inference benchmark: prompt and decode tokens/s of one model run
 # four ways at the same total core count, and rank 0's time in communication.
 #
-#   scripts/bench_sharded.sh [BUILD_DIR] [--shape NAME] [--dtype T] [--runs N] [--new TOKENS]
+#   scripts/bench_sharded.sh [BUILD_DIR] [--shape NAME] [--dtype T] [--runs N] [--new TOKENS] [--local]
 #
 #   single   one worker, tp=1, 2 compute threads
 #   tp2      two workers on this host (tp=2, 1 thread each; UCX may use shared memory)
@@ -16,8 +16,8 @@
 # q4_0; default f32) is model.dtype, the type each rank converts its slices to
 # once loaded. Every figure is the median of --runs runs (default 3); the last
 # column is decode tokens/s over the single process's, measured in the same
-# invocation. The namespace rows need root
-# (scripts/netns.sh); without it they are skipped with a message.
+# invocation. The namespace rows need root (scripts/netns.sh); without it, or
+# with --local, they are skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,10 +26,12 @@ shape=stories110M
 runs=3
 new_tokens=128
 dtype=f32
+local_only=0
 while [ $# -gt 0 ]; do
   case $1 in
     --shape) shape=$2; shift 2 ;;
     --dtype) dtype=$2; shift 2 ;;
+    --local) local_only=1; shift ;;
     --runs) runs=$2; shift 2 ;;
     --new) new_tokens=$2; shift 2 ;;
     -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
@@ -102,8 +104,8 @@ measure single "$tandem" launch "${common[@]}" --set 'cluster.nodes=[{host: loca
   --set backend.threads=2
 measure tp2 "$tandem" launch "${common[@]}" --set parallel.tp=2 --set backend.threads=1
 
-if [ "$(id -u)" != 0 ]; then
-  echo "tp2-ns, pp2-ns: skipped (two network namespaces need root)"
+if [ "$(id -u)" != 0 ] || [ "$local_only" -eq 1 ]; then
+  echo "tp2-ns, pp2-ns: skipped (--local, or not root: two network namespaces need root)"
   exit 0
 fi
 two_namespaces "bench$$" "$tandem" "$work"
