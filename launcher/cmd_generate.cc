@@ -29,9 +29,9 @@ struct GenerateFlags {
 
 Result<std::optional<DType>> parse_weight_dtype(const std::string& name) {
   if (name == "auto") return std::optional<DType>{};
-  for (DType d : {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4_0})
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0})
     if (name == dtype_name(d)) return std::optional<DType>{d};
-  return InvalidArgument("--dtype " + name + ": unknown (known: auto, f32, bf16, q8_0, q4_0)");
+  return InvalidArgument("--dtype " + name + ": unknown (known: auto, f32, f16, bf16, q8_0, q4_0)");
 }
 
 int run_generate(const GenerateFlags& f) {
@@ -86,7 +86,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--threads", flags->threads, "CPU threads, 0 = all")->capture_default_str();
   cmd->add_option("--backend", flags->backend, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", flags->dtype,
-                  "Weights in memory: auto (the file's where the backend computes with it), f32, bf16, q8_0, q4_0")
+                  "Weights in memory: auto (the file's where the backend computes with it), f32, f16, bf16, q8_0, q4_0")
       ->capture_default_str();
   cmd->add_option("--device", flags->device, "CUDA device ordinal")->capture_default_str();
   cmd->callback([flags] { set_exit_code(run_generate(*flags)); });

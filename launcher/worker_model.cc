@@ -34,10 +34,9 @@ Result<std::optional<tandem::DType>> weight_dtype_of(launcher::DType configured)
     case launcher::DType::kBf16: return std::optional{tandem::DType::kBF16};
     case launcher::DType::kQ8_0: return std::optional{tandem::DType::kQ8_0};
     case launcher::DType::kQ4_0: return std::optional{tandem::DType::kQ4_0};
-    case launcher::DType::kF16: break;
+    case launcher::DType::kF16: return std::optional{tandem::DType::kF16};
   }
-  return Unimplemented("model.dtype f16: weights are converted to f32, bf16, q8_0 or q4_0 (or kept as the "
-                       "file stores them with auto)");
+  return InvalidArgument("model.dtype: unknown value");
 }
 
 Result<sharding::ShardPlan> plan_model(const ModelSource& source, int tp, int pp, tandem::DType weight_dtype) {

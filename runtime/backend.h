@@ -189,7 +189,8 @@ class Backend {
   std::weak_ptr<const WaitCheck> wait_check_;
 };
 
-// cpu computes with f32 weights only; cuda with f32, bf16, q8_0 and q4_0
+// cpu computes with f32, f16, bf16, q8_0 and q4_0 weights
+// (runtime/cpu/kernels_quant.h); cuda with f32, bf16, q8_0 and q4_0
 // (runtime/cuda/cuda_backend.h).
 enum class BackendKind { kCpu, kCuda };
 

@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "runtime/backend_dtypes.h"
+#include "runtime/formats/gguf_model.h"
+#include "runtime/formats/hf_model.h"
 #include "runtime/llama2c_loader.h"
 
 namespace tandem {
@@ -10,16 +12,20 @@ namespace tandem {
 Result<ModelSource> open_model_source(const ModelFiles& files) {
   switch (files.format) {
     case ModelFileFormat::kLlama2c: return load_llama2c_source(files.checkpoint);
-    case ModelFileFormat::kGguf:
-    case ModelFileFormat::kHuggingFace: break;
+    case ModelFileFormat::kGguf: return load_gguf_source(files.checkpoint);
+    case ModelFileFormat::kHuggingFace: return load_hf_source(files.checkpoint);
   }
-  return Unimplemented(files.checkpoint + ": " + std::string(to_string(files.format)) +
-                       " models are not readable by this build");
+  return InvalidArgument(files.checkpoint + ": unknown model format");
 }
 
 Result<Tokenizer> load_model_tokenizer(const ModelFiles& files, const ModelSource& source) {
   const int vocab = static_cast<int>(source.config.vocab_size);
   if (!files.tokenizer.empty()) return Tokenizer::load_llama2c(files.tokenizer, vocab);
+  if (source.has_tokenizer) {
+    auto tokenizer = Tokenizer::from_spec(source.tokenizer, vocab);
+    if (!tokenizer.ok()) return tokenizer.status().with_context(files.checkpoint + ": its tokenizer");
+    return tokenizer;
+  }
   return NotFound(files.checkpoint + " embeds no tokenizer; name a llama2.c tokenizer file with --tokenizer");
 }
 

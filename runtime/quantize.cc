@@ -11,6 +11,7 @@ namespace tandem {
 bool storable_as(DType dtype, int64_t row_length) {
   switch (dtype) {
     case DType::kF32:
+    case DType::kF16:
     case DType::kBF16: return true;
     case DType::kQ8_0:
     case DType::kQ4_0: return row_length % quant::kBlock == 0;
@@ -22,6 +23,12 @@ void quantize_row(DType dtype, const float* x, int64_t n, void* out) {
   auto* o = static_cast<uint8_t*>(out);
   switch (dtype) {
     case DType::kF32: std::memcpy(out, x, n * sizeof(float)); return;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = quant::f16_from_f32(x[i]);
+        std::memcpy(o + 2 * i, &h, 2);
+      }
+      return;
     case DType::kBF16:
       for (int64_t i = 0; i < n; ++i) {
         const uint16_t h = quant::bf16_from_f32(x[i]);
@@ -61,6 +68,8 @@ Result<LlamaWeights> convert_weights(const LlamaWeights& w, DType dtype) {
   for (const auto& l : w.layers)
     for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_down, &l.w_up}) matrices.push_back(t);
   if (!shared) matrices.push_back(&w.classifier);
+  // A pipeline stage's shard has no embedding or no classifier: nothing to convert.
+  std::erase_if(matrices, [](const Tensor* t) { return t->data == nullptr; });
   size_t total = 0;
   for (const Tensor* t : matrices) {
     if (t->dtype != DType::kF32) return InvalidArgument("convert_weights: the source must be f32");
@@ -80,6 +89,7 @@ Result<LlamaWeights> convert_weights(const LlamaWeights& w, DType dtype) {
   });
   uint8_t* cursor = data;
   auto convert = [&](Tensor& t) {
+    if (t.data == nullptr) return;
     Tensor converted = t;
     converted.dtype = dtype;
     converted.data = cursor;

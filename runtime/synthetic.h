@@ -29,8 +29,9 @@ Result<LlamaWeights> make_synthetic_weights(const LlamaConfig& config, uint64_t 
 // The same shapes made where `backend` keeps its memory, filled by
 // backend.fill_synthetic() (uniform values as above, from a per-tensor seed
 // derived from `seed`): matrices stored in `dtype` (what the backend computes
-// with: f32 on cpu; f32, bf16, q8_0, q4_0 on cuda), norms in f32. The
-// weights' storage keeps the backend memory alive; the backend must outlive it.
+// with: f32, f16, bf16, q8_0, q4_0 on cpu; the same less f16 on cuda), norms
+// in f32. The weights' storage keeps the backend memory alive; the backend
+// must outlive it.
 Result<LlamaWeights> make_synthetic_weights_on(Backend& backend, const LlamaConfig& config, uint64_t seed,
                                                DType dtype);
 

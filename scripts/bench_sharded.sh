@@ -2,7 +2,7 @@
 # Sharded inference benchmark: prompt and decode tokens/s of one model run
 # four ways at the same total core count, and rank 0's time in communication.
 #
-#   scripts/bench_sharded.sh [BUILD_DIR] [--shape NAME] [--runs N] [--new TOKENS]
+#   scripts/bench_sharded.sh [BUILD_DIR] [--shape NAME] [--dtype T] [--runs N] [--new TOKENS] [--local]
 #
 #   single   one worker, tp=1, 2 compute threads
 #   tp2      two workers on this host (tp=2, 1 thread each; UCX may use shared memory)
@@ -12,10 +12,12 @@
 #
 # The model is `tandem model synth --shape NAME` (default stories110M: dim 768,
 # 12 layers, 12 heads, hidden 2048, vocab 32000, f32), written once under
-# $TANDEM_BENCH_DIR (default /tmp/tandem-bench). Every figure is the median of
-# --runs runs (default 3); the last column is decode tokens/s over the single
-# process's, measured in the same invocation. The namespace rows need root
-# (scripts/netns.sh); without it they are skipped with a message.
+# $TANDEM_BENCH_DIR (default /tmp/tandem-bench); --dtype (f32, f16, bf16, q8_0,
+# q4_0; default f32) is model.dtype, the type each rank converts its slices to
+# once loaded. Every figure is the median of --runs runs (default 3); the last
+# column is decode tokens/s over the single process's, measured in the same
+# invocation. The namespace rows need root (scripts/netns.sh); without it, or
+# with --local, they are skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +25,16 @@ build=build
 shape=stories110M
 runs=3
 new_tokens=128
+dtype=f32
+local_only=0
 while [ $# -gt 0 ]; do
   case $1 in
     --shape) shape=$2; shift 2 ;;
+    --dtype) dtype=$2; shift 2 ;;
+    --local) local_only=1; shift ;;
     --runs) runs=$2; shift 2 ;;
     --new) new_tokens=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) build=$1; shift ;;
   esac
 done
@@ -51,7 +57,7 @@ steps=$((prompt_tokens + new_tokens))
 
 source scripts/bench_lib.sh
 
-common=(--set "model.path=$model_dir" --set "run_dir=$work/runs" --set generate.temperature=0
+common=(--set "model.path=$model_dir" --set "model.dtype=$dtype" --set "run_dir=$work/runs" --set generate.temperature=0
         --set "generate.prompt=$prompt" --set "generate.steps=$steps" --set launch.startup_timeout_s=300
         --set launch.step_timeout_s=120)
 
@@ -90,7 +96,7 @@ measure() {
     "$(awk -v a="$dm" -v b="$single_decode" 'BEGIN {print a / b}')"
 }
 
-echo "model: $shape (tandem model synth --seed 1), greedy, prompt of ${#prompt} characters, ~$new_tokens tokens generated"
+echo "model: $shape (tandem model synth --seed 1), $dtype weights, greedy, prompt of ${#prompt} characters, ~$new_tokens tokens generated"
 echo "host: $(nproc) cores, $(uname -m), runs per row: $runs (medians)"
 printf '%-8s %14s %14s %14s %10s %10s\n' layout "prompt tok/s" "decode tok/s" "comm ms/token" "comm %" "vs single"
 
@@ -98,8 +104,8 @@ measure single "$tandem" launch "${common[@]}" --set 'cluster.nodes=[{host: loca
   --set backend.threads=2
 measure tp2 "$tandem" launch "${common[@]}" --set parallel.tp=2 --set backend.threads=1
 
-if [ "$(id -u)" != 0 ]; then
-  echo "tp2-ns, pp2-ns: skipped (two network namespaces need root)"
+if [ "$(id -u)" != 0 ] || [ "$local_only" -eq 1 ]; then
+  echo "tp2-ns, pp2-ns: skipped (--local, or not root: two network namespaces need root)"
   exit 0
 fi
 two_namespaces "bench$$" "$tandem" "$work"

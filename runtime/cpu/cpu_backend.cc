@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "runtime/cpu/kernels.h"
+#include "runtime/cpu/kernels_quant.h"
 #include "runtime/quant_blocks.h"
+#include "runtime/quantize.h"
 
 namespace tandem {
 namespace {
@@ -41,9 +43,17 @@ Result<Buffer> CpuBackend::allocate(size_t bytes) {
 void CpuBackend::release(void* data, size_t) { std::free(data); }
 
 Result<Tensor> CpuBackend::import_weights(const Tensor& host) {
-  if (host.dtype != DType::kF32)
-    return InvalidArgument("cpu backend computes with f32 weights, got " +
+  if (!cpu::matmul_dtype_supported(host.dtype))
+    return InvalidArgument("cpu backend computes with f32, f16, bf16, q8_0 and q4_0 weights, got " +
                            std::string(dtype_name(host.dtype)));
+  if (host.row_length() % dtype_block_elems(host.dtype) != 0)
+    return InvalidArgument("a " + host.shape_string() + " " + std::string(dtype_name(host.dtype)) +
+                           " tensor: rows must be whole blocks of " +
+                           std::to_string(dtype_block_elems(host.dtype)));
+  // f16/bf16 kernels read whole uint16_t elements; a model file must have
+  // put them at even addresses.
+  if (dtype_block_bytes(host.dtype) == 2 && reinterpret_cast<uintptr_t>(host.data) % 2 != 0)
+    return InvalidArgument("a " + std::string(dtype_name(host.dtype)) + " tensor at an odd address");
   return host;
 }
 
@@ -58,13 +68,14 @@ void CpuBackend::embed(const Tensor& out, const Tensor& table, std::span<const i
   TANDEM_CHECK(out.rows() == static_cast<int64_t>(tokens.size()));
   TANDEM_CHECK(out.row_length() == table.row_length());
   TANDEM_CHECK(first_row >= 0);
+  TANDEM_CHECK_MSG(cpu::matmul_dtype_supported(table.dtype), std::string(dtype_name(table.dtype)));
   const int64_t width = table.row_length();
   for (size_t t = 0; t < tokens.size(); ++t) {
     TANDEM_CHECK(tokens[t] >= 0);
     const int64_t row = tokens[t] - first_row;
     float* o = out.f32() + t * width;
     if (row >= 0 && row < table.rows()) {
-      std::memcpy(o, table.f32() + row * width, width * sizeof(float));
+      dequantize_row(table.dtype, table.row_slice(row, 1).data, width, o);
     } else {
       std::fill(o, o + width, 0.0f);
     }
@@ -91,10 +102,27 @@ void CpuBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTarg
   // The targets' rows, end to end: a decode step wakes the workers once for
   // q, k and v together instead of three times (~45 us each on the dev VM).
   int64_t total_rows = 0;
+  bool quantize = false;
   for (const MatmulTarget& t : targets) {
     TANDEM_CHECK_MSG(t.w.row_length() == n_in, x.shape_string() + " x " + t.w.shape_string());
     TANDEM_CHECK(t.out.rows() == tokens && t.out.row_length() == t.w.rows());
+    TANDEM_CHECK_MSG(cpu::matmul_dtype_supported(t.w.dtype), std::string(dtype_name(t.w.dtype)));
+    quantize = quantize || cpu::needs_quantized_activations(t.w.dtype);
     total_rows += t.w.rows();
+  }
+  // Q8_0/Q4_0 weights multiply 8-bit activations: quantized here, once per
+  // token for all targets, before the threads split the rows.
+  const cpu::ActivationBlock* xq = nullptr;
+  if (quantize) {
+    TANDEM_CHECK(n_in % cpu::kActivationBlock == 0);
+    const int64_t blocks_per_token = n_in / cpu::kActivationBlock;
+    if (quantized_x_.size() < static_cast<size_t>(tokens * blocks_per_token))
+      quantized_x_.resize(tokens * blocks_per_token);
+    pool_.parallel_for(tokens, 16, [&](int64_t begin, int64_t end) {  // ~1 us a token: decode stays inline
+      for (int64_t t = begin; t < end; ++t)
+        cpu::quantize_activations(quantized_x_.data() + t * blocks_per_token, x.f32() + t * n_in, n_in);
+    });
+    xq = quantized_x_.data();
   }
   // Grain: enough rows per chunk that a chunk reads tens of KiB of weights.
   const int64_t grain = std::max<int64_t>(4, 16384 / std::max<int64_t>(n_in, 1));
@@ -104,7 +132,8 @@ void CpuBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTarg
       const int64_t n_out = t.w.rows();
       const int64_t lo = std::max(begin, first), hi = std::min(end, first + n_out);
       if (lo < hi)
-        cpu::matmul_rows(t.out.f32(), x.f32(), t.w.f32(), tokens, n_in, n_out, lo - first, hi - first);
+        cpu::matmul_rows_typed(t.out.f32(), x.f32(), xq, t.w.data, t.w.dtype, tokens, n_in, n_out, lo - first,
+                               hi - first);
       first += n_out;
     }
   });
@@ -186,12 +215,25 @@ void CpuBackend::argmax(const Tensor& out, const Tensor& logits) {
 }
 
 Status CpuBackend::fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) {
-  if (t.dtype != DType::kF32)
-    return InvalidArgument("cpu backend stores f32 weights only, not " + std::string(dtype_name(t.dtype)));
-  float* data = t.f32();
-  pool_.parallel_for(t.numel(), kElementwiseGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      data[i] = quant::add_rn(offset, quant::mul_rn(scale, quant::synthetic_uniform(seed, i)));
+  if (!cpu::matmul_dtype_supported(t.dtype))
+    return InvalidArgument("cpu backend stores f32, f16, bf16, q8_0 and q4_0 weights, not " +
+                           std::string(dtype_name(t.dtype)));
+  if (t.numel() % dtype_block_elems(t.dtype) != 0)
+    return InvalidArgument("a " + t.shape_string() + " " + std::string(dtype_name(t.dtype)) +
+                           " tensor is not whole blocks");
+  // Elements in groups of one storage block, each stored as quantize_row stores it.
+  const int64_t n = t.numel(), group = quant::kBlock, groups = (n + group - 1) / group;
+  auto* out = static_cast<uint8_t*>(t.data);
+  pool_.parallel_for(groups, std::max<int64_t>(1, kElementwiseGrain / group), [&](int64_t begin, int64_t end) {
+    float values[quant::kBlock];
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t first = g * group, count = std::min(group, n - first);
+      for (int64_t i = 0; i < count; ++i)
+        values[i] = quant::add_rn(offset, quant::mul_rn(scale, quant::synthetic_uniform(seed, first + i)));
+      // first is a whole number of blocks for every dtype here.
+      const int64_t at = first / dtype_block_elems(t.dtype) * dtype_block_bytes(t.dtype);
+      quantize_row(t.dtype, values, count, out + at);
+    }
   });
   return Status::Ok();
 }

@@ -1,8 +1,13 @@
 // The CPU backend: host memory, kernels from runtime/cpu/kernels.h split over
 // a thread pool. Kernels run synchronously, so synchronize() has nothing to do.
+// Weight matrices may be f32, f16, bf16, q8_0 or q4_0 (runtime/cpu/kernels_quant.h;
+// Q rows whole blocks of 32); norms and activations are f32.
 #pragma once
 
+#include <vector>
+
 #include "runtime/backend.h"
+#include "runtime/cpu/kernels_quant.h"
 #include "runtime/thread_pool.h"
 
 namespace tandem {
@@ -40,6 +45,9 @@ class CpuBackend final : public Backend {
 
  private:
   ThreadPool pool_;
+  // matmul's activations quantized for q8_0/q4_0 weights; grows to the
+  // largest batch seen. The backend is driven from one thread at a time.
+  std::vector<cpu::ActivationBlock> quantized_x_;
 };
 
 }  // namespace tandem

@@ -53,6 +53,13 @@ constexpr KernelTable kAvx2Table = {
     .add = &avx2::add,
     .attention_head = &avx2::attention_head,
 };
+// The f32 kernels of kAvx512 are kAvx2's; only the quantized ones differ
+// (runtime/cpu/kernels_quant.cc picks those from active_isa()).
+constexpr KernelTable kAvx512Table = [] {
+  KernelTable table = kAvx2Table;
+  table.isa = Isa::kAvx512;
+  return table;
+}();
 #endif
 
 #if defined(TANDEM_HAVE_NEON_KERNELS) && defined(__aarch64__)
@@ -77,6 +84,7 @@ constexpr KernelTable kNeonTable = {
 const KernelTable* table_for(Isa isa) {
 #ifdef TANDEM_CAN_DETECT_AVX2
   if (isa == Isa::kAvx2) return &kAvx2Table;
+  if (isa == Isa::kAvx512) return &kAvx512Table;
 #endif
 #ifdef TANDEM_HAS_NEON
   if (isa == Isa::kNeon) return &kNeonTable;
@@ -114,13 +122,14 @@ std::string_view isa_name(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return "scalar";
     case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
     case Isa::kNeon: return "neon";
   }
   return "unknown";
 }
 
 std::optional<Isa> parse_isa_name(std::string_view name) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kNeon}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) {
     if (name == isa_name(isa)) return isa;
   }
   return std::nullopt;
@@ -129,7 +138,13 @@ std::optional<Isa> parse_isa_name(std::string_view name) {
 Isa best_isa() {
 #ifdef TANDEM_CAN_DETECT_AVX2
   __builtin_cpu_init();  // needed if we run before libgcc's own constructor
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+  // F16C (f16 weights) came with the same CPUs as AVX2; checked all the same.
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl"))
+    return Isa::kAvx512;
+  if (avx2) return Isa::kAvx2;
 #endif
 #ifdef TANDEM_HAS_NEON
   return Isa::kNeon;
@@ -140,7 +155,8 @@ Isa best_isa() {
 bool isa_supported(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return true;
-    case Isa::kAvx2: return best_isa() == Isa::kAvx2;
+    case Isa::kAvx2: return best_isa() == Isa::kAvx2 || best_isa() == Isa::kAvx512;
+    case Isa::kAvx512: return best_isa() == Isa::kAvx512;
     case Isa::kNeon: return best_isa() == Isa::kNeon;
   }
   return false;

@@ -2,6 +2,8 @@
 // arrays. Each has a portable scalar version (the reference) and SIMD versions
 // (AVX2+FMA on x86-64, NEON on AArch64) chosen once at run time from the CPU's
 // features; the kernel tests compare every version against a float64 reference.
+// The kernels for weights narrower than f32 (f16, bf16, Q8_0, Q4_0) are in
+// runtime/cpu/kernels_quant.h and follow the same ISA choice.
 //
 // Threading is the caller's job: the kernels are single-threaded and work on
 // the slice they are given (rows, heads), so a thread pool can split the work.
@@ -14,7 +16,11 @@ namespace tandem::cpu {
 
 enum class Isa {
   kScalar,
-  kAvx2,  // x86-64 with AVX2 and FMA, detected at run time
+  kAvx2,  // x86-64 with AVX2, FMA and F16C, detected at run time
+  // x86-64 with AVX-512 F, BW and VL on top of kAvx2's features: the quantized
+  // kernels use 512-bit registers (and VNNI's vpdpbusd when the CPU has it);
+  // the f32 kernels are kAvx2's, which already stream memory at full speed.
+  kAvx512,
   kNeon,  // AArch64 Advanced SIMD: part of the architecture, so every aarch64 build has it
 };
 
@@ -24,7 +30,7 @@ Isa best_isa();
 // Whether this CPU and build can run `isa`.
 bool isa_supported(Isa isa);
 // The instruction set the kernels below use. Starts as best_isa(), or as the
-// TANDEM_ISA environment variable says ("scalar", "avx2", "neon") when it names one
+// TANDEM_ISA environment variable says ("scalar", "avx2", "avx512", "neon") when it names one
 // the CPU supports. Not thread-safe: set it before running kernels.
 Isa active_isa();
 // Returns false (and changes nothing) if `isa` is not supported here.

@@ -12,7 +12,7 @@
 
 namespace tandem::cpu {
 
-// "scalar" -> kScalar, "avx2" -> kAvx2, "neon" -> kNeon (exactly as isa_name spells them);
+// "scalar" -> kScalar, "avx2" -> kAvx2, "avx512" -> kAvx512, "neon" -> kNeon (exactly as isa_name spells them);
 // anything else, including "", -> nullopt.
 std::optional<Isa> parse_isa_name(std::string_view name);
 

@@ -355,14 +355,14 @@ TEST_P(KernelTest, AttentionHeadMatchesFloat64) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kNeon),
+INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon),
                          [](const ::testing::TestParamInfo<Isa>& param_info) {
                            return std::string(isa_name(param_info.param));
                          });
 
 TEST(KernelDispatchTest, IsaNamesRoundTripAndUnknownNamesAreRejected) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kNeon}) EXPECT_EQ(parse_isa_name(isa_name(isa)), isa);
-  for (const char* bad : {"", "AVX2", "avx", "avx512", "scalar ", " scalar", "sse", "NEON", "sve"}) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) EXPECT_EQ(parse_isa_name(isa_name(isa)), isa);
+  for (const char* bad : {"", "AVX2", "avx", "avx512f", "AVX512", "scalar ", " scalar", "sse", "NEON", "sve"}) {
     EXPECT_EQ(parse_isa_name(bad), std::nullopt) << '"' << bad << '"';
   }
 }
@@ -372,8 +372,12 @@ TEST(KernelDispatchTest, InitialIsaFollowsTheEnvironmentOnlyWhenSupported) {
   EXPECT_EQ(choose_initial_isa("scalar"), Isa::kScalar);
   EXPECT_EQ(choose_initial_isa("bogus"), best_isa());
   EXPECT_EQ(choose_initial_isa(""), best_isa());
-  for (Isa isa : {Isa::kAvx2, Isa::kNeon})  // each exists on one architecture at most
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kNeon})  // x86 or aarch64 only
     EXPECT_EQ(choose_initial_isa(isa_name(isa).data()), isa_supported(isa) ? isa : best_isa());
+  // AVX-512 implies AVX2: a CPU with it can still be asked for the AVX2 kernels.
+  if (isa_supported(Isa::kAvx512)) {
+    EXPECT_TRUE(isa_supported(Isa::kAvx2));
+  }
 }
 
 TEST(KernelDispatchTest, SetActiveIsaRefusesUnsupportedAndKeepsTheCurrentOne) {
@@ -385,7 +389,7 @@ TEST(KernelDispatchTest, SetActiveIsaRefusesUnsupportedAndKeepsTheCurrentOne) {
   EXPECT_FALSE(set_active_isa(static_cast<Isa>(99)));  // never supported
   EXPECT_EQ(active_isa(), Isa::kScalar);
   // An unsupported ISA is refused; a supported one is not tried here.
-  for (Isa isa : {Isa::kAvx2, Isa::kNeon}) EXPECT_TRUE(isa_supported(isa) || !set_active_isa(isa));
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) EXPECT_TRUE(isa_supported(isa) || !set_active_isa(isa));
   EXPECT_EQ(active_isa(), Isa::kScalar);
   EXPECT_TRUE(set_active_isa(before));
 }

@@ -96,8 +96,18 @@ TEST(CpuBackendExtras, ArgmaxAndSyntheticFill) {
   ASSERT_TRUE(cpu.fill_synthetic(Tensor::view(fill.data(), DType::kF32, {1000}), 9, 0.5f, 1.0f).ok());
   for (size_t i = 0; i < fill.size(); ++i)
     ASSERT_EQ(fill[i], 1.0f + 0.5f * quant::synthetic_uniform(9, i));
-  std::vector<uint16_t> bf16(64);
-  EXPECT_EQ(cpu.fill_synthetic(Tensor::view(bf16.data(), DType::kBF16, {64}), 9, 1, 0).code(),
+  // Narrower dtypes hold what quantize_row makes of the f32 fill; dtypes no
+  // kernel computes with are refused.
+  for (DType dtype : {DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+    Tensor sized = Tensor::view(nullptr, dtype, {1000 / 32 * 32});
+    std::vector<uint8_t> got(sized.bytes()), want(sized.bytes());
+    sized.data = got.data();
+    ASSERT_TRUE(cpu.fill_synthetic(sized, 9, 0.5f, 1.0f).ok()) << dtype_name(dtype);
+    quantize_row(dtype, fill.data(), sized.numel(), want.data());
+    EXPECT_EQ(got, want) << dtype_name(dtype);
+  }
+  std::vector<int32_t> ints(64);
+  EXPECT_EQ(cpu.fill_synthetic(Tensor::view(ints.data(), DType::kI32, {64}), 9, 1, 0).code(),
             StatusCode::kInvalidArgument);
 }
 
