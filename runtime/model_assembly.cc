@@ -94,10 +94,14 @@ class Assembler {
   Result<Tensor> vector(const std::string& name) {
     TANDEM_ASSIGN_OR_RETURN(const SourceTensor* t, find_tensor(source_, name));
     const int64_t n = t->shape.back();
-    if (t->dtype == SourceDType::kF32) return Tensor::view(const_cast<uint8_t*>(t->data), DType::kF32, {n});
+    if (t->dtype == SourceDType::kF32) {
+      report_.mapped_bytes += t->bytes;
+      return Tensor::view(const_cast<uint8_t*>(t->data), DType::kF32, {n});
+    }
     Tensor out = Tensor::view(nullptr, DType::kF32, {n});
     TANDEM_ASSIGN_OR_RETURN(out.data, allocate(out.bytes(), name));
     decode_source_row(t->dtype, t->data, 0, n, out.f32());
+    report_.converted_bytes += out.bytes();
     return out;
   }
 

@@ -53,7 +53,7 @@ struct AssemblyOptions {
 };
 
 struct AssemblyReport {
-  uint64_t mapped_bytes = 0;     // matrices used in place in the mapping
+  uint64_t mapped_bytes = 0;     // tensors used in place in the mapping
   uint64_t converted_bytes = 0;  // copied, converted or reordered into owned memory
   std::vector<std::string> notes;  // conversions made, one line per kind
 };

@@ -101,8 +101,11 @@ TEST(ModelAssembly, EveryRankOfEveryLayoutMatchesTheLlama2cShardLoader) {
     ASSERT_TRUE(plan.ok()) << plan.status().to_string();
     for (int rank = 0; rank < tp * pp; ++rank) {
       SCOPED_TRACE("tp=" + std::to_string(tp) + " pp=" + std::to_string(pp) + " rank " + std::to_string(rank));
-      auto got = sharding::load_source_shard(source, *plan, rank, AssemblyOptions{});
+      AssemblyReport report;
+      auto got = sharding::load_source_shard(source, *plan, rank, AssemblyOptions{}, &report);
       ASSERT_TRUE(got.ok()) << got.status().to_string();
+      // What the worker logs as its share: the plan's bytes, norms included.
+      EXPECT_EQ(report.mapped_bytes + report.converted_bytes, plan->ranks[rank].weight_bytes);
       auto want = sharding::load_llama2c_shard(testing::bundled_checkpoint(), *plan, rank);
       ASSERT_TRUE(want.ok()) << want.status().to_string();
       expect_same_weights(*got, *want);
