@@ -19,7 +19,8 @@ bool reducible(DType dtype) {
     case DType::kI32:
     case DType::kI64: return true;
     case DType::kQ8_0:
-    case DType::kQ4_0: return false;
+    case DType::kQ4_0:
+    case DType::kQ4K: return false;
   }
   return false;
 }

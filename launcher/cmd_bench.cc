@@ -53,9 +53,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 Result<DType> parse_dtype(const std::string& name) {
-  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0})
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4K})
     if (name == dtype_name(d)) return d;
-  return InvalidArgument("unknown --dtype " + name + " (known: f32, f16, bf16, q8_0, q4_0)");
+  return InvalidArgument("unknown --dtype " + name + " (known: f32, f16, bf16, q8_0, q4_0, q4_k)");
 }
 
 Result<std::unique_ptr<LlamaModel>> build_model(const BenchFlags& f, Backend& backend, DType dtype,
@@ -202,7 +202,7 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--backend", flags->backend, "cpu or cuda")->capture_default_str();
   cmd->add_option("--device", flags->device, "CUDA device ordinal")->capture_default_str();
-  cmd->add_option("--dtype", flags->dtype, "Weight storage: f32, f16, bf16, q8_0, q4_0 (cuda: not f16)")->capture_default_str();
+  cmd->add_option("--dtype", flags->dtype, "Weight storage: f32, f16, bf16, q8_0, q4_0, q4_k (cuda: not f16 or q4_k)")->capture_default_str();
   cmd->add_option("--batch", flags->batch, "Tokens per decode forward: 1, or 16 (see docs/benchmarks.md)")
       ->capture_default_str();
   cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Tokens in the prefill")->capture_default_str();
@@ -217,6 +217,7 @@ void add_bench_command(CLI::App& app) {
     set_exit_code(s.ok() ? 0 : report_error(s));
   });
   add_bench_collectives_command(*bench);
+  add_bench_batch_command(*bench);
 }
 
 }  // namespace tandem::cli

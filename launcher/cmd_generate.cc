@@ -25,13 +25,14 @@ struct GenerateFlags {
   std::string backend = "cpu";
   int device = 0;
   std::string dtype = "auto";
+  std::string dump_logits;
 };
 
 Result<std::optional<DType>> parse_weight_dtype(const std::string& name) {
   if (name == "auto") return std::optional<DType>{};
-  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0})
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4K})
     if (name == dtype_name(d)) return std::optional<DType>{d};
-  return InvalidArgument("--dtype " + name + ": unknown (known: auto, f32, f16, bf16, q8_0, q4_0)");
+  return InvalidArgument("--dtype " + name + ": unknown (known: auto, f32, f16, bf16, q8_0, q4_0, q4_k)");
 }
 
 int run_generate(const GenerateFlags& f) {
@@ -40,6 +41,11 @@ int run_generate(const GenerateFlags& f) {
   request.steps = f.steps;
   request.sampler = make_sampler_config(f.temperature, f.top_p, f.top_k, f.seed);
   if (Status s = validate(request.sampler); !s.ok()) return report_error(s);
+  if (!f.dump_logits.empty()) {
+    request.on_prompt_logits = [path = f.dump_logits](std::span<const float> logits) {
+      return save_logits(path, logits);
+    };
+  }
 
   LoadOptions options;
   options.tokenizer = f.tokenizer;
@@ -86,8 +92,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--threads", flags->threads, "CPU threads, 0 = all")->capture_default_str();
   cmd->add_option("--backend", flags->backend, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", flags->dtype,
-                  "Weights in memory: auto (the file's where the backend computes with it), f32, f16, bf16, q8_0, q4_0")
+                  "Weights in memory: auto (the file's where the backend computes with it), f32, f16, bf16, q8_0, q4_0, q4_k")
       ->capture_default_str();
+  cmd->add_option("--dump-logits", flags->dump_logits,
+                  "Save the prompt's last logits (the whole vocabulary, raw little-endian f32) to FILE");
   cmd->add_option("--device", flags->device, "CUDA device ordinal")->capture_default_str();
   cmd->callback([flags] { set_exit_code(run_generate(*flags)); });
 }

@@ -3,6 +3,11 @@
 // (the same seed writes the same bytes on every machine). Beside it goes a
 // synthetic tokenizer.bin of the same vocabulary, so `tandem generate --model
 // DIR` and `tandem launch` can run it as they find it.
+//
+// `--format gguf` writes a GGUF file instead, its matrices in `--dtype`,
+// made and written a block of rows at a time (runtime/synthetic_gguf.h), with
+// the synthetic tokenizer embedded: how a model too big for memory in f32
+// (llama3-405b-2layer) is written.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,8 +17,10 @@
 
 #include "launcher/commands.h"
 #include "runtime/atomic_file.h"
+#include "runtime/formats/gguf_llama_writer.h"
 #include "runtime/llama2c_writer.h"
 #include "runtime/synthetic.h"
+#include "runtime/synthetic_gguf.h"
 #include "runtime/tokenizer_writer.h"
 
 namespace tandem::cli {
@@ -25,8 +32,44 @@ struct SynthFlags {
   bool untied = false;
   bool no_tokenizer = false;
   uint64_t seed = 1;
+  std::string format = "llama2c";
+  std::string dtype = "f32";
+  int threads = 0;
   std::string out;
 };
+
+Result<DType> parse_synth_dtype(const std::string& name) {
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0})
+    if (name == dtype_name(d)) return d;
+  return InvalidArgument("--dtype " + name + ": unknown (known: f32, f16, bf16, q8_0, q4_0)");
+}
+
+// The synthetic tokenizer as the spec a GGUF file embeds. It is built as a
+// llama2.c file (one definition of the synthetic vocabulary), read back from
+// a temporary file beside the output, and that file removed.
+Result<TokenizerSpec> synthetic_tokenizer_spec(int vocab_size, const std::string& out) {
+  TANDEM_ASSIGN_OR_RETURN(std::string bytes, synthetic_llama2c_tokenizer(vocab_size));
+  const std::string tmp = out + ".tokenizer.tmp";
+  TANDEM_RETURN_IF_ERROR(write_file_atomically(tmp, bytes));
+  Result<Tokenizer> tokenizer = Tokenizer::load_llama2c(tmp, vocab_size);
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);
+  if (!tokenizer.ok()) return tokenizer.status();
+  return tokenizer_spec_from_llama2c(*tokenizer);
+}
+
+Status write_gguf(const LlamaConfig& config, const SynthFlags& f) {
+  SyntheticGgufOptions options;
+  options.seed = f.seed;
+  options.threads = f.threads;
+  TANDEM_ASSIGN_OR_RETURN(options.dtype, parse_synth_dtype(f.dtype));
+  TokenizerSpec spec;
+  if (!f.no_tokenizer) {
+    TANDEM_ASSIGN_OR_RETURN(spec, synthetic_tokenizer_spec(static_cast<int>(config.vocab_size), f.out));
+    options.tokenizer = &spec;
+  }
+  return write_synthetic_gguf(config, options, f.out);
+}
 
 // Where the tokenizer goes: tokenizer.bin in the checkpoint's directory, the
 // name resolve_model_files() looks for first.
@@ -76,10 +119,16 @@ int run_synth(const SynthFlags& f) {
   set(f.seq_len, config.max_seq_len);
   if (f.untied) config.shared_classifier = false;
   if (Status s = validate(config, "the requested shape"); !s.ok()) return report_error(s);
+  const bool gguf = f.format == "gguf";
+  if (!gguf && f.format != "llama2c")
+    return report_error(InvalidArgument("--format " + f.format + ": unknown (known: llama2c, gguf)"));
+  if (!gguf && f.dtype != "f32")
+    return report_error(InvalidArgument("--dtype " + f.dtype + ": a llama2.c checkpoint holds f32 only; "
+                                        "pass --format gguf for other dtypes"));
   // Checked before anything is written, so a refused run leaves no checkpoint
-  // without its tokenizer.
-  const std::string tokenizer = f.no_tokenizer ? "" : tokenizer_path_for(f.out);
-  if (!tokenizer.empty()) {
+  // without its tokenizer. A GGUF file embeds its own.
+  const std::string tokenizer = f.no_tokenizer || gguf ? "" : tokenizer_path_for(f.out);
+  if (!f.no_tokenizer) {
     if (config.vocab_size < kMinSyntheticVocab) {
       return report_error(InvalidArgument("the vocabulary of " + std::to_string(config.vocab_size) + " is below " +
                                           std::to_string(kMinSyntheticVocab) +
@@ -87,7 +136,7 @@ int run_synth(const SynthFlags& f) {
                                           "tokens and \" \"); pass --no-tokenizer to write the checkpoint "
                                           "alone"));
     }
-    if (std::filesystem::path(f.out).filename() == "tokenizer.bin") {
+    if (!gguf && std::filesystem::path(f.out).filename() == "tokenizer.bin") {
       return report_error(InvalidArgument(f.out + ": the tokenizer would overwrite the checkpoint; name the "
                                           "checkpoint otherwise or pass --no-tokenizer"));
     }
@@ -99,12 +148,16 @@ int run_synth(const SynthFlags& f) {
     std::filesystem::create_directories(dir, ec);
     if (ec) return report_error(errno_status("creating " + dir.string(), ec.value(), __FILE__, __LINE__));
   }
-  auto weights = make_synthetic_weights(config, f.seed);
-  if (!weights.ok()) return report_error(weights.status());
-  if (Status s = write_llama2c(*weights, f.out); !s.ok()) return report_error(s);
-  std::fprintf(stderr, "tandem: wrote %s: dim %lld, %lld layers, %lld heads (%lld KV), hidden %lld, vocab %lld, "
+  if (gguf) {
+    if (Status s = write_gguf(config, f); !s.ok()) return report_error(s);
+  } else {
+    auto weights = make_synthetic_weights(config, f.seed);
+    if (!weights.ok()) return report_error(weights.status());
+    if (Status s = write_llama2c(*weights, f.out); !s.ok()) return report_error(s);
+  }
+  std::fprintf(stderr, "tandem: wrote %s (%s %s): dim %lld, %lld layers, %lld heads (%lld KV), hidden %lld, vocab %lld, "
                "context %lld, %.1f M parameters, seed %llu\n",
-               f.out.c_str(), static_cast<long long>(config.dim), static_cast<long long>(config.n_layers),
+               f.out.c_str(), f.format.c_str(), f.dtype.c_str(), static_cast<long long>(config.dim), static_cast<long long>(config.n_layers),
                static_cast<long long>(config.n_heads), static_cast<long long>(config.n_kv_heads),
                static_cast<long long>(config.hidden_dim), static_cast<long long>(config.vocab_size),
                static_cast<long long>(config.max_seq_len), config.parameter_count() / 1e6,
@@ -122,7 +175,7 @@ void add_model_command(CLI::App& app) {
   CLI::App* model = app.add_subcommand("model", "Model files");
   model->require_subcommand(1);
   CLI::App* synth = model->add_subcommand(
-      "synth", "Write a llama2.c checkpoint of any shape with seeded weights, and a tokenizer.bin beside it");
+      "synth", "Write a llama2.c checkpoint (or GGUF file) of any shape with seeded weights and a synthetic tokenizer");
   synth->add_option("--shape", f->shape, "Start from a named shape: " + std::string(synthetic_shape_names()));
   synth->add_option("--dim", f->dim, "Model width");
   synth->add_option("--hidden-dim", f->hidden_dim, "MLP width");
@@ -134,6 +187,11 @@ void add_model_command(CLI::App& app) {
   synth->add_flag("--untied", f->untied, "A classifier of its own (not the embedding)");
   synth->add_flag("--no-tokenizer", f->no_tokenizer, "Write no tokenizer.bin beside the checkpoint");
   synth->add_option("--seed", f->seed, "Weights' seed")->capture_default_str();
+  synth->add_option("--format", f->format, "llama2c (f32, tokenizer.bin beside it) or gguf (tokenizer embedded)")
+      ->capture_default_str();
+  synth->add_option("--dtype", f->dtype, "Matrices' dtype, gguf only: f32, f16, bf16, q8_0, q4_0")
+      ->capture_default_str();
+  synth->add_option("--threads", f->threads, "Threads making the weights (gguf), 0 = all")->capture_default_str();
   synth->add_option("out", f->out, "Checkpoint to write")->required();
   synth->callback([f] { set_exit_code(run_synth(*f)); });
 }

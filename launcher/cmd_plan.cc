@@ -54,9 +54,9 @@ int no_plan(const Status& status) {
 }
 
 Result<DType> parse_dtype(const std::string& flag, const std::string& name) {
-  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0})
+  for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4K})
     if (name == dtype_name(d)) return d;
-  return InvalidArgument(flag + " " + name + ": unknown (known: f32, f16, bf16, q8_0, q4_0)");
+  return InvalidArgument(flag + " " + name + ": unknown (known: f32, f16, bf16, q8_0, q4_0, q4_k)");
 }
 
 Result<uint64_t> gb_to_bytes(const std::string& flag, double gb, bool zero_ok) {
@@ -161,7 +161,7 @@ void add_plan_command(CLI::App& app) {
                       ") or a model file / directory: llama2.c, GGUF, Hugging Face (default: the config's model.path)");
   cmd->add_option("--context", f->context, "Positions per sequence (default: 8192, or the model's context if less)");
   cmd->add_option("--batch", f->batch, "Concurrent sequences, each with its own KV cache")->capture_default_str();
-  cmd->add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0, auto (default: the config's model.dtype)");
+  cmd->add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, auto (default: the config's model.dtype)");
   cmd->add_option("--kv-dtype", f->kv_dtype, "KV cache type: f32, f16, bf16, q8_0")->capture_default_str();
   cmd->add_option("--node-memory-gb", f->node_memory_gb, "Memory per node in GB (10^9 bytes; a DGX Spark: 128)")
       ->capture_default_str();

@@ -3,6 +3,7 @@
 // (launcher/worker_protocol.h); the job secret and the resolved config come
 // in on stdin, never on the command line.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -105,6 +106,11 @@ int run_worker(int rank, const std::string& job) {
     if (comms->device) comms->device->abort(s.message());
     return report_error(s);  // the launcher names the rank
   }
+  // The whole process's high-water mark (mapped weights the forward touched,
+  // copies, KV cache, activations, buffers): what the rank cost its node.
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::fprintf(stderr, "tandem: rank %d peak RSS %.2f GB\n", rank, static_cast<double>(usage.ru_maxrss) * 1024 / 1e9);
   link.record("exit", {"0"});
   return 0;
 }

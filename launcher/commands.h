@@ -13,11 +13,14 @@ void add_generate_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 // `bench collectives`, under the `bench` subcommand.
 void add_bench_collectives_command(CLI::App& bench);
+void add_bench_batch_command(CLI::App& bench);
 void add_info_command(CLI::App& app);
 // `config show`: the resolved run config (launcher/config.h).
 void add_config_command(CLI::App& app);
 // `model synth`: seeded checkpoints of any shape.
 void add_model_command(CLI::App& app);
+// `quantize IN OUT --type T`: any model as a quantized GGUF file.
+void add_quantize_command(CLI::App& app);
 // `plan`: each node's memory for a run (sharding/memory_plan.h); exits 0
 // when it fits, 1 when not, 2 when no plan can be made.
 void add_plan_command(CLI::App& app);

@@ -167,6 +167,39 @@ Status check_train(const TrainConfig& t, const ParallelConfig& p, const Checker&
   return Status::Ok();
 }
 
+Status check_http(const HttpConfig& h, const Checker& at) {
+  if (h.address.empty()) return at.fail("http.address", "must not be empty");
+  if (h.port < 0 || h.port > 65535) return at.fail("http.port", outside(h.port, 0, 65535));
+  for (size_t i = 0; i < h.api_keys.size(); ++i) {
+    if (h.api_keys[i].empty()) return at.fail("http.api_keys[" + std::to_string(i) + "]", "must not be empty");
+  }
+  if (h.max_request_bytes < 1024 || h.max_request_bytes > (int64_t{1} << 30)) {
+    return at.fail("http.max_request_bytes", outside(h.max_request_bytes, 1024, int64_t{1} << 30));
+  }
+  if (h.max_tokens < 1) return at.fail("http.max_tokens", "must be at least 1");
+  if (h.default_max_tokens < 1 || h.default_max_tokens > h.max_tokens) {
+    return at.fail("http.default_max_tokens", "must be in [1, http.max_tokens]");
+  }
+  if (h.max_queued < 1 || h.max_queued > 100000) return at.fail("http.max_queued", outside(h.max_queued, 1, 100000));
+  if (h.threads < 1 || h.threads > 64) return at.fail("http.threads", outside(h.threads, 1, 64));
+  const std::pair<const char*, double> durations[] = {{"http.read_timeout_s", h.read_timeout_s},
+                                                      {"http.idle_timeout_s", h.idle_timeout_s},
+                                                      {"http.write_timeout_s", h.write_timeout_s}};
+  for (const auto& [key, seconds] : durations) {
+    if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 86400)) {
+      return at.fail(key, "must be a number of seconds in (0, 86400]");
+    }
+  }
+  static constexpr std::string_view kFamilies[] = {"llama3", "chatml", "gemma", "llama2", "mistral", "zephyr"};
+  if (!h.chat_template.empty() && std::find(std::begin(kFamilies), std::end(kFamilies), h.chat_template) ==
+                                      std::end(kFamilies)) {
+    return at.fail("http.chat_template", "unknown family '" + h.chat_template +
+                                             "' (allowed: llama3, chatml, gemma, llama2, mistral, zephyr; empty: "
+                                             "the model's own)");
+  }
+  return Status::Ok();
+}
+
 Status check(const RunConfig& c, const Checker& at) {
   const auto& nodes = c.cluster.nodes;
   if (nodes.empty()) return at.fail("cluster.nodes", "needs at least one node");
@@ -232,6 +265,10 @@ Status check(const RunConfig& c, const Checker& at) {
   if (!tls.client_ca.empty() && tls.cert.empty()) {
     return at.fail("control.tls.client_ca", "checking client certificates needs a server cert and key too");
   }
+  TANDEM_RETURN_IF_ERROR(check_http(c.http, at));
+  if (c.http.enabled && c.job != JobKind::kServe) {
+    return at.fail("http.enabled", "the HTTP endpoint serves `job: serve` runs");
+  }
   for (const auto& [name, value] : c.env) {
     if (!is_env_name(name)) {
       return at.fail("env." + name, "not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
@@ -246,6 +283,23 @@ Status check(const RunConfig& c, const Checker& at) {
   if (!(g.top_p > 0 && g.top_p <= 1)) return at.fail("generate.top_p", "must be in (0, 1] (1 is off)");
   if (g.top_k < 0) return at.fail("generate.top_k", "must be >= 0 (0 is off), got " + std::to_string(g.top_k));
   if (g.seed < -1) return at.fail("generate.seed", "must be >= 0, or -1 for a seed from the clock");
+  const EngineConfig& e = c.engine;
+  if (e.kv_block_size < 1 || e.kv_block_size > 4096) {
+    return at.fail("engine.kv_block_size", outside(e.kv_block_size, 1, 4096));
+  }
+  if (e.kv_blocks < 0 || e.kv_blocks > (int64_t{1} << 31) - 1) {
+    return at.fail("engine.kv_blocks", "must be >= 0 (0: max_running sequences of the full context), got " +
+                                           std::to_string(e.kv_blocks));
+  }
+  if (e.max_running < 1 || e.max_running > 4096) return at.fail("engine.max_running", outside(e.max_running, 1, 4096));
+  if (e.max_batch_tokens < 1 || e.max_batch_tokens > 65536) {
+    return at.fail("engine.max_batch_tokens", outside(e.max_batch_tokens, 1, 65536));
+  }
+  // Above max_batch_tokens it is simply capped there (so lowering max_batch_tokens alone stays valid).
+  if (e.max_prefill_tokens < 1 || e.max_prefill_tokens > 65536) {
+    return at.fail("engine.max_prefill_tokens", outside(e.max_prefill_tokens, 1, 65536));
+  }
+  if (e.max_queued < 1 || e.max_queued > 1000000) return at.fail("engine.max_queued", outside(e.max_queued, 1, 1000000));
   const LaunchConfig& l = c.launch;
   const std::pair<const char*, double> durations[] = {
       {"launch.heartbeat_interval_s", l.heartbeat_interval_s}, {"launch.heartbeat_timeout_s", l.heartbeat_timeout_s},

@@ -28,7 +28,7 @@ enum class JobKind { kGenerate, kServe, kTrain, kBench };
 // kAuto: what the files are (runtime/model_files.h); a named format is checked against them.
 enum class ModelFormat { kLlama2c, kGguf, kSafetensors, kAuto };
 // kAuto: the file's dtype where the backend computes with it (runtime/model_assembly.h).
-enum class DType { kF32, kF16, kBf16, kQ8_0, kQ4_0, kAuto };
+enum class DType { kF32, kF16, kBf16, kQ8_0, kQ4_0, kQ4_K, kAuto };
 enum class ComputeBackend { kCpu, kCuda };
 enum class CommBackend { kUcx, kNccl };
 // Whether data parallelism's gradient exchange runs beside the backward.
@@ -118,6 +118,29 @@ struct ControlConfig {
   bool operator==(const ControlConfig&) const = default;
 };
 
+// Rank 0's OpenAI-compatible HTTP endpoint (runtime/serving/http_server.h,
+// docs/serving.md) for `job: serve`.
+struct HttpConfig {
+  bool enabled = false;
+  std::string address = "127.0.0.1";
+  int port = 0;  // 0: the OS picks; the log and run_dir/<run>/http_endpoint say which
+  // Bearer keys for /v1/*; empty: no authentication. They are part of the
+  // resolved config, which the run directory keeps (config.yaml): pass them
+  // with --set rather than in a shared file where that matters.
+  std::vector<std::string> api_keys;
+  std::string model_name;     // the id /v1/models lists; empty: model.path's last component
+  std::string chat_template;  // empty: the model's own; else a family (llama3, chatml, gemma, llama2, mistral, zephyr)
+  int64_t max_request_bytes = 1 << 20;
+  int64_t default_max_tokens = 256;  // a request naming none (capped by the context)
+  int64_t max_tokens = 4096;         // the most one request may ask for
+  int64_t max_queued = 64;           // generation requests in flight beyond this: 429
+  double read_timeout_s = 30;        // a request's headers and body
+  double idle_timeout_s = 60;        // a keep-alive connection between requests
+  double write_timeout_s = 30;       // each write to a client
+  int threads = 1;                   // I/O threads
+  bool operator==(const HttpConfig&) const = default;
+};
+
 // The request a `job: generate` run serves, as `tandem generate`'s flags.
 struct GenerateConfig {
   std::string prompt;
@@ -126,7 +149,25 @@ struct GenerateConfig {
   float top_p = 0.9f;
   int top_k = 0;
   int64_t seed = -1;  // -1: drawn from the clock and logged
+  // Set: rank 0 saves the prompt's last logits there (generate's --dump-logits).
+  std::string dump_logits;
   bool operator==(const GenerateConfig&) const = default;
+};
+
+// The serving engine of `job: serve` (runtime/serving/scheduler.h): the
+// paged KV pool each rank plans and the continuous-batching limits, as
+// vLLM's block_size, num_gpu_blocks, max_num_seqs and max_num_batched_tokens.
+struct EngineConfig {
+  int64_t kv_block_size = 16;     // positions per KV block
+  int64_t kv_blocks = 0;          // blocks per rank; 0: max_running sequences of the full context
+  int64_t max_running = 32;       // sequences in the running batch
+  int64_t max_batch_tokens = 128; // tokens per batched forward (decode tokens + prefill chunks)
+  // Prompt tokens a forward may take while other sequences decode (capped at
+  // max_batch_tokens): 32 lets a typical prompt join in one step while a
+  // step carrying it stays within ~3x a 16-sequence decode step, not 8x.
+  int64_t max_prefill_tokens = 32;
+  int64_t max_queued = 256;       // requests waiting for admission; more are refused
+  bool operator==(const EngineConfig&) const = default;
 };
 
 // A `job: train` run: nanoGPT's knobs in Llama form (runtime/train/trainer.h).
@@ -194,9 +235,11 @@ struct RunConfig {
   ParallelConfig parallel;
   BackendConfig backend;
   ControlConfig control;
+  HttpConfig http;
   std::map<std::string, std::string> env;  // set on every worker
   std::string run_dir = "runs";  // each run writes run_dir/<run id>/ (relative: to the launcher's cwd)
   GenerateConfig generate;
+  EngineConfig engine;
   TrainConfig train;
   LaunchConfig launch;
   bool operator==(const RunConfig&) const = default;

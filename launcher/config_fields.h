@@ -26,7 +26,7 @@ inline std::span<const std::string_view> enum_names(ModelFormat) {
   return k;
 }
 inline std::span<const std::string_view> enum_names(DType) {
-  static constexpr std::array<std::string_view, 6> k = {"f32", "f16", "bf16", "q8_0", "q4_0", "auto"};
+  static constexpr std::array<std::string_view, 7> k = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "auto"};
   return k;
 }
 inline std::span<const std::string_view> enum_names(ComputeBackend) {
@@ -84,6 +84,22 @@ template <class V> void visit_fields(V& v, ControlConfig& s) {
   v("port", s.port);
   v("tls", s.tls);
 }
+template <class V> void visit_fields(V& v, HttpConfig& s) {
+  v("enabled", s.enabled);
+  v("address", s.address);
+  v("port", s.port);
+  v("api_keys", s.api_keys);
+  v("model_name", s.model_name);
+  v("chat_template", s.chat_template);
+  v("max_request_bytes", s.max_request_bytes);
+  v("default_max_tokens", s.default_max_tokens);
+  v("max_tokens", s.max_tokens);
+  v("max_queued", s.max_queued);
+  v("read_timeout_s", s.read_timeout_s);
+  v("idle_timeout_s", s.idle_timeout_s);
+  v("write_timeout_s", s.write_timeout_s);
+  v("threads", s.threads);
+}
 template <class V> void visit_fields(V& v, GenerateConfig& s) {
   v("prompt", s.prompt);
   v("steps", s.steps);
@@ -91,6 +107,15 @@ template <class V> void visit_fields(V& v, GenerateConfig& s) {
   v("top_p", s.top_p);
   v("top_k", s.top_k);
   v("seed", s.seed);
+  v("dump_logits", s.dump_logits);
+}
+template <class V> void visit_fields(V& v, EngineConfig& s) {
+  v("kv_block_size", s.kv_block_size);
+  v("kv_blocks", s.kv_blocks);
+  v("max_running", s.max_running);
+  v("max_batch_tokens", s.max_batch_tokens);
+  v("max_prefill_tokens", s.max_prefill_tokens);
+  v("max_queued", s.max_queued);
 }
 template <class V> void visit_fields(V& v, TrainConfig& s) {
   v("data", s.data);
@@ -138,9 +163,11 @@ template <class V> void visit_fields(V& v, RunConfig& s) {
   v("parallel", s.parallel);
   v("backend", s.backend);
   v("control", s.control);
+  v("http", s.http);
   v("env", s.env);
   v("run_dir", s.run_dir);
   v("generate", s.generate);
+  v("engine", s.engine);
   v("train", s.train);
   v("launch", s.launch);
 }

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   tandem::cli::add_info_command(app);
   tandem::cli::add_config_command(app);
   tandem::cli::add_model_command(app);
+  tandem::cli::add_quantize_command(app);
   tandem::cli::add_plan_command(app);
   tandem::cli::add_launch_command(app);
   tandem::cli::add_worker_command(app);

@@ -174,13 +174,14 @@ void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
     }
   } else if (r.kind == "train" && w.rank == 0 && r.args.size() == 1) {
     record_loss(r.args);
-  } else if (r.kind == "control" && w.rank == 0 && r.args.size() == 1) {
-    const std::string path = files_.run_dir + "/endpoint";
+  } else if ((r.kind == "control" || r.kind == "http") && w.rank == 0 && r.args.size() == 1) {
+    const bool http = r.kind == "http";
+    const std::string path = files_.run_dir + (http ? "/http_endpoint" : "/endpoint");
     if (std::FILE* f = std::fopen(path.c_str(), "w")) {
       std::fprintf(f, "%s\n", r.args[0].c_str());
       std::fclose(f);
     }
-    say("control endpoint " + r.args[0] + " (token in " + files_.run_dir + "/token)");
+    say(http ? "http endpoint " + r.args[0] : "control endpoint " + r.args[0] + " (token in " + files_.run_dir + "/token)");
   }
 }
 

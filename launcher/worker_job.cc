@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "launcher/engine_call.h"
+#include "launcher/http_options.h"
 #include "launcher/lockstep.h"
 #ifdef TANDEM_HAVE_CONTROL
 #include "launcher/control_handler.h"
@@ -38,6 +40,11 @@ GenerateRequest request_from_config(const GenerateConfig& config) {
   request.prompt = config.prompt;
   request.steps = config.steps;
   request.sampler = make_sampler_config(config.temperature, config.top_p, config.top_k, config.seed);
+  if (!config.dump_logits.empty()) {
+    request.on_prompt_logits = [path = config.dump_logits](std::span<const float> logits) {
+      return save_logits(path, logits);
+    };
+  }
   return request;
 }
 
@@ -51,8 +58,40 @@ Status Leader::gather_memory() {
   return Status::Ok();
 }
 
+Status Leader::start_engine() {
+  LlamaModel& model = *ctx_.model.model;
+  const EngineConfig& config = ctx_.config.engine;
+  serving::SchedulerLimits limits;
+  limits.max_tokens_per_step = model.max_batch();
+  limits.max_running = config.max_running;
+  limits.max_queued = config.max_queued;
+  limits.max_prefill_tokens = config.max_prefill_tokens;
+  limits.context = model.context();
+  auto forward = [this](std::span<const SequenceStep> sequences, std::span<float> logits) {
+    return step_.forward_batch(sequences, logits);
+  };
+  // All-greedy steps: each rank's best per row crosses the link, not every
+  // row's logits (rows x vocab floats per step at tp > 1).
+  auto argmax = [this](std::span<const SequenceStep> sequences, std::span<int32_t> tokens) {
+    return step_.forward_batch_argmax(sequences, tokens);
+  };
+  TANDEM_ASSIGN_OR_RETURN(engine_, serving::Scheduler::create(forward, static_cast<int>(model.config().vocab_size),
+                                                              ctx_.model.tokenizer, model.paged_kv(), limits, argmax));
+  return Status::Ok();
+}
+
+int64_t Leader::tokens_served() const {
+  return engine_ ? engine_->metrics().generated_tokens : tokens_served_.load();
+}
+
 Result<GenerateStats> Leader::submit(const GenerateRequest& request, const PieceSink& on_piece,
                                      const std::atomic<bool>& cancelled) {
+  if (engine_) {
+    if (!serving_) return Unavailable("the job is not serving (starting or shutting down)");
+    auto stats = call_engine(*engine_, ctx_.model.tokenizer, request, on_piece, cancelled);
+    if (stats.ok()) ++requests_served_;
+    return stats;
+  }
   Pending pending{request, on_piece, cancelled};
   std::unique_lock lock(mu_);
   if (shutdown_ || !serving_) return Unavailable("the job is not serving (starting or shutting down)");
@@ -76,7 +115,20 @@ Result<GenerateStats> Leader::submit(const GenerateRequest& request, const Piece
 void Leader::request_shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
+  if (engine_) engine_->request_shutdown();
   cv_.notify_all();
+}
+
+Status Leader::run_engine() {
+  serving_ = true;
+  const auto idle = seconds(ctx_.config.launch.heartbeat_interval_s);
+  Status s = engine_->run([&] { return ctx_.link.stop_requested(); }, [&] { return step_.noop(); }, idle);
+  serving_ = false;
+  if (!s.ok()) return s;
+  if (ctx_.link.stop_requested()) {
+    std::fprintf(stderr, "tandem: stopping: %s\n", ctx_.link.stop_reason().c_str());
+  }
+  return step_.shutdown();
 }
 
 Result<GenerateStats> Leader::execute(const GenerateRequest& request, const PieceSink& on_piece,
@@ -127,6 +179,7 @@ Result<GenerateStats> Leader::execute(const GenerateRequest& request, const Piec
 }
 
 Status Leader::run(const GenerateRequest* first) {
+  if (engine_ && first == nullptr) return run_engine();
   serving_ = true;
   Status failure;
   if (first != nullptr) {
@@ -187,6 +240,7 @@ Status run_leader(WorkerContext& context) {
   Leader leader(context);
   TANDEM_RETURN_IF_ERROR(leader.gather_memory());
   const RunConfig& config = context.config;
+  if (config.job == JobKind::kServe) TANDEM_RETURN_IF_ERROR(leader.start_engine().with_context("the serving engine"));
 #ifdef TANDEM_HAVE_CONTROL
   LeaderControl handler(leader, config, context.model.model->config());
   const control::ControlServerOptions options{config.control.address, config.control.port, context.token,
@@ -200,6 +254,16 @@ Status run_leader(WorkerContext& context) {
     return Unimplemented("job: serve needs the control plane, which this build lacks (no grpc++ for this target)");
   }
 #endif
+  // The OpenAI-compatible endpoint, over the leader's scheduler (as gRPC Generate).
+  std::unique_ptr<serving::HttpServer> http;
+  if (config.job == JobKind::kServe && config.http.enabled) {
+    auto started =
+        serving::HttpServer::start(*leader.engine(), context.model.tokenizer, http_options(config, context.model));
+    if (!started.ok()) return started.status().with_context("http endpoint");
+    http = std::move(*started);
+    std::fprintf(stderr, "tandem: http endpoint %s\n", http->endpoint().c_str());
+    context.link.record("http", {http->endpoint()});
+  }
   context.link.record("ready");
   Status s;
   if (config.job == JobKind::kGenerate) {
@@ -207,6 +271,11 @@ Status run_leader(WorkerContext& context) {
     s = leader.run(&request);
   } else {
     s = leader.run(nullptr);
+  }
+  if (http) {
+    if (Status stopped = http->stop(deadline_after(std::chrono::seconds(5))); !stopped.ok()) {
+      std::fprintf(stderr, "tandem: http endpoint: %s\n", stopped.message().c_str());
+    }
   }
 #ifdef TANDEM_HAVE_CONTROL
   (*server)->shutdown(deadline_after(std::chrono::seconds(5)));

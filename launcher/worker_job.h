@@ -16,6 +16,7 @@
 #include "launcher/worker_link.h"
 #include "runtime/generator.h"
 #include "runtime/loaded_model.h"
+#include "runtime/serving/scheduler.h"
 
 namespace tandem::launcher {
 
@@ -29,7 +30,10 @@ struct WorkerContext {
 };
 
 // The leader's request queue: clients (gRPC threads) submit and block; the
-// worker's main thread runs one request at a time, every rank in step.
+// worker's main thread runs the requests, every rank in step. `job: serve`
+// runs them through the continuous-batching engine (start_engine(): many at
+// once, one batched forward per step); `job: generate` runs its one request
+// through the single-sequence generator.
 class Leader {
  public:
   explicit Leader(WorkerContext& context);
@@ -39,13 +43,19 @@ class Leader {
   Result<GenerateStats> submit(const GenerateRequest& request, const PieceSink& on_piece,
                                const std::atomic<bool>& cancelled);
   void request_shutdown();
+  // `job: serve`: builds the scheduler over the model's paged KV pool (the
+  // config's engine section), through which submit() and the HTTP front end
+  // then run. Before run().
+  Status start_engine();
+  // The engine, once started (else nullptr): the HTTP front end's.
+  serving::Engine* engine() { return engine_.get(); }
   // Runs requests until Shutdown or the launcher's stop; `first` (if any) runs
   // at once and then ends the job (`job: generate`).
   Status run(const GenerateRequest* first);
 
   // For Status: bytes each rank holds (gathered at start), counters.
   const std::vector<uint64_t>& memory_per_rank() const { return memory_; }
-  int64_t tokens_served() const { return tokens_served_.load(); }
+  int64_t tokens_served() const;
   int64_t requests_served() const { return requests_served_.load(); }
   double uptime_s() const;
   bool serving() const { return serving_.load(); }
@@ -64,8 +74,11 @@ class Leader {
   Result<GenerateStats> execute(const GenerateRequest& request, const PieceSink& on_piece,
                                 const std::atomic<bool>& cancelled, std::string* comm_line = nullptr);
 
+  Status run_engine();
+
   WorkerContext& ctx_;
   Lockstep step_;  // driven from the worker's main thread only
+  std::unique_ptr<serving::Scheduler> engine_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending*> queue_;

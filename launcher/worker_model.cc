@@ -34,6 +34,7 @@ Result<std::optional<tandem::DType>> weight_dtype_of(launcher::DType configured)
     case launcher::DType::kBf16: return std::optional{tandem::DType::kBF16};
     case launcher::DType::kQ8_0: return std::optional{tandem::DType::kQ8_0};
     case launcher::DType::kQ4_0: return std::optional{tandem::DType::kQ4_0};
+    case launcher::DType::kQ4_K: return std::optional{tandem::DType::kQ4K};
     case launcher::DType::kF16: return std::optional{tandem::DType::kF16};
   }
   return InvalidArgument("model.dtype: unknown value");
@@ -75,6 +76,17 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
     return InvalidArgument("model.context " + std::to_string(options.context) + ": context " +
                            std::to_string(options.context) + " is outside [1, " +
                            std::to_string(shape.max_seq_len) + "], the model's trained context");
+  }
+  if (config.job == JobKind::kServe) {
+    // The scheduler's pool replaces the one-sequence cache: every request's
+    // positions live in blocks (runtime/paged_kv.h).
+    const EngineConfig& engine = config.engine;
+    options.max_batch = engine.max_batch_tokens;
+    options.kv_block_size = engine.kv_block_size;
+    options.kv_blocks = engine.kv_blocks > 0
+                            ? engine.kv_blocks
+                            : engine.max_running * kv_blocks_for(options.context, engine.kv_block_size);
+    options.contiguous_kv = false;
   }
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights,
                           sharding::load_source_shard(source, worker->plan, rank, assembly, &loaded.assembly));

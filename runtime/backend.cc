@@ -40,8 +40,8 @@ void Backend::norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tens
 }
 
 void Backend::rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache,
-                            const Tensor& v_cache, const AttentionShape& shape, float theta) {
-  rope(q, k, shape, theta);
+                            const Tensor& v_cache, const AttentionShape& shape, std::span<const double> inv_freq) {
+  rope(q, k, shape, inv_freq);
   store_kv(k_cache, v_cache, k, v, shape.start_pos);
 }
 
@@ -53,6 +53,21 @@ void Backend::matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, cons
 Status Backend::decode_step(uint64_t, std::span<const int>, int64_t, const std::function<void()>& enqueue) {
   enqueue();
   return Status::Ok();
+}
+
+// The paged kernels' defaults: reached only by a programmer bug, since
+// LlamaModel checks supports_paged_kv() before it plans a pool.
+Status Backend::copy_from_host(const Tensor&, const void*, size_t) {
+  return Unimplemented(name() + " has no copy_from_host");
+}
+void Backend::rope_at(const Tensor&, const Tensor&, const Tensor&, const AttentionShape&, std::span<const double>) {
+  TANDEM_CHECK_MSG(false, name() + " has no paged kernels");
+}
+void Backend::store_kv_paged(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  TANDEM_CHECK_MSG(false, name() + " has no paged kernels");
+}
+void Backend::paged_attention(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const PagedAttention&) {
+  TANDEM_CHECK_MSG(false, name() + " has no paged kernels");
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {

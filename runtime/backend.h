@@ -65,9 +65,29 @@ struct AttentionShape {
   int64_t n_kv_heads = 0;  // KV heads; query head h reads KV head h / (n_heads / n_kv_heads)
   int64_t head_dim = 0;
   int64_t start_pos = 0;   // position of the first query token
-  // The model's weights are narrower than f32 (bf16, Q8_0, Q4_0): a backend
+  // The model's weights are narrower than f32 (bf16, Q8_0, Q4_0, Q4_K): a backend
   // may then compute attention with matching precision (cuda prefill: TF32
   // tensor cores for the scores and the weighted sum).
+  bool reduced_precision = false;
+};
+
+// A batched step over a paged KV cache (runtime/paged_kv.h): tokens of many
+// sequences side by side in one activation, each with its own position and
+// its sequence's block table. The tensors are i32 in backend memory, filled
+// by the model once per step (copy_from_host), so that every layer's kernels
+// read them where they run (cuda: no per-layer upload).
+// A layer's pool is [num_blocks * block_size, n_kv_heads * head_dim]: block b
+// holds rows [b * block_size, (b + 1) * block_size), position p of a sequence
+// is row table[p / block_size] * block_size + p % block_size.
+struct PagedAttention {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t block_size = 0;
+  Tensor positions;     // [tokens] i32: each token's position in its sequence
+  Tensor token_seq;     // [tokens] i32: each token's row of block_tables
+  Tensor block_tables;  // [sequences, max_blocks] i32; only the blocks a token reaches are read
+  int64_t max_positions = 0;  // 1 + the largest position of the step (scratch, split-K sizing)
   bool reduced_precision = false;
 };
 
@@ -120,8 +140,13 @@ class Backend {
   // Several matmuls of the same x (q/k/v, gate/up) as one unit of work: one
   // parallel loop on cpu, one grouped launch on cuda. Same checks as matmul.
   virtual void matmul_shared_input(const Tensor& x, std::span<const MatmulTarget> targets) = 0;
-  // llama2.c rotary embedding of q and k in place; token t is at start_pos + t.
-  virtual void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, float theta) = 0;
+  // llama2.c rotary embedding of q and k in place: token t is at position
+  // start_pos + t, and pair (2j, 2j+1) of every head turns by position *
+  // inv_freq[j] radians. inv_freq (head_dim / 2 entries, host memory, read
+  // during the call) is the model's frequency table, scaling included
+  // (runtime/rope_frequencies.h); a backend copies it as it needs.
+  virtual void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape,
+                    std::span<const double> inv_freq) = 0;
   // Writes k, v ([tokens, n_kv_heads * head_dim]) to rows start_pos.. of the
   // caches ([max_seq, n_kv_heads * head_dim]).
   virtual void store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k,
@@ -134,6 +159,9 @@ class Backend {
   virtual void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   // x += y
   virtual void add(const Tensor& x, const Tensor& y) = 0;
+  // x[t] += bias for every row t of x: bias is [x's row length] (attention
+  // biases, Qwen2).
+  virtual void add_bias(const Tensor& x, const Tensor& bias) = 0;
   // ---- a layer's fused units: a backend may run each as one kernel (cuda,
   // one token); the defaults compose the kernels above ----
   // out_i = rmsnorm(x; norm_w, eps) @ w_i^T for every target. `normed`
@@ -146,9 +174,28 @@ class Backend {
                                   const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up);
   // rope(q, k) then store_kv(k, v) at shape.start_pos.
   virtual void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache,
-                             const Tensor& v_cache, const AttentionShape& shape, float theta);
+                             const Tensor& v_cache, const AttentionShape& shape, std::span<const double> inv_freq);
   // x += a @ w^T (a residual connection). `scratch` (x's shape) is scratch.
   virtual void matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch);
+
+  // ---- a batched step over a paged KV cache (PagedAttention above). A
+  // backend without them says so with supports_paged_kv(); LlamaModel then
+  // refuses a paged pool at create, so calling them is a programmer bug. ----
+  virtual bool supports_paged_kv() const { return false; }
+  // Host -> backend memory, ordered with the kernels (the host buffer may be
+  // reused once it returns).
+  virtual Status copy_from_host(const Tensor& dst, const void* src, size_t bytes);
+  // rope() with token t at positions[t] (i32 [tokens] in backend memory).
+  virtual void rope_at(const Tensor& q, const Tensor& k, const Tensor& positions, const AttentionShape& shape,
+                       std::span<const double> inv_freq);
+  // Rows slots[t] of the pools = k[t], v[t] (slots: i32 [tokens], rows of the pool).
+  virtual void store_kv_paged(const Tensor& k_pool, const Tensor& v_pool, const Tensor& k, const Tensor& v,
+                              const Tensor& slots);
+  // Causal grouped-query attention of every token of the step in one unit of
+  // work: token t attends to positions [0, positions[t]] of its sequence,
+  // read through the sequence's block table. out, q: [tokens, n_heads * head_dim].
+  virtual void paged_attention(const Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                               const PagedAttention& p);
 
   // out[r] = the index of the largest element of logits row r (the first of
   // equals), as i32; out is [rows] in backend memory. Greedy decoding on the
@@ -189,7 +236,7 @@ class Backend {
   std::weak_ptr<const WaitCheck> wait_check_;
 };
 
-// cpu computes with f32, f16, bf16, q8_0 and q4_0 weights
+// cpu computes with f32, f16, bf16, q8_0, q4_0 and q4_k weights
 // (runtime/cpu/kernels_quant.h); cuda with f32, bf16, q8_0 and q4_0
 // (runtime/cuda/cuda_backend.h).
 enum class BackendKind { kCpu, kCuda };

@@ -1,10 +1,14 @@
 #include "runtime/generator.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdio>
 #include <utility>
 #include <vector>
+
+#include "runtime/atomic_file.h"
+#include "runtime/stop_filter.h"
 
 namespace tandem {
 namespace {
@@ -12,57 +16,6 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
-
-// Streams text but holds back any tail that could still become a stop
-// string, so a client never sees part of one.
-class StopFilter {
- public:
-  StopFilter(const std::vector<std::string>& stop, const PieceSink& sink) : stop_(stop), sink_(sink) {}
-
-  // Returns false when the client went away; sets stopped() at a stop string.
-  bool push(int token, std::string_view text) {
-    if (stop_.empty()) return sink_(token, text);
-    pending_ += text;
-    size_t first = std::string::npos;
-    for (const std::string& s : stop_) {
-      if (!s.empty()) first = std::min(first, pending_.find(s));
-    }
-    if (first != std::string::npos) {
-      stopped_ = true;
-      const bool ok = sink_(token, std::string_view(pending_).substr(0, first));
-      pending_.clear();
-      return ok;
-    }
-    const size_t keep = pending_.size() - safe_prefix();
-    const bool ok = sink_(token, std::string_view(pending_).substr(0, pending_.size() - keep));
-    pending_.erase(0, pending_.size() - keep);
-    return ok;
-  }
-  // At the end: what was held back was no stop string after all.
-  bool flush() {
-    if (pending_.empty()) return true;
-    const std::string rest = std::exchange(pending_, {});
-    return sink_(-1, rest);
-  }
-  bool stopped() const { return stopped_; }
-
- private:
-  // Length of the longest prefix of pending_ no stop string can start in.
-  size_t safe_prefix() const {
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      const std::string_view tail = std::string_view(pending_).substr(i);
-      for (const std::string& s : stop_) {
-        if (!s.empty() && std::string_view(s).substr(0, tail.size()) == tail) return i;
-      }
-    }
-    return pending_.size();
-  }
-
-  const std::vector<std::string>& stop_;
-  const PieceSink& sink_;
-  std::string pending_;
-  bool stopped_ = false;
-};
 
 }  // namespace
 
@@ -78,6 +31,12 @@ std::string describe(const GenerateStats& stats, uint64_t seed) {
                 static_cast<long long>(stats.prompt_tokens), prefill, static_cast<long long>(stats.generated_tokens),
                 stats.stop_reason.c_str(), rate, static_cast<unsigned long long>(seed));
   return text;
+}
+
+Status save_logits(const std::string& path, std::span<const float> logits) {
+  static_assert(std::endian::native == std::endian::little, "logits are saved little-endian");
+  return write_file_atomically(
+      path, std::string_view(reinterpret_cast<const char*>(logits.data()), logits.size_bytes()));
 }
 
 Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
@@ -119,15 +78,16 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
   stats.prompt_tokens = n;
   std::vector<float> logits(tokenizer.vocab_size());
   Sampler sampler(tokenizer.vocab_size(), request.sampler);
-  StopFilter filter(request.stop, on_piece);
+  StopFilter filter(request.stop);
 
   // Greedy decoding takes the argmax on the model's backend where it can: 4
   // bytes per token come back instead of the vocabulary's logits.
   // Top-k sampling likewise needs only the k best (from each shard of a
   // vocab-parallel model).
   const SamplerConfig& sc = request.sampler;
-  const bool greedy = argmax && (sc.temperature == 0.0f || sc.top_k == 1);
-  const bool by_top_k = !greedy && top_k && sc.top_k > 0 && sc.top_k < tokenizer.vocab_size() &&
+  const bool whole_logits = static_cast<bool>(request.on_prompt_logits);
+  const bool greedy = !whole_logits && argmax && (sc.temperature == 0.0f || sc.top_k == 1);
+  const bool by_top_k = !whole_logits && !greedy && top_k && sc.top_k > 0 && sc.top_k < tokenizer.vocab_size() &&
                         sc.top_k <= LlamaModel::kMaxTopK;
   int greedy_next = 0;
   std::vector<TokenLogit> best;
@@ -140,6 +100,7 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
   auto start = std::chrono::steady_clock::now();
   TANDEM_RETURN_IF_ERROR(step(prompt, 0));
   stats.prefill_seconds = seconds_since(start);
+  if (whole_logits) TANDEM_RETURN_IF_ERROR(request.on_prompt_logits(logits));
 
   if (request.echo_prompt) {
     // Everything after the leading BOS; all of it for a tokenizer that adds
@@ -168,7 +129,7 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
       break;
     }
     ++stats.generated_tokens;
-    if (!filter.push(next, tokenizer.decode_piece(token, next))) {
+    if (!on_piece(next, filter.push(tokenizer.decode_piece(token, next)))) {
       stats.stop_reason = "cancelled";
       break;
     }
@@ -181,7 +142,10 @@ Result<GenerateStats> generate(const ForwardFn& forward, int64_t context, const 
       TANDEM_RETURN_IF_ERROR(step(std::span<const int>(&token, 1), n + i));
     }
   }
-  if (stats.stop_reason != "cancelled" && !filter.flush()) stats.stop_reason = "cancelled";
+  // What was held back at the end was no stop string after all.
+  if (stats.stop_reason != "cancelled" && filter.holding() && !on_piece(-1, filter.flush())) {
+    stats.stop_reason = "cancelled";
+  }
   stats.decode_seconds = seconds_since(start);
   return stats;
 }

@@ -36,6 +36,13 @@ struct GenerateRequest {
   std::vector<std::string> stop;
   SamplerConfig sampler;
   bool echo_prompt = true;  // stream the prompt's text before the continuation
+  // Called once, before anything is sampled, with the logits of the prompt's
+  // last position (the whole vocabulary): how `tandem generate --dump-logits`
+  // and a job's generate.dump_logits save them, to compare one run's with
+  // another's (a tp=2 job's with one process's). While set, every forward
+  // returns the whole vocabulary's logits (no greedy or top-k shortcut), so
+  // the tokens drawn are the ones those logits give.
+  std::function<Status(std::span<const float> logits)> on_prompt_logits;
 };
 
 struct GenerateStats {
@@ -70,6 +77,9 @@ using ArgmaxForwardFn = std::function<Result<int>(std::span<const int> tokens, i
 // from the whole vocabulary's logits.
 using TopKForwardFn = std::function<Status(std::span<const int> tokens, int64_t start_pos, int k,
                                            std::vector<TokenLogit>& best)>;
+
+// Writes `logits` to `path` as raw little-endian f32 (a temporary file renamed).
+Status save_logits(const std::string& path, std::span<const float> logits);
 
 Result<GenerateStats> generate(LlamaModel& model, const Tokenizer& tokenizer,
                                const GenerateRequest& request, const TextSink& on_text);

@@ -1,5 +1,6 @@
 #include "runtime/llama2c_loader.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -49,8 +50,8 @@ Llama2cLayout layout_of(const LlamaConfig& c) {
 }  // namespace
 
 int64_t LlamaConfig::parameter_count() const {
-  const int64_t per_layer = 2 * dim + dim * n_heads * head_dim() * 2 + 2 * dim * kv_dim() +
-                            3 * dim * hidden_dim;
+  const int64_t per_layer = 2 * dim + dim * q_dim() * 2 + 2 * dim * kv_dim() + 3 * dim * hidden_dim +
+                            (attention_bias ? q_dim() + 2 * kv_dim() : 0) + (qk_norm ? 2 * head_dim() : 0);
   return vocab_size * dim * (shared_classifier ? 1 : 2) + n_layers * per_layer + dim;
 }
 
@@ -69,15 +70,26 @@ Status validate(const LlamaConfig& c, std::string_view source) {
   TANDEM_RETURN_IF_ERROR(in_range("n_kv_heads", c.n_kv_heads, kMaxHeads));
   TANDEM_RETURN_IF_ERROR(in_range("vocab_size", c.vocab_size, kMaxVocab));
   TANDEM_RETURN_IF_ERROR(in_range("seq_len", c.max_seq_len, kMaxSeqLen));
-  if (c.dim % c.n_heads != 0)
+  if (c.explicit_head_dim == 0 && c.dim % c.n_heads != 0)
     return InvalidArgument(where + ": dim=" + std::to_string(c.dim) +
                            " is not a multiple of n_heads=" + std::to_string(c.n_heads));
+  if (c.explicit_head_dim != 0) TANDEM_RETURN_IF_ERROR(in_range("head_dim", c.explicit_head_dim, kMaxHeadDim));
   if (c.n_heads % c.n_kv_heads != 0)
     return InvalidArgument(where + ": n_heads=" + std::to_string(c.n_heads) +
                            " is not a multiple of n_kv_heads=" + std::to_string(c.n_kv_heads));
   if (c.head_dim() % 2 != 0)
     return InvalidArgument(where + ": head_dim=" + std::to_string(c.head_dim()) +
                            " is odd; rotary embeddings rotate pairs");
+  if (c.sliding_window < 0 || c.sliding_window > kMaxSeqLen)
+    return OutOfRange(where + ": sliding_window=" + std::to_string(c.sliding_window) + " is outside [0, " +
+                      std::to_string(kMaxSeqLen) + "]");
+  const RopeScaling& r = c.rope_scaling;
+  if (r.factor != 0.0f &&
+      !(std::isfinite(r.factor) && r.factor >= 1.0f && std::isfinite(r.low_freq_factor) &&
+        r.low_freq_factor > 0.0f && std::isfinite(r.high_freq_factor) && r.high_freq_factor > r.low_freq_factor &&
+        r.original_context > 0 && r.original_context <= kMaxSeqLen))
+    return OutOfRange(where + ": llama3 rope scaling needs factor >= 1, 0 < low_freq_factor < "
+                      "high_freq_factor and an original context in [1, " + std::to_string(kMaxSeqLen) + "]");
   return Status::Ok();
 }
 

@@ -68,6 +68,12 @@ Status write_llama2c(const LlamaWeights& weights, const std::string& path) {
     return InvalidArgument(path + ": the weights hold " + std::to_string(weights.layers.size()) +
                            " layers, the config says " + std::to_string(weights.config.n_layers));
   }
+  const LlamaConfig& c = weights.config;
+  // run.c knows none of these: a checkpoint without them would be another model.
+  if ((c.explicit_head_dim != 0 && c.explicit_head_dim != c.dim / c.n_heads) || c.attention_bias || c.qk_norm ||
+      c.rope_scaling.factor != 0.0f)
+    return InvalidArgument(path + ": llama2.c checkpoints cannot hold heads of other than dim / n_heads, "
+                           "attention biases, Q/K norms or rope scaling");
   return write_file_atomically(path, [&weights](FileWriter& out) { return write_all(out, weights); });
 }
 

@@ -4,11 +4,13 @@
 #include <atomic>
 #include <chrono>
 
+#include "runtime/rope_frequencies.h"
+
 namespace tandem {
 namespace {
 
-// Rows [0, n) of a planned [max_batch, width] activation.
-Tensor first_rows(const Tensor& t, int64_t n) { return t.row_slice(0, n); }
+// Rows [first, first + n) of a planned [max_batch, width] activation.
+Tensor rows(const Tensor& t, int64_t first, int64_t n) { return t.row_slice(first, n); }
 
 // Decode-step keys unique over the process's models (64 per model).
 std::atomic<uint64_t> next_step_key{64};
@@ -16,7 +18,11 @@ std::atomic<uint64_t> next_step_key{64};
 }  // namespace
 
 LlamaModel::LlamaModel(Backend& backend, LlamaWeights weights, ModelComm* comm)
-    : backend_(backend), weights_(std::move(weights)), comm_(comm), step_key_(next_step_key.fetch_add(64)) {}
+    : backend_(backend),
+      weights_(std::move(weights)),
+      comm_(comm),
+      rope_inv_freq_(rope_inv_frequencies(weights_.config)),
+      step_key_(next_step_key.fetch_add(64)) {}
 
 LlamaModel::~LlamaModel() {
   for (uint64_t i = 0; i < 64; ++i)
@@ -51,6 +57,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(Backend& backend, LlamaWe
     for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_down,
                       &l.w_up})
       TANDEM_RETURN_IF_ERROR(import(*t));
+    for (Tensor* t : {&l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm})  // present as the config says (check_shard)
+      if (t->data != nullptr) TANDEM_RETURN_IF_ERROR(import(*t));
   }
   if (w.shard.has_classifier) {
     TANDEM_RETURN_IF_ERROR(import(w.final_norm));
@@ -67,7 +75,15 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(Backend& backend, LlamaWe
 Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   const LlamaConfig& c = weights_.config;
   const LlamaShard& s = weights_.shard;
-  context_ = options.context == 0 ? c.max_seq_len : options.context;
+  // With a sliding window the default context is the window: attention over
+  // every position equals the model's windowed attention only that far.
+  const int64_t limit = c.sliding_window > 0 ? std::min(c.max_seq_len, c.sliding_window) : c.max_seq_len;
+  context_ = options.context == 0 ? limit : options.context;
+  if (context_ > limit && limit < c.max_seq_len)
+    return InvalidArgument("context " + std::to_string(context_) + " exceeds the model's sliding attention window of " +
+                           std::to_string(limit) + " positions; tandem's attention sees every position, which "
+                           "computes this model only within its window (run with a context up to " +
+                           std::to_string(limit) + ")");
   if (context_ < 1 || context_ > c.max_seq_len)
     return InvalidArgument("context " + std::to_string(context_) + " is outside [1, " +
                            std::to_string(c.max_seq_len) + "], the model's trained context");
@@ -81,8 +97,11 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   for (int64_t wdt : widths) floats += max_batch_ * wdt;
   TANDEM_ASSIGN_OR_RETURN(activations_, backend_.allocate(floats * sizeof(float)));
   const int64_t layers = static_cast<int64_t>(weights_.layers.size());
-  TANDEM_ASSIGN_OR_RETURN(kv_cache_, backend_.allocate(static_cast<size_t>(2) * layers * context_ *
-                                                       kv_dim * sizeof(float)));
+  const int64_t cache_rows = options.contiguous_kv ? context_ : 0;
+  if (cache_rows > 0) {
+    TANDEM_ASSIGN_OR_RETURN(kv_cache_, backend_.allocate(static_cast<size_t>(2) * layers * cache_rows *
+                                                         kv_dim * sizeof(float)));
+  }
 
   float* cursor = static_cast<float*>(activations_.data());
   Tensor* targets[] = {&x_, &xb_, &q_, &k_, &v_, &att_, &gate_, &up_};
@@ -97,7 +116,7 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
 
   float* kv = static_cast<float*>(kv_cache_.data());
   const int64_t per_layer = context_ * kv_dim;
-  for (int64_t l = 0; l < layers; ++l) {
+  for (int64_t l = 0; l < layers && cache_rows > 0; ++l) {
     k_cache_.push_back(Tensor::view(kv + (2 * l) * per_layer, DType::kF32, {context_, kv_dim}));
     v_cache_.push_back(Tensor::view(kv + (2 * l + 1) * per_layer, DType::kF32, {context_, kv_dim}));
   }
@@ -110,12 +129,14 @@ Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   if (sharded()) gathered_logits_.resize(static_cast<size_t>(std::max(padded * s.tp, c.vocab_size)));
   candidates_.reserve(static_cast<size_t>(kMaxTopK) * s.tp);
   best_one_.reserve(static_cast<size_t>(s.tp));
-  return Status::Ok();
+  return plan_paged(options);
 }
 
 Status LlamaModel::check_input(std::span<const int> tokens, int64_t start_pos) const {
   const LlamaConfig& c = weights_.config;
   if (tokens.empty()) return InvalidArgument("forward: no tokens");
+  if (k_cache_.empty())
+    return FailedPrecondition("forward: the model was created without a contiguous KV cache (forward_batch only)");
   if (start_pos < 0 || start_pos + static_cast<int64_t>(tokens.size()) > context_)
     return OutOfRange("forward: positions [" + std::to_string(start_pos) + ", " +
                       std::to_string(start_pos + tokens.size()) + ") exceed the context of " +
@@ -188,14 +209,6 @@ Status LlamaModel::forward_top_k(std::span<const int> tokens, int64_t start_pos,
   return timed([&] { return gather_top_k(k, best); });
 }
 
-template <typename Call>
-Status LlamaModel::timed(Call&& call) {
-  const auto start = std::chrono::steady_clock::now();
-  Status s = call();
-  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return s;
-}
-
 Status LlamaModel::tp_all_reduce(const Tensor& x) {
   if (weights_.shard.tp == 1) return Status::Ok();
   return timed([&] { return comm_->all_reduce_sum(x); });
@@ -213,14 +226,32 @@ Status LlamaModel::project_and_add(const Tensor& x, const Tensor& a, const Tenso
   return Status::Ok();
 }
 
-Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk) {
+void LlamaModel::finish_qkv(const LlamaLayerWeights& w, const Tensor& q, const Tensor& k, const Tensor& v) {
+  const LlamaConfig& c = weights_.config;
+  if (c.attention_bias) {
+    backend_.add_bias(q, w.bq);
+    backend_.add_bias(k, w.bk);
+    backend_.add_bias(v, w.bv);
+  }
+  if (c.qk_norm) {
+    // Every head of every token is a row of head_dim: one rmsnorm each for q and k.
+    const int64_t hd = c.head_dim();
+    const Tensor q_heads = Tensor::view(q.data, DType::kF32, {q.numel() / hd, hd});
+    const Tensor k_heads = Tensor::view(k.data, DType::kF32, {k.numel() / hd, hd});
+    backend_.rmsnorm(q_heads, q_heads, w.q_norm, c.norm_eps);
+    backend_.rmsnorm(k_heads, k_heads, w.k_norm, c.norm_eps);
+  }
+}
+
+Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk,
+                                 const PagedRows* paged) {
   const LlamaConfig& c = weights_.config;
   const LlamaShard& s = weights_.shard;
   Backend& b = backend_;
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const Tensor x = first_rows(x_, n), xb = first_rows(xb_, n), q = first_rows(q_, n),
-               k = first_rows(k_, n), v = first_rows(v_, n), att = first_rows(att_, n),
-               gate = first_rows(gate_, n), up = first_rows(up_, n);
+  const int64_t r = paged != nullptr ? paged->first_row : 0;
+  const Tensor x = rows(x_, r, n), xb = rows(xb_, r, n), q = rows(q_, r, n), k = rows(k_, r, n),
+               v = rows(v_, r, n), att = rows(att_, r, n), gate = rows(gate_, r, n), up = rows(up_, r, n);
   const AttentionShape shape{s.n_heads, s.n_kv_heads, c.head_dim(), start_pos,
                              weights_.layers[0].wq.dtype != DType::kF32};
 
@@ -236,8 +267,15 @@ Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos,
     const LlamaLayerWeights& w = weights_.layers[l];
     const MatmulTarget qkv[] = {{q, w.wq}, {k, w.wk}, {v, w.wv}};
     b.norm_matmul(xb, x, w.attn_norm, c.norm_eps, qkv);
-    b.rope_store_kv(q, k, v, k_cache_[l], v_cache_[l], shape, c.rope_theta);
-    b.attention(att, q, k_cache_[l], v_cache_[l], shape);
+    finish_qkv(w, q, k, v);
+    if (paged != nullptr) {  // many sequences, each token at its own position, paged cache
+      b.rope_at(q, k, paged->attention.positions, shape, rope_inv_freq_);
+      b.store_kv_paged(k_pool_[l], v_pool_[l], k, v, paged->slots);
+      b.paged_attention(att, q, k_pool_[l], v_pool_[l], paged->attention);
+    } else {
+      b.rope_store_kv(q, k, v, k_cache_[l], v_cache_[l], shape, rope_inv_freq_);
+      b.attention(att, q, k_cache_[l], v_cache_[l], shape);
+    }
     TANDEM_RETURN_IF_ERROR(project_and_add(x, att, w.wo, xb));  // this shard's heads' share
     b.norm_matmul_swiglu(gate, up, xb, x, w.ffn_norm, c.norm_eps, w.w_gate, w.w_up);
     TANDEM_RETURN_IF_ERROR(project_and_add(x, gate, w.w_down, xb));  // this shard's columns' share
@@ -253,25 +291,27 @@ Status LlamaModel::forward_chunk(std::span<const int> tokens, int64_t start_pos,
 
 namespace {
 uint64_t held_bytes(const Tensor& t) { return t.data == nullptr ? 0 : t.bytes(); }
+
+uint64_t layer_bytes(const LlamaLayerWeights& l) {
+  uint64_t bytes = 0;
+  for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_down, &l.w_up,
+                          &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm})
+    bytes += held_bytes(*t);
+  return bytes;
+}
 }  // namespace
 
 uint64_t LlamaModel::weight_bytes() const {
   uint64_t bytes = held_bytes(weights_.embedding) + held_bytes(weights_.final_norm);
   if (weights_.classifier.data != weights_.embedding.data) bytes += held_bytes(weights_.classifier);
-  for (const auto& l : weights_.layers)
-    for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate,
-                            &l.w_down, &l.w_up})
-      bytes += t->bytes();
+  for (const auto& l : weights_.layers) bytes += layer_bytes(l);
   return bytes;
 }
 
 uint64_t LlamaModel::weight_bytes_per_token() const {
   uint64_t bytes = held_bytes(weights_.classifier) + held_bytes(weights_.final_norm);
   if (weights_.embedding.data != nullptr) bytes += weights_.embedding.row_slice(0, 1).bytes();
-  for (const auto& l : weights_.layers)
-    for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate,
-                            &l.w_down, &l.w_up})
-      bytes += t->bytes();
+  for (const auto& l : weights_.layers) bytes += layer_bytes(l);
   return bytes;
 }
 

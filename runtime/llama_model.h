@@ -18,6 +18,7 @@
 // the other ranks pass empty spans and ignore what comes back.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -26,6 +27,7 @@
 #include "runtime/backend.h"
 #include "runtime/llama_weights.h"
 #include "runtime/model_comm.h"
+#include "runtime/paged_kv.h"
 #include "runtime/sampler.h"
 
 namespace tandem {
@@ -33,6 +35,15 @@ namespace tandem {
 struct LlamaModelOptions {
   int64_t context = 0;     // positions of KV cache; 0 = the model's max_seq_len
   int64_t max_batch = 64;  // tokens per forward chunk (prefill); longer inputs are chunked
+  // The paged KV pool of forward_batch (runtime/paged_kv.h): kv_blocks > 0
+  // plans kv_blocks * kv_block_size positions per layer, shared by every
+  // sequence of a batch, and the batch's logits rows. 0: no pool, no forward_batch.
+  int64_t kv_blocks = 0;
+  int64_t kv_block_size = 16;
+  // The contiguous [context, kv_dim] cache of forward(). A serving engine that
+  // runs only forward_batch may drop it (forward() then fails with
+  // FailedPrecondition) and give the memory to the pool.
+  bool contiguous_kv = true;
 };
 
 class LlamaModel {
@@ -41,7 +52,9 @@ class LlamaModel {
   // sharded model needs `comm` (which must outlive it); InvalidArgument names
   // a shard whose tensors or ranges disagree with its config, and
   // Unimplemented a layout the forward does not run yet (tp > 1 with pp > 1:
-  // the stage's all-reduces would need a communicator per stage).
+  // the stage's all-reduces would need a communicator per stage). A model
+  // with a sliding attention window (config.sliding_window) gets the window
+  // as its default context, and InvalidArgument for a longer one.
   static Result<std::unique_ptr<LlamaModel>> create(Backend& backend, LlamaWeights weights,
                                                     const LlamaModelOptions& options,
                                                     ModelComm* comm = nullptr);
@@ -73,13 +86,41 @@ class LlamaModel {
                        std::vector<TokenLogit>& best);
   static constexpr int kMaxTopK = 4096;
 
+  // Continuous batching (runtime/paged_kv.h, BatchForwardFn): one forward of
+  // every sequence's new tokens, keys and values written into the sequences'
+  // blocks of the paged pool, and for each sequence with want_logits, in
+  // order, its last token's logits: logits is [count(want_logits), vocab].
+  // Limits: the step's tokens (summed over sequences) <= max_batch(), hence
+  // at most max_batch() sequences. Checked before anything runs (the cache is
+  // untouched on error): InvalidArgument for an empty step or sequence, a
+  // token outside the vocabulary, a block id outside the pool, a block table
+  // too short for the sequence's positions, a wrong logits size, more tokens
+  // than max_batch; OutOfRange for positions past the context;
+  // FailedPrecondition when the model has no pool (kv_blocks = 0).
+  // A sequence's tokens must not share a block with another sequence's
+  // written positions in the same step (the scheduler's tables never do).
+  // Sharded: every rank makes the same call; logits on the leader only, the
+  // others pass an empty span.
+  Status forward_batch(std::span<const SequenceStep> sequences, std::span<float> logits);
+  // forward_batch(), then each wanted sequence's greedy token (the first of
+  // equal maxima), taken where the logits are (unsharded: on the backend), so
+  // only the ids come back: tokens is [count(want_logits)] on the leader.
+  Status forward_batch_argmax(std::span<const SequenceStep> sequences, std::span<int32_t> tokens);
+  // forward_batch's checks alone (launcher/lockstep.h runs them on rank 0
+  // before it announces a step); `wanted`, when given, counts want_logits.
+  Status check_batch(std::span<const SequenceStep> sequences, int64_t* wanted = nullptr);
+  int64_t max_batch() const { return max_batch_; }
+  // The pool's geometry (num_blocks = 0 without one).
+  PagedKvConfig paged_kv() const { return paged_; }
+
   // Bytes of weights a decode step reads (every matrix once, plus the norms
   // and the token's embedding row) and of KV cache per position.
   uint64_t weight_bytes_per_token() const;
   uint64_t kv_bytes_per_position() const;
   // Memory this model allocated from the backend (activations + KV cache).
   uint64_t allocated_bytes() const {
-    return activations_.bytes() + kv_cache_.bytes() + argmax_buffer_.bytes();
+    return activations_.bytes() + kv_cache_.bytes() + argmax_buffer_.bytes() + kv_pool_.bytes() +
+           batch_buffer_.bytes();
   }
   // Bytes of the weights this rank holds (its shard; the whole model unsharded).
   uint64_t weight_bytes() const;
@@ -99,7 +140,24 @@ class LlamaModel {
   Status run(std::span<const int> tokens, int64_t start_pos, bool with_argmax);
   // One chunk through this rank's layers; the last chunk of a forward ends in
   // this shard's logits (last stage).
-  Status forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk);
+  // A batched chunk (forward_batch): its rows of the activations and its
+  // tokens' positions, sequences and KV slots.
+  struct PagedRows {
+    int64_t first_row = 0;
+    PagedAttention attention;  // positions and token_seq: this chunk's rows
+    Tensor slots;
+  };
+  Status forward_chunk(std::span<const int> tokens, int64_t start_pos, bool last_chunk,
+                       const PagedRows* paged = nullptr);
+  // The batched forward's parts (llama_model_batch.cc).
+  Status plan_paged(const LlamaModelOptions& options);
+  Status run_batch(std::span<const SequenceStep> sequences, int64_t wanted);
+  Status gather_batch_logits(int64_t wanted, std::span<float> logits);
+  Status gather_batch_argmax(int64_t wanted, std::span<int32_t> tokens);
+  // The per-token end of the q/k/v projections, before RoPE: the attention
+  // biases (Qwen2), then each head's RMSNorm (Qwen3). q, k, v: [tokens,
+  // this shard's heads * head_dim], contiguous.
+  void finish_qkv(const LlamaLayerWeights& w, const Tensor& q, const Tensor& k, const Tensor& v);
   Status tp_all_reduce(const Tensor& x);
   // x += a @ w^T, the partial products of a tensor-parallel shard summed first.
   Status project_and_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch);
@@ -117,6 +175,8 @@ class LlamaModel {
   LlamaWeights weights_;  // views in backend memory after create()
   ModelComm* comm_ = nullptr;  // set when sharded
   double comm_seconds_ = 0;
+  // Pair j of every head turns by position * rope_inv_freq_[j] (Backend::rope).
+  std::vector<double> rope_inv_freq_;
   int64_t context_ = 0;
   int64_t max_batch_ = 0;
   Buffer activations_;
@@ -128,10 +188,32 @@ class LlamaModel {
   // Full-size views into activations_ ([max_batch, width]); sliced per chunk.
   Tensor x_, xb_, q_, k_, v_, att_, gate_, up_, logits_;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [context, kv_dim]
+  // forward_batch: the pool, per layer [num_blocks * block_size, kv_dim], and
+  // the step's metadata and logits in backend memory, staged on the host.
+  PagedKvConfig paged_;
+  int64_t max_blocks_per_seq_ = 0;
+  Buffer kv_pool_, batch_buffer_;
+  std::vector<Tensor> k_pool_, v_pool_;
+  Tensor batch_meta_;  // i32 [3 * max_batch + max_batch * max_blocks]: positions, slots, seqs, tables
+  Tensor batch_logits_, batch_argmax_;  // [max_batch, shard vocab] f32, [max_batch] i32
+  std::vector<int32_t> host_meta_;
+  std::vector<int> batch_tokens_;  // the step's tokens in row order
+  std::vector<float> batch_local_, batch_gathered_;
+  std::vector<TokenLogit> batch_best_, batch_best_all_;
+  std::vector<int32_t> block_writer_;  // check_batch's scratch: per block, the sequence writing it, or -1
   // Sharded results on the host: this shard's logits, the gathered ones.
   std::vector<float> local_logits_, gathered_logits_;
   std::vector<TokenLogit> candidates_;  // the stage's gathered candidates
   std::vector<TokenLogit> best_one_;    // forward_argmax's
 };
+
+// In the header: llama_model.cc and llama_model_batch.cc both time their exchanges.
+template <typename Call>
+inline Status LlamaModel::timed(Call&& call) {
+  const auto start = std::chrono::steady_clock::now();
+  Status s = call();
+  comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return s;
+}
 
 }  // namespace tandem

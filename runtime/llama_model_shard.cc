@@ -18,6 +18,16 @@ Status check_shape(const Tensor& t, const std::string& name, int64_t rows, int64
                          ", the shard needs [" + str(rows) + ", " + str(cols) + "]");
 }
 
+// An optional f32 vector: `n` entries, or absent when n is 0.
+Status check_vector(const Tensor& t, const std::string& name, int64_t n) {
+  if (n == 0 && t.data == nullptr) return Status::Ok();
+  if (n > 0 && t.data != nullptr && t.dtype == DType::kF32 && t.numel() == n) return Status::Ok();
+  std::string need = "none";
+  if (n > 0) need = "f32 of " + str(n);
+  return InvalidArgument("shard: " + name + " is " + (t.data ? t.shape_string() : "missing") + ", the config needs " +
+                         need);
+}
+
 }  // namespace
 
 Status LlamaModel::check_shard() const {
@@ -59,6 +69,11 @@ Status LlamaModel::check_shard() const {
     TANDEM_RETURN_IF_ERROR(check_shape(w.wq, l + "wq", q, d));
     TANDEM_RETURN_IF_ERROR(check_shape(w.wk, l + "wk", kv, d));
     TANDEM_RETURN_IF_ERROR(check_shape(w.wv, l + "wv", kv, d));
+    TANDEM_RETURN_IF_ERROR(check_vector(w.bq, l + "bq", c.attention_bias ? q : 0));
+    TANDEM_RETURN_IF_ERROR(check_vector(w.bk, l + "bk", c.attention_bias ? kv : 0));
+    TANDEM_RETURN_IF_ERROR(check_vector(w.bv, l + "bv", c.attention_bias ? kv : 0));
+    TANDEM_RETURN_IF_ERROR(check_vector(w.q_norm, l + "q_norm", c.qk_norm ? hd : 0));
+    TANDEM_RETURN_IF_ERROR(check_vector(w.k_norm, l + "k_norm", c.qk_norm ? hd : 0));
     TANDEM_RETURN_IF_ERROR(check_shape(w.wo, l + "wo", d, q));
     TANDEM_RETURN_IF_ERROR(check_shape(w.w_gate, l + "w_gate", s.hidden_dim, d));
     TANDEM_RETURN_IF_ERROR(check_shape(w.w_up, l + "w_up", s.hidden_dim, d));

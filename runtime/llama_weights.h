@@ -13,6 +13,18 @@
 
 namespace tandem {
 
+// Llama 3.1's "llama3" RoPE frequency scaling (Meta's apply_scaling): each
+// rotary frequency is divided by 1 where its wavelength is shorter than
+// original_context / high_freq_factor, by `factor` where it is longer than
+// original_context / low_freq_factor, and by a smooth blend between.
+// factor 0 = no scaling.
+struct RopeScaling {
+  float factor = 0.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int64_t original_context = 8192;
+};
+
 struct LlamaConfig {
   int64_t dim = 0;          // model width
   int64_t hidden_dim = 0;   // MLP width
@@ -24,8 +36,20 @@ struct LlamaConfig {
   float rope_theta = 10000.0f;
   float norm_eps = 1e-5f;
   bool shared_classifier = true;  // the classifier is the embedding table
+  // Width of one attention head; 0 = dim / n_heads (llama2.c, Llama, Mistral).
+  // Qwen3 sets it: 16 heads of 128 over a width of 1024.
+  int64_t explicit_head_dim = 0;
+  bool attention_bias = false;  // q, k and v projections add bq, bk, bv (Qwen2)
+  bool qk_norm = false;         // q and k heads RMS-normalised before RoPE (Qwen3)
+  RopeScaling rope_scaling;
+  // Mistral 7B v0.1 attends to the last `sliding_window` positions only; 0 =
+  // every position. The model's attention sees every position, which is the
+  // same computation only within the window: LlamaModel refuses a longer
+  // context (see LlamaModel::create).
+  int64_t sliding_window = 0;
 
-  int64_t head_dim() const { return dim / n_heads; }
+  int64_t head_dim() const { return explicit_head_dim != 0 ? explicit_head_dim : dim / n_heads; }
+  int64_t q_dim() const { return n_heads * head_dim(); }
   int64_t kv_dim() const { return n_kv_heads * head_dim(); }
   // Parameters, counting a shared classifier once.
   int64_t parameter_count() const;
@@ -36,6 +60,7 @@ struct LlamaConfig {
 inline constexpr int64_t kMaxModelDim = 1 << 17;
 inline constexpr int64_t kMaxLayers = 4096;
 inline constexpr int64_t kMaxHeads = 4096;
+inline constexpr int64_t kMaxHeadDim = 1024;
 inline constexpr int64_t kMaxVocab = 1 << 22;
 inline constexpr int64_t kMaxSeqLen = 1 << 22;
 
@@ -47,6 +72,14 @@ struct LlamaLayerWeights {
   Tensor wq;         // [n_heads * head_dim, dim]
   Tensor wk;         // [kv_dim, dim]
   Tensor wv;         // [kv_dim, dim]
+  // With config.attention_bias, f32 (unset otherwise): added to q, k, v.
+  Tensor bq;         // [n_heads * head_dim]
+  Tensor bk;         // [kv_dim]
+  Tensor bv;         // [kv_dim]
+  // With config.qk_norm, f32 (unset otherwise): RMSNorm weights of every
+  // query / key head, applied after the biases and before RoPE.
+  Tensor q_norm;     // [head_dim]
+  Tensor k_norm;     // [head_dim]
   Tensor wo;         // [dim, n_heads * head_dim]
   Tensor ffn_norm;   // [dim]
   Tensor w_gate;     // [hidden, dim]   (llama2.c w1)
@@ -56,8 +89,8 @@ struct LlamaLayerWeights {
 
 // Which part of the model a LlamaWeights holds when the model is split over
 // ranks (sharding/shard_plan.h plans it, sharding/shard_loader.h loads it).
-// The tensors then have the local shapes: wq [n_heads * head_dim, dim], wk and
-// wv [n_kv_heads * head_dim, dim], wo [dim, n_heads * head_dim], w_gate and
+// The tensors then have the local shapes: wq [n_heads * head_dim, dim] (bq
+// its rows' entries), wk and wv [n_kv_heads * head_dim, dim] (bk, bv alike), wo [dim, n_heads * head_dim], w_gate and
 // w_up [hidden_dim, dim], w_down [dim, hidden_dim], the embedding and the
 // classifier [vocab_end - vocab_begin, dim]. A default-constructed shard (all
 // counts 0) means the whole model; LlamaModel::create fills it in.

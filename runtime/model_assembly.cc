@@ -1,11 +1,16 @@
 #include "runtime/model_assembly.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "runtime/quant_blocks.h"
 #include "runtime/quantize.h"
@@ -30,6 +35,24 @@ struct AssembledStorage {
     for (void* p : owned) std::free(p);
   }
 };
+
+// After a slice was copied out of the file's mapping, the pages it was read
+// from stay mapped (a column slice reads every page of its rows: a Q4_0 row
+// half of 16384 columns is 4.5 KB), so the rank's RSS would count the other
+// ranks' halves too. Asks the kernel to reclaim them; only a hint: memory
+// that is no file mapping (a test's buffer) keeps its bytes, and a page
+// touched again is read back.
+void release_pages(const uint8_t* begin, uint64_t bytes) {
+#ifdef MADV_PAGEOUT
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(begin) + bytes) / page * page;
+  if (last > first) (void)madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);  // a hint
+#else
+  (void)begin;
+  (void)bytes;
+#endif
+}
 
 bool accepts(const std::vector<DType>& dtypes, DType d) {
   return d == DType::kF32 || std::find(dtypes.begin(), dtypes.end(), d) != dtypes.end();
@@ -71,11 +94,7 @@ class Assembler {
     const uint64_t dst_row_bytes = out.bytes() / static_cast<uint64_t>(rows);
     std::vector<float> decoded(same ? 0 : static_cast<size_t>(cols));
     for (int64_t i = 0; i < rows; ++i) {
-      int64_t r = row_begin + i;
-      if (reorder) {  // interleaved position k of a head takes rotate-half row k/2 (+ d/2 if odd)
-        const int64_t k = r % head_dim;
-        r += (k % 2 == 0 ? k / 2 : k / 2 + head_dim / 2) - k;
-      }
+      const int64_t r = interleaved_source_index(row_begin + i, head_dim);
       const uint8_t* src_row = t->data + static_cast<uint64_t>(r) * src_row_bytes;
       auto* dst = static_cast<uint8_t*>(out.data) + static_cast<uint64_t>(i) * dst_row_bytes;
       if (same) {
@@ -86,21 +105,30 @@ class Assembler {
       if (t->fp8_scales != nullptr) apply_fp8_scales(*t, r, col_begin, decoded);
       quantize_row(target, decoded.data(), cols, dst);
     }
+    if (!reorder) release_pages(t->data + static_cast<uint64_t>(row_begin) * src_row_bytes, rows * src_row_bytes);
     report_.converted_bytes += out.bytes();
     return out;
   }
 
-  // A norm: always f32.
-  Result<Tensor> vector(const std::string& name) {
+  // A norm or bias, always f32: entries [begin, + count) (count -1: all).
+  // head_dim > 0 reorders rotate-half entries within each head of head_dim,
+  // as matrix() reorders rows.
+  Result<Tensor> vector(const std::string& name, int64_t begin = 0, int64_t count = -1, int64_t head_dim = 0) {
     TANDEM_ASSIGN_OR_RETURN(const SourceTensor* t, find_tensor(source_, name));
     const int64_t n = t->shape.back();
-    if (t->dtype == SourceDType::kF32) {
-      report_.mapped_bytes += t->bytes;
-      return Tensor::view(const_cast<uint8_t*>(t->data), DType::kF32, {n});
+    if (count < 0) count = n;
+    const bool reorder = head_dim > 0 && source_.rope_layout == RopeLayout::kRotateHalf;
+    // An f32 slice in file order is a view; 4-byte alignment is all f32 needs.
+    if (t->dtype == SourceDType::kF32 && !reorder && reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0) {
+      const Tensor view = Tensor::view(const_cast<uint8_t*>(t->data) + begin * sizeof(float), DType::kF32, {count});
+      report_.mapped_bytes += view.bytes();
+      return view;
     }
-    Tensor out = Tensor::view(nullptr, DType::kF32, {n});
+    std::vector<float> all(static_cast<size_t>(n));
+    decode_source_row(t->dtype, t->data, 0, n, all.data());
+    Tensor out = Tensor::view(nullptr, DType::kF32, {count});
     TANDEM_ASSIGN_OR_RETURN(out.data, allocate(out.bytes(), name));
-    decode_source_row(t->dtype, t->data, 0, n, out.f32());
+    for (int64_t i = 0; i < count; ++i) out.f32()[i] = all[static_cast<size_t>(interleaved_source_index(begin + i, head_dim))];
     report_.converted_bytes += out.bytes();
     return out;
   }
@@ -111,6 +139,14 @@ class Assembler {
   }
 
  private:
+  // The file's row (or entry) that interleaved index r takes: within a head,
+  // interleaved position k holds rotate-half row k/2 (+ d/2 if k is odd).
+  int64_t interleaved_source_index(int64_t r, int64_t head_dim) const {
+    if (head_dim <= 0 || source_.rope_layout != RopeLayout::kRotateHalf) return r;
+    const int64_t k = r % head_dim;
+    return r + (k % 2 == 0 ? k / 2 : k / 2 + head_dim / 2) - k;
+  }
+
   DType target_dtype(SourceDType stored, int64_t cols) const {
     if (options_.weight_dtype && storable_as(*options_.weight_dtype, cols)) return *options_.weight_dtype;
     const DType chosen = choose_weight_dtype(stored, options_.backend_dtypes);
@@ -143,19 +179,6 @@ class Assembler {
   AssembledStorage& storage_;
   std::map<std::string, int> conversions_;
 };
-
-Status check_supported(const ModelSource& source) {
-  for (const char* part : {"bq", "bk", "bv", "q_norm", "k_norm"})
-    if (source.tensors.count("layers.0." + std::string(part)) != 0)
-      return Unimplemented(source.path + ": " + source.architecture + " uses " +
-                           (part[0] == 'b' ? "attention biases" : "Q/K normalisation") +
-                           " (tensor layers.0." + part + "), which the Llama model does not run yet");
-  if (source.rope_scaling.factor != 0.0f)
-    return Unimplemented(source.path + ": \"llama3\" RoPE frequency scaling (factor " +
-                         std::to_string(source.rope_scaling.factor) +
-                         ") is not implemented by the model yet");
-  return Status::Ok();
-}
 
 Status check_part(const ModelSource& source, const ModelPart& p) {
   const LlamaConfig& c = source.config;
@@ -194,8 +217,9 @@ DType choose_weight_dtype(SourceDType stored, const std::vector<DType>& backend_
     case SourceDType::kBF16: preferred = {DType::kBF16}; break;
     case SourceDType::kQ8_0: preferred = {DType::kQ8_0}; break;
     case SourceDType::kQ4_0: preferred = {DType::kQ4_0}; break;
-    // No k-quant kernels: 8 bits per weight keep what 4 and 6 bits said.
-    case SourceDType::kQ4_K:
+    // Without Q4_K (cuda) or any Q6_K kernels: 8 bits per weight keep what 4
+    // and 6 bits said.
+    case SourceDType::kQ4_K: preferred = {DType::kQ4K, DType::kQ8_0}; break;
     case SourceDType::kQ6_K: preferred = {DType::kQ8_0}; break;
     case SourceDType::kF8E4M3: preferred = {DType::kBF16}; break;
   }
@@ -206,9 +230,8 @@ DType choose_weight_dtype(SourceDType stored, const std::vector<DType>& backend_
 
 Result<LlamaWeights> assemble_weights(const ModelSource& source, const ModelPart& part,
                                       const AssemblyOptions& options, AssemblyReport* report) {
-  TANDEM_RETURN_IF_ERROR(check_supported(source));
   TANDEM_RETURN_IF_ERROR(check_part(source, part));
-  if (options.weight_dtype && !storable_as(*options.weight_dtype, quant::kBlock))
+  if (options.weight_dtype && !storable_as(*options.weight_dtype, dtype_block_elems(*options.weight_dtype)))
     return InvalidArgument("weights cannot be stored as " + std::string(dtype_name(*options.weight_dtype)));
   const LlamaConfig& c = source.config;
   const LlamaShard& s = part.shard;
@@ -238,6 +261,15 @@ Result<LlamaWeights> assemble_weights(const ModelSource& source, const ModelPart
     TANDEM_ASSIGN_OR_RETURN(l.wq, a.matrix(p + "wq", q0, qn, 0, c.dim, hd));
     TANDEM_ASSIGN_OR_RETURN(l.wk, a.matrix(p + "wk", kv0, kvn, 0, c.dim, hd));
     TANDEM_ASSIGN_OR_RETURN(l.wv, a.matrix(p + "wv", kv0, kvn, 0, c.dim, 0));
+    if (c.attention_bias) {  // each bias entry goes with its matrix row
+      TANDEM_ASSIGN_OR_RETURN(l.bq, a.vector(p + "bq", q0, qn, hd));
+      TANDEM_ASSIGN_OR_RETURN(l.bk, a.vector(p + "bk", kv0, kvn, hd));
+      TANDEM_ASSIGN_OR_RETURN(l.bv, a.vector(p + "bv", kv0, kvn, 0));
+    }
+    if (c.qk_norm) {  // one head's weights, in the order its q and k rows have
+      TANDEM_ASSIGN_OR_RETURN(l.q_norm, a.vector(p + "q_norm", 0, hd, hd));
+      TANDEM_ASSIGN_OR_RETURN(l.k_norm, a.vector(p + "k_norm", 0, hd, hd));
+    }
     TANDEM_ASSIGN_OR_RETURN(l.wo, a.matrix(p + "wo", 0, c.dim, q0, qn, 0));
     TANDEM_ASSIGN_OR_RETURN(l.ffn_norm, a.vector(p + "ffn_norm"));
     TANDEM_ASSIGN_OR_RETURN(l.w_gate, a.matrix(p + "w_gate", part.hidden_begin, s.hidden_dim, 0, c.dim, 0));

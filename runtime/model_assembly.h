@@ -11,8 +11,9 @@
 //    into the interleaved order the model's RoPE rotates (ModelSource's
 //    RopeLayout);
 //  - dtypes: a matrix stays in its file dtype when the backend computes with
-//    it, and is converted otherwise (k-quants -> q8_0, f16/fp8 -> bf16, else
-//    f32; see choose_weight_dtype); norms and biases are always f32.
+//    it, and is converted otherwise (Q4_K where not computed with and Q6_K ->
+//    q8_0, f16/fp8 -> bf16, else f32; see choose_weight_dtype); norms and
+//    biases are always f32.
 //
 // A matrix that needs no change is a view into the source's mapping (nothing
 // read until the kernels touch it); everything else is copied into memory the
@@ -63,9 +64,9 @@ struct AssemblyReport {
 DType choose_weight_dtype(SourceDType stored, const std::vector<DType>& backend_dtypes);
 
 // InvalidArgument for a part outside the model or cutting a block;
-// Unimplemented for what the Llama model cannot run yet (attention biases,
-// Q/K norms, "llama3" RoPE scaling), naming it; ResourceExhausted when owned
-// memory cannot be allocated.
+// ResourceExhausted when owned memory cannot be allocated. Attention biases
+// (sliced with their rows), Q/K norms and the config's rope scaling and
+// head_dim come through to the weights as they are.
 Result<LlamaWeights> assemble_weights(const ModelSource& source, const ModelPart& part,
                                       const AssemblyOptions& options,
                                       AssemblyReport* report = nullptr);

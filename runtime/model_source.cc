@@ -87,10 +87,15 @@ Status check_tensor(const ModelSource& source, const std::string& name,
 
 }  // namespace
 
+void note_optional_tensors(ModelSource& source) {
+  source.config.attention_bias = source.tensors.count("layers.0.bq") != 0;
+  source.config.qk_norm = source.tensors.count("layers.0.q_norm") != 0;
+}
+
 Status validate_source(const ModelSource& source) {
   const LlamaConfig& c = source.config;
   TANDEM_RETURN_IF_ERROR(validate(c, source.path));
-  const int64_t q_dim = c.n_heads * c.head_dim();
+  const int64_t q_dim = c.q_dim();
   const int64_t kv_dim = c.kv_dim();
   TANDEM_RETURN_IF_ERROR(check_tensor(source, "embedding", {c.vocab_size, c.dim}, true));
   TANDEM_RETURN_IF_ERROR(check_tensor(source, "final_norm", {c.dim}, true));
@@ -98,6 +103,7 @@ Status validate_source(const ModelSource& source) {
       check_tensor(source, "classifier", {c.vocab_size, c.dim}, !c.shared_classifier));
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
+    const bool bias = c.attention_bias, norm = c.qk_norm;
     const struct {
       const char* part;
       std::vector<int64_t> shape;
@@ -107,12 +113,17 @@ Status validate_source(const ModelSource& source) {
         {"wk", {kv_dim, c.dim}, true},       {"wv", {kv_dim, c.dim}, true},
         {"wo", {c.dim, q_dim}, true},        {"ffn_norm", {c.dim}, true},
         {"w_gate", {c.hidden_dim, c.dim}, true}, {"w_down", {c.dim, c.hidden_dim}, true},
-        {"w_up", {c.hidden_dim, c.dim}, true},   {"bq", {q_dim}, false},
-        {"bk", {kv_dim}, false},             {"bv", {kv_dim}, false},
-        {"q_norm", {c.head_dim()}, false},   {"k_norm", {c.head_dim()}, false},
+        {"w_up", {c.hidden_dim, c.dim}, true},   {"bq", {q_dim}, bias},
+        {"bk", {kv_dim}, bias},              {"bv", {kv_dim}, bias},
+        {"q_norm", {c.head_dim()}, norm},    {"k_norm", {c.head_dim()}, norm},
     };
-    for (const auto& part : parts)
+    for (const auto& part : parts) {
       TANDEM_RETURN_IF_ERROR(check_tensor(source, p + part.part, part.shape, part.required));
+      // An optional tensor the config does not run would be silently ignored.
+      if (!part.required && source.tensors.count(p + part.part) != 0)
+        return InvalidArgument(source.path + ": the model has tensor " + p + part.part + ", but its config (" +
+                               (part.part[0] == 'b' ? "attention_bias" : "qk_norm") + ") says its layers have none");
+    }
   }
   return Status::Ok();
 }

@@ -83,15 +83,10 @@ struct ModelSource {
   std::string path;         // what the user named: errors start with it
   std::string format;       // "gguf", "safetensors", "llama2c"
   std::string architecture; // "llama", "mistral", "qwen2", "qwen3"
-  LlamaConfig config;       // validated (runtime/llama_weights.h validate())
+  // Validated (runtime/llama_weights.h validate()), with its rope scaling,
+  // head_dim, attention_bias and qk_norm as the file states them.
+  LlamaConfig config;
   RopeLayout rope_layout = RopeLayout::kInterleaved;
-  // Llama 3.1's "llama3" frequency scaling; factor 0 = none.
-  struct RopeScaling {
-    float factor = 0.0f;
-    float low_freq_factor = 1.0f;
-    float high_freq_factor = 4.0f;
-    int64_t original_context = 8192;
-  } rope_scaling;
   std::map<std::string, SourceTensor, std::less<>> tensors;
   bool has_tokenizer = false;
   TokenizerSpec tokenizer;
@@ -102,9 +97,16 @@ struct ModelSource {
 // The tensor `name`, or NotFound naming the source and the tensor.
 Result<const SourceTensor*> find_tensor(const ModelSource& source, std::string_view name);
 
+// Sets config.attention_bias and config.qk_norm from the tensors layer 0
+// has (bq, q_norm): what a file's tensors say, whatever its metadata does.
+// Every loader calls it before validate_source(), which then requires them
+// in every layer.
+void note_optional_tensors(ModelSource& source);
+
 // Checks every tensor a Llama model needs is present with the shape the
 // config implies, and that each tensor's byte count matches its shape and
-// dtype (rows a whole number of blocks). DataLoss / InvalidArgument naming
+// dtype (rows a whole number of blocks), and that the optional ones (biases,
+// Q/K norms) are in every layer or none, as the config says. DataLoss / InvalidArgument naming
 // the source and the tensor.
 Status validate_source(const ModelSource& source);
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "runtime/quant_blocks.h"
+#include "runtime/quantize_q4k.h"
 
 namespace tandem {
 
@@ -15,6 +16,7 @@ bool storable_as(DType dtype, int64_t row_length) {
     case DType::kBF16: return true;
     case DType::kQ8_0:
     case DType::kQ4_0: return row_length % quant::kBlock == 0;
+    case DType::kQ4K: return row_length % quant::kQ4KBlock == 0;
     default: return false;
   }
 }
@@ -43,12 +45,23 @@ void quantize_row(DType dtype, const float* x, int64_t n, void* out) {
       TANDEM_CHECK(n % quant::kBlock == 0);
       for (int64_t b = 0; b < n / quant::kBlock; ++b) quant::quantize_q4_0(x + b * 32, o + b * quant::kQ4Bytes);
       return;
+    case DType::kQ4K:
+      TANDEM_CHECK(n % quant::kQ4KBlock == 0);
+      for (int64_t b = 0; b < n / quant::kQ4KBlock; ++b)
+        quant::quantize_q4_k(x + b * quant::kQ4KBlock, o + b * quant::kQ4KBytes);
+      return;
     default: TANDEM_CHECK_MSG(false, std::string(dtype_name(dtype)));
   }
 }
 
 void dequantize_row(DType dtype, const void* in, int64_t n, float* out) {
   const auto* p = static_cast<const uint8_t*>(in);
+  if (dtype == DType::kQ4K) {  // whole super-blocks: elements are not independent of their block's pairs
+    TANDEM_CHECK(n % quant::kQ4KBlock == 0);
+    for (int64_t b = 0; b < n / quant::kQ4KBlock; ++b)
+      quant::dequantize_q4_k(p + b * quant::kQ4KBytes, out + b * quant::kQ4KBlock);
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     switch (dtype) {
@@ -75,7 +88,8 @@ Result<LlamaWeights> convert_weights(const LlamaWeights& w, DType dtype) {
     if (t->dtype != DType::kF32) return InvalidArgument("convert_weights: the source must be f32");
     if (!storable_as(dtype, t->row_length()))
       return InvalidArgument("a " + t->shape_string() + " matrix cannot be stored as " +
-                             std::string(dtype_name(dtype)) + ": rows must be a multiple of 32");
+                             std::string(dtype_name(dtype)) + ": rows must be a multiple of " +
+                             std::to_string(dtype_block_elems(dtype)));
     Tensor sized = *t;
     sized.dtype = dtype;
     total += (sized.bytes() + 63) / 64 * 64;

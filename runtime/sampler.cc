@@ -121,7 +121,7 @@ void best_candidates(const float* logits, int64_t n, int64_t first_id, size_t k,
 
 int Sampler::sample(const float* logits) {
   const int n = vocab_size_;
-  if (config_.temperature == 0.0f || config_.top_k == 1) return argmax(logits, n);
+  if (greedy()) return argmax(logits, n);
 
   // NaN sorts last and infinities become finite, so the order is strict weak
   // and (x - max) below is never inf - inf.

@@ -55,6 +55,10 @@ class Sampler {
 
   // Picks a token from logits[0, vocab_size). Modifies nothing it is given.
   int sample(const float* logits);
+  // Temperature 0 or top_k 1: sample() is argmax() and draws no random
+  // number, so a caller may take the argmax elsewhere (on the model's side)
+  // and skip sample() without changing this sampler's later choices.
+  bool greedy() const { return config_.temperature == 0.0f || config_.top_k == 1; }
   // The same choice from the vocabulary's best min(top_k, vocab) candidates
   // (in any order, canonical logits), as a vocab-parallel model returns them:
   // for a config with 0 < top_k < vocab_size the result equals sample() of

@@ -18,39 +18,6 @@ float f16_at(const uint8_t* p) {
   return quant::f32_from_f16(h);
 }
 
-// Sub-block j's 6-bit scale and min from Q4_K's 12 packed bytes: pairs 0-3
-// sit in the low 6 bits of bytes 0-3 (scales) and 4-7 (mins); pairs 4-7 take
-// their low 4 bits from bytes 8-11 and their top 2 bits from the spare high
-// bits of bytes 0-3 (scales) and 4-7 (mins).
-void q4_k_scale_min(const uint8_t* packed, int j, int* scale, int* min) {
-  if (j < 4) {
-    *scale = packed[j] & 63;
-    *min = packed[j + 4] & 63;
-  } else {
-    *scale = (packed[j + 4] & 0x0f) | ((packed[j - 4] >> 6) << 4);
-    *min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-  }
-}
-
-// One Q4_K super-block: 4 chunks of 64 elements, each 32 bytes of nibbles
-// holding sub-block 2c in the low nibbles and 2c + 1 in the high ones.
-void decode_q4_k(const uint8_t* block, float* out) {
-  const float d = f16_at(block), dmin = f16_at(block + 2);
-  const uint8_t* packed = block + 4;
-  const uint8_t* qs = block + 16;
-  for (int c = 0; c < 4; ++c) {
-    int s0, m0, s1, m1;
-    q4_k_scale_min(packed, 2 * c, &s0, &m0);
-    q4_k_scale_min(packed, 2 * c + 1, &s1, &m1);
-    for (int l = 0; l < 32; ++l) {
-      out[64 * c + l] = d * static_cast<float>(s0) * static_cast<float>(qs[32 * c + l] & 0x0f) -
-                        dmin * static_cast<float>(m0);
-      out[64 * c + 32 + l] = d * static_cast<float>(s1) * static_cast<float>(qs[32 * c + l] >> 4) -
-                             dmin * static_cast<float>(m1);
-    }
-  }
-}
-
 // One Q6_K super-block: 2 halves of 128; in each, element l + 32 k (k = 0..3)
 // takes its low nibble from ql (bytes l or l + 32, low or high nibble) and its
 // top 2 bits from qh[l] bits 2k..2k+1; scales cover 16 elements each.
@@ -94,6 +61,7 @@ std::optional<DType> same_layout_dtype(SourceDType dtype) {
     case SourceDType::kBF16: return DType::kBF16;
     case SourceDType::kQ8_0: return DType::kQ8_0;
     case SourceDType::kQ4_0: return DType::kQ4_0;
+    case SourceDType::kQ4_K: return DType::kQ4K;
     default: return std::nullopt;
   }
 }
@@ -107,9 +75,6 @@ void decode_source_row(SourceDType dtype, const uint8_t* row, int64_t first, int
     return;
   }
   switch (dtype) {
-    case SourceDType::kQ4_K:
-      for (int64_t b = 0; b < n / kSuperBlock; ++b) decode_q4_k(p + b * 144, out + b * kSuperBlock);
-      return;
     case SourceDType::kQ6_K:
       for (int64_t b = 0; b < n / kSuperBlock; ++b) decode_q6_k(p + b * 210, out + b * kSuperBlock);
       return;

@@ -52,11 +52,19 @@ std::optional<LlamaConfig> synthetic_shape(std::string_view name) {
     c.rope_theta = 500000.0f;
     return c;
   }
+  if (name == "llama3-405b-2layer") {
+    // Llama 3.1 405B's widths with two of its 126 layers: big enough that a
+    // tp=2 split has to hold, small enough (6 GB in Q4_0) for one host.
+    LlamaConfig c = shape(16384, 53248, 2, 128, 8, 128256, 1024);
+    c.shared_classifier = false;
+    c.rope_theta = 500000.0f;
+    return c;
+  }
   return std::nullopt;
 }
 
 std::string_view synthetic_shape_names() {
-  return "stories260K, stories15M, stories110M, tiny-gqa, llama-1b, llama3-8b";
+  return "stories260K, stories15M, stories110M, tiny-gqa, llama-1b, llama3-8b, llama3-405b-2layer";
 }
 
 Result<LlamaWeights> make_synthetic_weights(const LlamaConfig& c, uint64_t seed) {

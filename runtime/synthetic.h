@@ -16,7 +16,11 @@ namespace tandem {
 // 32/8 heads, hidden 8192, vocab 32000: ~1.2B parameters with its own
 // classifier) and "llama3-8b" (Llama 3 8B's shape: dim 4096, 32 layers, 32/8
 // heads, hidden 14336, vocab 128256, untied classifier; context 2048 here to
-// keep the f32 KV cache small). nullopt for an unknown name.
+// keep the f32 KV cache small) and "llama3-405b-2layer" (Llama 3.1 405B's
+// widths: dim 16384, 128/8 heads of 128, hidden 53248, vocab 128256, untied
+// classifier, with 2 layers and context 1024: 10.6B parameters, 42 GB in f32,
+// 6 GB in Q4_0; write it with runtime/synthetic_gguf.h). nullopt for an
+// unknown name.
 std::optional<LlamaConfig> synthetic_shape(std::string_view name);
 // The names above, comma-separated, for error messages and --help.
 std::string_view synthetic_shape_names();
@@ -29,7 +33,7 @@ Result<LlamaWeights> make_synthetic_weights(const LlamaConfig& config, uint64_t 
 // The same shapes made where `backend` keeps its memory, filled by
 // backend.fill_synthetic() (uniform values as above, from a per-tensor seed
 // derived from `seed`): matrices stored in `dtype` (what the backend computes
-// with: f32, f16, bf16, q8_0, q4_0 on cpu; the same less f16 on cuda), norms
+// with: f32, f16, bf16, q8_0, q4_0, q4_k on cpu; f32, bf16, q8_0, q4_0 on cuda), norms
 // in f32. The weights' storage keeps the backend memory alive; the backend
 // must outlive it.
 Result<LlamaWeights> make_synthetic_weights_on(Backend& backend, const LlamaConfig& config, uint64_t seed,

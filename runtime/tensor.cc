@@ -9,6 +9,7 @@ std::string_view dtype_name(DType dtype) {
     case DType::kBF16: return "bf16";
     case DType::kQ8_0: return "q8_0";
     case DType::kQ4_0: return "q4_0";
+    case DType::kQ4K: return "q4_k";
     case DType::kI32: return "i32";
     case DType::kI64: return "i64";
   }
@@ -16,7 +17,12 @@ std::string_view dtype_name(DType dtype) {
 }
 
 int64_t dtype_block_elems(DType dtype) {
-  return (dtype == DType::kQ8_0 || dtype == DType::kQ4_0) ? 32 : 1;
+  switch (dtype) {
+    case DType::kQ8_0:
+    case DType::kQ4_0: return 32;
+    case DType::kQ4K: return 256;
+    default: return 1;
+  }
 }
 
 int64_t dtype_block_bytes(DType dtype) {
@@ -28,6 +34,7 @@ int64_t dtype_block_bytes(DType dtype) {
     case DType::kBF16: return 2;
     case DType::kQ8_0: return 2 + 32;      // f16 scale + 32 int8
     case DType::kQ4_0: return 2 + 32 / 2;  // f16 scale + 32 nibbles
+    case DType::kQ4K: return 144;          // runtime/quantize_q4k.h
   }
   return 0;
 }

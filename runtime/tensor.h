@@ -15,14 +15,15 @@
 
 namespace tandem {
 
-// f32 is computed today; f16/bf16 and GGUF's Q8_0/Q4_0 (blocks of 32) are the
-// storage types of later formats; i32/i64 carry token ids and counters (and
-// are reduced by the collectives).
-enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kI32, kI64 };
+// f32 activations; f16/bf16, GGUF's Q8_0/Q4_0 (blocks of 32) and Q4_K
+// (super-blocks of 256, runtime/quantize_q4k.h) store weights; i32/i64 carry
+// token ids and counters (and are reduced by the collectives).
+enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kI32, kI64, kQ4K };
 
 std::string_view dtype_name(DType dtype);
-// Elements per storage block (1 for plain types, 32 for the Q blocks) and the
-// bytes of one block; bytes for n elements = n / block_elems * block_bytes.
+// Elements per storage block (1 for plain types, 32 for Q8_0/Q4_0, 256 for
+// Q4_K) and the bytes of one block; bytes for n elements = n / block_elems *
+// block_bytes.
 int64_t dtype_block_elems(DType dtype);
 int64_t dtype_block_bytes(DType dtype);
 

@@ -13,7 +13,7 @@
 # The model is `tandem model synth --shape NAME` (default stories110M: dim 768,
 # 12 layers, 12 heads, hidden 2048, vocab 32000, f32), written once under
 # $TANDEM_BENCH_DIR (default /tmp/tandem-bench); --dtype (f32, f16, bf16, q8_0,
-# q4_0; default f32) is model.dtype, the type each rank converts its slices to
+# q4_0, q4_k; default f32) is model.dtype, the type each rank converts its slices to
 # once loaded. Every figure is the median of --runs runs (default 3); the last
 # column is decode tokens/s over the single process's, measured in the same
 # invocation. The namespace rows need root (scripts/netns.sh); without it, or

@@ -22,6 +22,7 @@ bool is_weight_dtype(DType d) {
     case DType::kBF16:
     case DType::kQ8_0:
     case DType::kQ4_0:
+    case DType::kQ4K:
       return true;
     default:
       return false;
@@ -62,9 +63,11 @@ uint64_t rank_bytes(const LlamaConfig& m, const RankShard& s, DType dt) {
   const int64_t d = m.dim, hd = m.head_dim();
   const int64_t q = s.q_heads.size() * hd, kv = s.kv_heads.size() * hd, hid = s.hidden.size();
   const uint64_t norm = matrix_bytes(1, d, DType::kF32);
-  const uint64_t layer = 2 * norm + matrix_bytes(q, d, dt) + 2 * matrix_bytes(kv, d, dt) +
-                         matrix_bytes(d, q, dt) + 2 * matrix_bytes(hid, d, dt) +
-                         matrix_bytes(d, hid, dt);
+  // Biases and Q/K norms are f32 like the norms; a bias follows its rows.
+  const uint64_t extras = (m.attention_bias ? matrix_bytes(1, q + 2 * kv, DType::kF32) : 0) +
+                          (m.qk_norm ? matrix_bytes(2, hd, DType::kF32) : 0);
+  const uint64_t layer = 2 * norm + extras + matrix_bytes(q, d, dt) + 2 * matrix_bytes(kv, d, dt) +
+                         matrix_bytes(d, q, dt) + 2 * matrix_bytes(hid, d, dt) + matrix_bytes(d, hid, dt);
   uint64_t bytes = static_cast<uint64_t>(s.layers.size()) * layer;
   const uint64_t vocab_rows = matrix_bytes(s.vocab.size(), d, dt);
   if (s.holds_embedding) bytes += vocab_rows;
@@ -113,7 +116,7 @@ Result<ShardPlan> make_shard_plan(const LlamaConfig& model, int tp, int pp,
     return InvalidArgument("tp=" + str(tp) + " pp=" + str(pp) + ": both must be at least 1");
   if (!is_weight_dtype(weight_dtype))
     return InvalidArgument("dtype " + std::string(dtype_name(weight_dtype)) +
-                           " is not a weight type (f32, f16, bf16, q8_0, q4_0)");
+                           " is not a weight type (f32, f16, bf16, q8_0, q4_0, q4_k)");
   if (pp > model.n_layers)
     return InvalidArgument("pp=" + str(pp) + " is more stages than the model's " +
                            str(model.n_layers) + " layers");

@@ -8,13 +8,16 @@ namespace {
 std::string shape_text(const LlamaConfig& c) {
   return "dim " + std::to_string(c.dim) + ", hidden " + std::to_string(c.hidden_dim) + ", " +
          std::to_string(c.n_layers) + " layers, " + std::to_string(c.n_heads) + "/" +
-         std::to_string(c.n_kv_heads) + " heads, vocab " + std::to_string(c.vocab_size);
+         std::to_string(c.n_kv_heads) + " heads of " + std::to_string(c.head_dim()) + ", vocab " +
+         std::to_string(c.vocab_size) + (c.attention_bias ? ", attention biases" : "") +
+         (c.qk_norm ? ", Q/K norms" : "");
 }
 
 bool same_shape(const LlamaConfig& a, const LlamaConfig& b) {
   return a.dim == b.dim && a.hidden_dim == b.hidden_dim && a.n_layers == b.n_layers &&
          a.n_heads == b.n_heads && a.n_kv_heads == b.n_kv_heads && a.vocab_size == b.vocab_size &&
-         a.shared_classifier == b.shared_classifier;
+         a.shared_classifier == b.shared_classifier && a.head_dim() == b.head_dim() &&
+         a.attention_bias == b.attention_bias && a.qk_norm == b.qk_norm;
 }
 
 }  // namespace

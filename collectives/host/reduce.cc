@@ -88,7 +88,8 @@ void dispatch(DType dtype, ReduceOp op, void* d, const void* a, const void* b, s
     case DType::kI32: return by_op<Plain<int32_t>>(op, d, a, b, n);
     case DType::kI64: return by_op<Plain<int64_t>>(op, d, a, b, n);
     case DType::kQ8_0:
-    case DType::kQ4_0: break;
+    case DType::kQ4_0:
+    case DType::kQ4K: break;
   }
   TANDEM_CHECK_MSG(false, "reduce of a non-reducible dtype");
 }

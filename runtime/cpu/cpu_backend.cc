@@ -1,5 +1,6 @@
 #include "runtime/cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -44,7 +45,7 @@ void CpuBackend::release(void* data, size_t) { std::free(data); }
 
 Result<Tensor> CpuBackend::import_weights(const Tensor& host) {
   if (!cpu::matmul_dtype_supported(host.dtype))
-    return InvalidArgument("cpu backend computes with f32, f16, bf16, q8_0 and q4_0 weights, got " +
+    return InvalidArgument("cpu backend computes with f32, f16, bf16, q8_0, q4_0 and q4_k weights, got " +
                            std::string(dtype_name(host.dtype)));
   if (host.row_length() % dtype_block_elems(host.dtype) != 0)
     return InvalidArgument("a " + host.shape_string() + " " + std::string(dtype_name(host.dtype)) +
@@ -110,7 +111,7 @@ void CpuBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTarg
     quantize = quantize || cpu::needs_quantized_activations(t.w.dtype);
     total_rows += t.w.rows();
   }
-  // Q8_0/Q4_0 weights multiply 8-bit activations: quantized here, once per
+  // Q8_0/Q4_0/Q4_K weights multiply 8-bit activations: quantized here, once per
   // token for all targets, before the threads split the rows.
   const cpu::ActivationBlock* xq = nullptr;
   if (quantize) {
@@ -139,13 +140,14 @@ void CpuBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTarg
   });
 }
 
-void CpuBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s, float theta) {
+void CpuBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s, std::span<const double> inv_freq) {
   TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
   TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
+  TANDEM_CHECK(static_cast<int64_t>(inv_freq.size()) == s.head_dim / 2);
   for (int64_t t = 0; t < q.rows(); ++t) {
-    cpu::rope_interleaved(q.f32() + t * q.row_length(), s.n_heads, s.head_dim, s.start_pos + t, theta);
+    cpu::rope_interleaved(q.f32() + t * q.row_length(), s.n_heads, s.head_dim, s.start_pos + t, inv_freq.data());
     cpu::rope_interleaved(k.f32() + t * k.row_length(), s.n_kv_heads, s.head_dim, s.start_pos + t,
-                          theta);
+                          inv_freq.data());
   }
 }
 
@@ -200,6 +202,16 @@ void CpuBackend::add(const Tensor& x, const Tensor& y) {
   });
 }
 
+void CpuBackend::add_bias(const Tensor& x, const Tensor& bias) {
+  const int64_t width = x.row_length();
+  TANDEM_CHECK_MSG(bias.numel() == width, x.shape_string() + " + " + bias.shape_string());
+  // Rows are short (a token's q, k or v): split by rows, inline for decode.
+  pool_.parallel_for(x.rows(), std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(width, 1)),
+                     [&](int64_t begin, int64_t end) {
+                       for (int64_t t = begin; t < end; ++t) cpu::add(x.f32() + t * width, bias.f32(), width);
+                     });
+}
+
 void CpuBackend::argmax(const Tensor& out, const Tensor& logits) {
   TANDEM_CHECK(out.dtype == DType::kI32 && out.numel() == logits.rows());
   auto* result = static_cast<int32_t*>(out.data);
@@ -216,16 +228,20 @@ void CpuBackend::argmax(const Tensor& out, const Tensor& logits) {
 
 Status CpuBackend::fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) {
   if (!cpu::matmul_dtype_supported(t.dtype))
-    return InvalidArgument("cpu backend stores f32, f16, bf16, q8_0 and q4_0 weights, not " +
+    return InvalidArgument("cpu backend stores f32, f16, bf16, q8_0, q4_0 and q4_k weights, not " +
                            std::string(dtype_name(t.dtype)));
   if (t.numel() % dtype_block_elems(t.dtype) != 0)
     return InvalidArgument("a " + t.shape_string() + " " + std::string(dtype_name(t.dtype)) +
                            " tensor is not whole blocks");
-  // Elements in groups of one storage block, each stored as quantize_row stores it.
-  const int64_t n = t.numel(), group = quant::kBlock, groups = (n + group - 1) / group;
+  // Elements in groups of at least one storage block (32 elements for the
+  // plain types, 256 for Q4_K), each stored as quantize_row stores it.
+  constexpr int64_t kMaxGroup = 256;
+  const int64_t n = t.numel(), group = std::max<int64_t>(quant::kBlock, dtype_block_elems(t.dtype));
+  const int64_t groups = (n + group - 1) / group;
+  TANDEM_CHECK(group <= kMaxGroup);
   auto* out = static_cast<uint8_t*>(t.data);
   pool_.parallel_for(groups, std::max<int64_t>(1, kElementwiseGrain / group), [&](int64_t begin, int64_t end) {
-    float values[quant::kBlock];
+    float values[kMaxGroup];
     for (int64_t g = begin; g < end; ++g) {
       const int64_t first = g * group, count = std::min(group, n - first);
       for (int64_t i = 0; i < count; ++i)

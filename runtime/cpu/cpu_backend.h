@@ -1,7 +1,7 @@
 // The CPU backend: host memory, kernels from runtime/cpu/kernels.h split over
 // a thread pool. Kernels run synchronously, so synchronize() has nothing to do.
-// Weight matrices may be f32, f16, bf16, q8_0 or q4_0 (runtime/cpu/kernels_quant.h;
-// Q rows whole blocks of 32); norms and activations are f32.
+// Weight matrices may be f32, f16, bf16, q8_0, q4_0 or q4_k (runtime/cpu/kernels_quant.h;
+// Q rows whole blocks of 32, or 256 for q4_k); norms and activations are f32.
 #pragma once
 
 #include <vector>
@@ -30,22 +30,32 @@ class CpuBackend final : public Backend {
   void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) override;
   void matmul(const Tensor& out, const Tensor& x, const Tensor& w) override;
   void matmul_shared_input(const Tensor& x, std::span<const MatmulTarget> targets) override;
-  void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, float theta) override;
+  void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, std::span<const double> inv_freq) override;
   void store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                 int64_t start_pos) override;
   void attention(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionShape& shape) override;
   void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void add(const Tensor& x, const Tensor& y) override;
+  void add_bias(const Tensor& x, const Tensor& bias) override;
   void argmax(const Tensor& out, const Tensor& logits) override;
   Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) override;
+  // The paged kernels (cpu_backend_paged.cc).
+  bool supports_paged_kv() const override { return true; }
+  Status copy_from_host(const Tensor& dst, const void* src, size_t bytes) override;
+  void rope_at(const Tensor& q, const Tensor& k, const Tensor& positions, const AttentionShape& shape,
+               std::span<const double> inv_freq) override;
+  void store_kv_paged(const Tensor& k_pool, const Tensor& v_pool, const Tensor& k, const Tensor& v,
+                      const Tensor& slots) override;
+  void paged_attention(const Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const PagedAttention& p) override;
 
  protected:
   void release(void* data, size_t bytes) override;
 
  private:
   ThreadPool pool_;
-  // matmul's activations quantized for q8_0/q4_0 weights; grows to the
+  // matmul's activations quantized for q8_0/q4_0/q4_k weights; grows to the
   // largest batch seen. The backend is driven from one thread at a time.
   std::vector<cpu::ActivationBlock> quantized_x_;
 };

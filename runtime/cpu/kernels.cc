@@ -24,6 +24,7 @@ struct KernelTable {
   decltype(&scalar::swiglu) swiglu;
   decltype(&scalar::add) add;
   decltype(&scalar::attention_head) attention_head;
+  decltype(&scalar::attention_head_paged) attention_head_paged;
 };
 
 constexpr KernelTable kScalarTable = {
@@ -37,6 +38,7 @@ constexpr KernelTable kScalarTable = {
     .swiglu = &scalar::swiglu,
     .add = &scalar::add,
     .attention_head = &scalar::attention_head,
+    .attention_head_paged = &scalar::attention_head_paged,
 };
 
 #if defined(TANDEM_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
@@ -52,12 +54,15 @@ constexpr KernelTable kAvx2Table = {
     .swiglu = &avx2::swiglu,
     .add = &avx2::add,
     .attention_head = &avx2::attention_head,
+    .attention_head_paged = &avx2::attention_head_paged,
 };
-// The f32 kernels of kAvx512 are kAvx2's; only the quantized ones differ
-// (runtime/cpu/kernels_quant.cc picks those from active_isa()).
+// The f32 kernels of kAvx512 are kAvx2's but matmul_rows, whose several-token
+// tiles are compute-bound and fit 32 zmm registers; the quantized kernels
+// differ too (runtime/cpu/kernels_quant.cc picks those from active_isa()).
 constexpr KernelTable kAvx512Table = [] {
   KernelTable table = kAvx2Table;
   table.isa = Isa::kAvx512;
+  table.matmul_rows = &avx512::matmul_rows;
   return table;
 }();
 #endif
@@ -78,6 +83,7 @@ constexpr KernelTable kNeonTable = {
     .swiglu = &neon::swiglu,
     .add = &neon::add,
     .attention_head = &neon::attention_head,
+    .attention_head_paged = &neon::attention_head_paged,
 };
 #endif
 
@@ -197,9 +203,9 @@ void softmax(float* x, int64_t n) {
   active().softmax(x, n);
 }
 
-void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta) {
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq) {
   TANDEM_CHECK(head_dim % 2 == 0);
-  active().rope_interleaved(v, n_heads, head_dim, pos, theta);
+  active().rope_interleaved(v, n_heads, head_dim, pos, inv_freq);
 }
 
 void swiglu(float* out, const float* gate, const float* up, int64_t n) {
@@ -212,6 +218,14 @@ void attention_head(float* out, const float* q, const float* k_cache, const floa
                     int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
   TANDEM_CHECK(n_pos >= 1);
   active().attention_head(out, q, k_cache, v_cache, n_pos, kv_stride, head_dim, scores);
+}
+
+void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
+                          float* scores) {
+  TANDEM_CHECK(n_pos >= 1 && block_size >= 1);
+  active().attention_head_paged(out, q, k_pool, v_pool, n_pos, block_table, block_size, kv_stride, head_dim,
+                                scores);
 }
 
 }  // namespace tandem::cpu

@@ -19,7 +19,8 @@ enum class Isa {
   kAvx2,  // x86-64 with AVX2, FMA and F16C, detected at run time
   // x86-64 with AVX-512 F, BW and VL on top of kAvx2's features: the quantized
   // kernels use 512-bit registers (and VNNI's vpdpbusd when the CPU has it);
-  // the f32 kernels are kAvx2's, which already stream memory at full speed.
+  // the f32 kernels are kAvx2's, which already stream memory at full speed,
+  // except matmul_rows for several tokens (compute-bound: 4x6 zmm tiles).
   kAvx512,
   kNeon,  // AArch64 Advanced SIMD: part of the architecture, so every aarch64 build has it
 };
@@ -57,9 +58,10 @@ void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 void softmax(float* x, int64_t n);
 
 // RoPE as llama2.c applies it: within each head of `head_dim` values, pairs
-// (2j, 2j+1) are rotated by the angle pos * theta^(-2j / head_dim).
+// (2j, 2j+1) are rotated by the angle pos * inv_freq[j] (llama2.c's
+// theta^(-2j / head_dim): runtime/rope_frequencies.h builds the table).
 // `v` holds n_heads * head_dim values. head_dim must be even.
-void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta);
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq);
 
 // out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). out may alias gate.
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
@@ -72,8 +74,20 @@ void add(float* y, const float* x, int64_t n);
 //   out      = sum_p softmax(score)[p] * (v_cache + p * kv_stride)
 // q and out hold head_dim values; k_cache/v_cache point at this head's first
 // value at position 0, consecutive positions kv_stride floats apart. `scores`
-// is scratch space for n_pos floats. n_pos >= 1.
+// is scratch space for n_pos floats. n_pos >= 1. out may alias q. On each ISA
+// the result is bit for bit that of its dot(), softmax() and axpy() composed
+// as above (out zeroed, then one axpy per position in position order), though
+// out stays in registers across positions rather than going through memory.
 void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
                     int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
+
+// attention_head() over a paged cache: position p lives at pool row
+// block_table[p / block_size] * block_size + p % block_size, and k_pool /
+// v_pool point at this head's first value of pool row 0 (rows kv_stride
+// floats apart). Each ISA runs the same code as for attention_head(), only
+// the rows differ, so on one ISA the two agree bit for bit. out may alias q.
+void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
+                          float* scores);
 
 }  // namespace tandem::cpu

@@ -40,11 +40,14 @@ void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int
 void axpy(float* y, float a, const float* x, int64_t n);
 void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 void softmax(float* x, int64_t n);
-void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta);
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq);
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
 void add(float* y, const float* x, int64_t n);
 void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
                     int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
+void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
+                          float* scores);
 }  // namespace scalar
 
 // AVX2+FMA, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64), so
@@ -62,7 +65,18 @@ void swiglu(float* out, const float* gate, const float* up, int64_t n);
 void add(float* y, const float* x, int64_t n);
 void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
                     int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
+void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
+                          float* scores);
 }  // namespace avx2
+
+// AVX-512 F/VL, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64).
+// Only matmul_rows: for several tokens it is compute-bound and gains from 32
+// zmm registers; every other f32 kernel of kAvx512 is kAvx2's.
+namespace avx512 {
+void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
+                 int64_t n_out, int64_t row_begin, int64_t row_end);
+}  // namespace avx512
 
 // NEON, defined only in builds with TANDEM_HAVE_NEON_KERNELS (aarch64), so
 // reference these only under that macro. No neon rope_interleaved, for the
@@ -78,6 +92,9 @@ void swiglu(float* out, const float* gate, const float* up, int64_t n);
 void add(float* y, const float* x, int64_t n);
 void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
                     int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
+void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
+                          float* scores);
 }  // namespace neon
 
 }  // namespace tandem::cpu

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "runtime/cpu/attention_rows.h"
 #include "runtime/cpu/kernels_internal.h"
 
 namespace tandem::cpu::neon {
@@ -118,9 +119,9 @@ void weight_rows_times_token_group(float* y, const float* x, const float* w, int
   }
 }
 
-}  // namespace
-
-float dot(const float* a, const float* b, int64_t n) {
+// dot()'s arithmetic, inlined where attention needs it once per position:
+// attention_head's scores must round exactly as dot() does.
+inline float dot_body(const float* a, const float* b, int64_t n) {
   // Four independent chains hide the FMA latency (4 cycles on Neoverse/X925).
   float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
   float32x4_t acc2 = vdupq_n_f32(0.0f), acc3 = vdupq_n_f32(0.0f);
@@ -137,6 +138,10 @@ float dot(const float* a, const float* b, int64_t n) {
   }
   return vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
 }
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) { return dot_body(a, b, n); }
 
 void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
                  int64_t n_out, int64_t row_begin, int64_t row_end) {
@@ -259,14 +264,88 @@ void add(float* y, const float* x, int64_t n) {
   }
 }
 
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
+namespace {
+
+// out[0, 4 * kFull + tail) = sum over positions p, in position order, of
+// weights[p] * v(p)[...], with v pre-offset to this chunk's first value. The
+// chunk stays in registers across positions, yet every element sees the FMAs
+// of axpy() in axpy()'s order, starting from 0: the same bits as zeroing out
+// and calling axpy() once per position. kTail adds one partial vector of
+// `tail` (1..3) values.
+template <int kFull, bool kTail, class Rows>
+void weighted_sum_chunk(float* out, const float* v_base, int64_t kv_stride, const float* weights,
+                        const Rows& rows, int64_t tail) {
+  constexpr int kVecs = kFull + (kTail ? 1 : 0);
+  float32x4_t acc[kVecs];
+#pragma GCC unroll 16
+  for (int j = 0; j < kVecs; ++j) acc[j] = vdupq_n_f32(0.0f);
+  rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
+    const float* v = v_base + row0 * kv_stride;
+    for (int64_t i = 0; i < count; ++i, v += kv_stride) {
+      const float32x4_t w = vdupq_n_f32(weights[first + i]);
+#pragma GCC unroll 16
+      for (int j = 0; j < kFull; ++j) acc[j] = vfmaq_f32(acc[j], w, vld1q_f32(v + j * kLanes));
+      if constexpr (kTail) acc[kFull] = vfmaq_f32(acc[kFull], w, load_partial(v + kFull * kLanes, tail, 0.0f));
+    }
+  });
+#pragma GCC unroll 16
+  for (int j = 0; j < kFull; ++j) vst1q_f32(out + j * kLanes, acc[j]);
+  if constexpr (kTail) store_partial(out + kFull * kLanes, acc[kFull], tail);
+}
+
+// The chunk of n_full (0..kFull) whole vectors plus `tail` (0..3) values,
+// not both zero: picks the instantiation of weighted_sum_chunk.
+template <int kFull, class Rows>
+void weighted_sum_last_chunk(int64_t n_full, int64_t tail, float* out, const float* v_base, int64_t kv_stride,
+                             const float* weights, const Rows& rows) {
+  if (n_full == kFull) {
+    if (tail > 0) {
+      weighted_sum_chunk<kFull, true>(out, v_base, kv_stride, weights, rows, tail);
+    } else if constexpr (kFull > 0) {
+      weighted_sum_chunk<kFull, false>(out, v_base, kv_stride, weights, rows, 0);
+    }
+    return;
+  }
+  if constexpr (kFull > 0) weighted_sum_last_chunk<kFull - 1>(n_full, tail, out, v_base, kv_stride, weights, rows);
+}
+
+// Sixteen accumulators per chunk (64 values) leave the other sixteen of the
+// 32 vector registers for the weight and the loads.
+constexpr int64_t kChunkVecs = 16;
+
+template <class Rows>
+void attention(float* out, const float* q, const float* k_base, const float* v_base, int64_t n_pos,
+               const Rows& rows, int64_t kv_stride, int64_t head_dim, float* scores) {
   const float scale = 1.0f / __builtin_sqrtf(static_cast<float>(head_dim));
-  for (int64_t p = 0; p < n_pos; ++p) scores[p] = dot(q, k_cache + p * kv_stride, head_dim) * scale;
+  rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
+    const float* k = k_base + row0 * kv_stride;
+    for (int64_t i = 0; i < count; ++i, k += kv_stride) scores[first + i] = dot_body(q, k, head_dim) * scale;
+  });
   softmax(scores, n_pos);
   // Written only after the scores, so out may alias q.
-  for (int64_t i = 0; i < head_dim; ++i) out[i] = 0.0f;
-  for (int64_t p = 0; p < n_pos; ++p) axpy(out, scores[p], v_cache + p * kv_stride, head_dim);
+  int64_t c = 0;
+  for (; c + kChunkVecs * kLanes <= head_dim; c += kChunkVecs * kLanes) {
+    weighted_sum_chunk<kChunkVecs, false>(out + c, v_base + c, kv_stride, scores, rows, 0);
+  }
+  if (c < head_dim) {
+    const int64_t rest = head_dim - c;
+    weighted_sum_last_chunk<kChunkVecs - 1>(rest / kLanes, rest % kLanes, out + c, v_base + c, kv_stride, scores,
+                                            rows);
+  }
+}
+
+}  // namespace
+
+void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
+                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
+  attention(out, q, k_cache, v_cache, n_pos, ContiguousRows{n_pos}, kv_stride, head_dim, scores);
+}
+
+void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
+                          float* scores) {
+  attention(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, kv_stride, head_dim,
+            scores);
 }
 
 }  // namespace tandem::cpu::neon

@@ -17,16 +17,16 @@ namespace tandem::cpu {
 namespace {
 
 constexpr QuantKernels kScalar = {"scalar", &scalar::quantize_activations, &scalar::dot_q8_0, &scalar::dot_q4_0,
-                                  &scalar::dot_f16, &scalar::dot_bf16};
+                                  &scalar::dot_q4_k, &scalar::dot_f16, &scalar::dot_bf16};
 
 #if defined(TANDEM_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
 #define TANDEM_QUANT_X86 1
 constexpr QuantKernels kAvx2 = {"avx2", &avx2::quantize_activations, &avx2::dot_q8_0, &avx2::dot_q4_0,
-                                &avx2::dot_f16, &avx2::dot_bf16};
+                                &avx2::dot_q4_k, &avx2::dot_f16, &avx2::dot_bf16};
 constexpr QuantKernels kAvx512 = {"avx512", &avx512::quantize_activations, &avx512::dot_q8_0,
-                                  &avx512::dot_q4_0, &avx512::dot_f16, &avx512::dot_bf16};
+                                  &avx512::dot_q4_0, &avx512::dot_q4_k, &avx512::dot_f16, &avx512::dot_bf16};
 constexpr QuantKernels kAvx512Vnni = {"avx512-vnni", &avx512::quantize_activations, &avx512::dot_q8_0_vnni,
-                                      &avx512::dot_q4_0_vnni, &avx512::dot_f16, &avx512::dot_bf16};
+                                      &avx512::dot_q4_0_vnni, &avx512::dot_q4_k_vnni, &avx512::dot_f16, &avx512::dot_bf16};
 
 bool cpu_has_vnni() {
   static const bool has = [] {
@@ -40,9 +40,9 @@ bool cpu_has_vnni() {
 #if defined(TANDEM_HAVE_NEON_KERNELS) && defined(__aarch64__)
 #define TANDEM_QUANT_NEON 1
 constexpr QuantKernels kNeon = {"neon", &neon::quantize_activations, &neon::dot_q8_0, &neon::dot_q4_0,
-                                &neon::dot_f16, &neon::dot_bf16};
+                                &neon::dot_q4_k, &neon::dot_f16, &neon::dot_bf16};
 constexpr QuantKernels kNeonDotprod = {"neon-dotprod", &neon::quantize_activations, &neon::dot_q8_0_dotprod,
-                                       &neon::dot_q4_0_dotprod, &neon::dot_f16, &neon::dot_bf16};
+                                       &neon::dot_q4_0_dotprod, &neon::dot_q4_k_dotprod, &neon::dot_f16, &neon::dot_bf16};
 
 bool cpu_has_dotprod() {
 #if defined(__linux__)
@@ -55,9 +55,11 @@ bool cpu_has_dotprod() {
 }
 #endif
 
+constexpr int64_t kQ4KElems = 256;
+
 const QuantKernels& active() { return quant_kernels_for(active_isa()); }
 
-bool is_q_format(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4_0; }
+bool is_q_format(DType dtype) { return dtype == DType::kQ8_0 || dtype == DType::kQ4_0 || dtype == DType::kQ4K; }
 
 // `dot(w_row, t)` for every (token, row) of the range: each weight row is
 // read from memory once and reused, from L1, by every token.
@@ -105,7 +107,8 @@ bool matmul_dtype_supported(DType dtype) {
     case DType::kF16:
     case DType::kBF16:
     case DType::kQ8_0:
-    case DType::kQ4_0: return true;
+    case DType::kQ4_0:
+    case DType::kQ4K: return true;
     default: return false;
   }
 }
@@ -125,6 +128,11 @@ float dot_q8_0(const void* w_row, const ActivationBlock* x, int64_t n) {
 float dot_q4_0(const void* w_row, const ActivationBlock* x, int64_t n) {
   TANDEM_CHECK(n % kActivationBlock == 0);
   return active().dot_q4_0(static_cast<const uint8_t*>(w_row), x, n / kActivationBlock);
+}
+
+float dot_q4_k(const void* w_row, const ActivationBlock* x, int64_t n) {
+  TANDEM_CHECK(n % kQ4KElems == 0);
+  return active().dot_q4_k(static_cast<const uint8_t*>(w_row), x, n / kQ4KElems);
 }
 
 float dot_f16(const void* w_row, const float* x, int64_t n) {
@@ -147,11 +155,13 @@ void matmul_rows_typed(float* y, const float* x, const ActivationBlock* xq, cons
   const auto* bytes = static_cast<const uint8_t*>(w);
   const size_t row_bytes = static_cast<size_t>(n_in / dtype_block_elems(dtype) * dtype_block_bytes(dtype));
   if (is_q_format(dtype)) {
-    TANDEM_CHECK(n_in % kActivationBlock == 0 && (xq != nullptr || n_tokens * n_in == 0));
+    TANDEM_CHECK(n_in % dtype_block_elems(dtype) == 0 && (xq != nullptr || n_tokens * n_in == 0));
     const int64_t n_blocks = n_in / kActivationBlock;
-    const auto dot = dtype == DType::kQ8_0 ? k.dot_q8_0 : k.dot_q4_0;
+    // Q4_K's kernels count super-blocks of 256, the others blocks of 32.
+    const auto dot = dtype == DType::kQ8_0 ? k.dot_q8_0 : dtype == DType::kQ4_0 ? k.dot_q4_0 : k.dot_q4_k;
+    const int64_t n_units = n_in / dtype_block_elems(dtype);
     rows_times_tokens(y, bytes, row_bytes, n_tokens, n_out, row_begin, row_end,
-                      [&](const uint8_t* w_row, int64_t t) { return dot(w_row, xq + t * n_blocks, n_blocks); });
+                      [&](const uint8_t* w_row, int64_t t) { return dot(w_row, xq + t * n_blocks, n_units); });
     return;
   }
   const auto dot = dtype == DType::kF16 ? k.dot_f16 : k.dot_bf16;

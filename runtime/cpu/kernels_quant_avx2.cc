@@ -13,6 +13,8 @@
 #include <cstdint>
 
 #include "runtime/cpu/kernels_quant_internal.h"
+#include "runtime/cpu/kernels_quant_q4k.h"
+#include "runtime/cpu/kernels_quant_q4k_x86.h"
 
 namespace tandem::cpu::avx2 {
 namespace {
@@ -93,6 +95,9 @@ void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks
     const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16_a, q16_b),
                                                    _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q8);
+    int32_t sum = 0;  // as scalar::quantize_activations: exact, so every version agrees
+    for (int i = 0; i < kActivationBlock; ++i) sum += out[b].q[i];
+    out[b].sum = sum;
   }
 }
 
@@ -116,6 +121,30 @@ float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks)
     acc[b & 1] = _mm256_fmadd_ps(scale, products, acc[b & 1]);
   }
   return horizontal_sum(_mm256_add_ps(acc[0], acc[1]));
+}
+
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super) {
+  // Nibbles are unsigned already: maddubs takes them as its unsigned side,
+  // no sign trick (15 * 127 * 2 per int16 lane cannot saturate).
+  const __m256i low_mask = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 offsets = _mm256_setzero_ps();
+  for (int64_t s = 0; s < n_super; ++s, w_row += kQ4KSuperBytes, x += 8) {
+    const __m256 factors = q4k_factors_x86(w_row + 4, f16_scale(w_row), f16_scale(w_row + 2), x, &offsets);
+    for (int c = 0; c < 4; ++c) {  // chunk c: sub-block 2c in the low nibbles, 2c + 1 in the high
+      const __m256i bytes =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w_row + kQ4KNibbleOffset + 32 * c));
+      const __m256i low = _mm256_and_si256(bytes, low_mask);
+      const __m256i high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_mask);
+      const __m256i p_low = _mm256_madd_epi16(_mm256_maddubs_epi16(low, load_q(x[2 * c])), ones);
+      const __m256i p_high = _mm256_madd_epi16(_mm256_maddubs_epi16(high, load_q(x[2 * c + 1])), ones);
+      const __m256 f_low = _mm256_permutevar8x32_ps(factors, _mm256_set1_epi32(2 * c));
+      const __m256 f_high = _mm256_permutevar8x32_ps(factors, _mm256_set1_epi32(2 * c + 1));
+      acc[0] = _mm256_fmadd_ps(f_low, _mm256_cvtepi32_ps(p_low), acc[0]);
+      acc[1] = _mm256_fmadd_ps(f_high, _mm256_cvtepi32_ps(p_high), acc[1]);
+    }
+  }
+  return horizontal_sum(_mm256_sub_ps(_mm256_add_ps(acc[0], acc[1]), offsets));
 }
 
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n) {

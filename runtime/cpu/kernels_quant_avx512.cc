@@ -30,6 +30,9 @@ void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks
     const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, inverse)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].q), q0);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].q + 16), q1);
+    int32_t sum = 0;  // as scalar::quantize_activations: exact, so every version agrees
+    for (int i = 0; i < kActivationBlock; ++i) sum += out[b].q[i];
+    out[b].sum = sum;
   }
 }
 
@@ -39,6 +42,10 @@ float dot_q8_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks)
 
 float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks) {
   return q4_0_row<MaddubsProducts>(w_row, x, n_blocks);
+}
+
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super) {
+  return q4_k_row<MaddubsProducts>(w_row, x, n_super);
 }
 
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n) { return wide_row<false>(w_row, x, n); }

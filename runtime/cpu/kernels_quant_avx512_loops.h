@@ -10,19 +10,13 @@
 // already: sum (n - 8) * x = sum n * x - sum 8 * x.
 #pragma once
 
-// GCC 12.2's AVX-512 intrinsics pass _mm512_undefined_*() (`__m512 __Y = __Y;`)
-// as the source of masked-off lanes, and -Wuninitialized then fires inside
-// the header at every use (GCC bug 105593, fixed in 12.3). Silenced for the
-// header's own lines only, so this file's code keeps the warning.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "runtime/cpu/avx512_intrinsics.h"  // GCC 12 bug 105593's false warnings silenced there
 
 #include <cstdint>
 
 #include "runtime/cpu/kernels_quant_internal.h"
+#include "runtime/cpu/kernels_quant_q4k.h"
+#include "runtime/cpu/kernels_quant_q4k_x86.h"
 
 namespace tandem::cpu::avx512 {
 namespace {
@@ -101,6 +95,36 @@ inline float q4_0_row(const uint8_t* w_row, const ActivationBlock* x, int64_t n_
     acc = _mm512_fmadd_ps(pair_scales(f16_scale(w_row) * x[b].scale, high), _mm512_cvtepi32_ps(sums), acc);
   }
   return _mm512_reduce_add_ps(acc);
+}
+
+// Q4_K: each 32-byte chunk of nibbles holds two sub-blocks (low and high
+// nibbles), which fill one register against their two activation blocks.
+// Nibbles are the unsigned side as they are; the factors and the mins' offset
+// come from q4k_factors_x86.
+template <typename Products>
+inline float q4_k_row(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super) {
+  const __m256i low_mask = _mm256_set1_epi8(0x0f);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m256 offsets = _mm256_setzero_ps();
+  for (int64_t s = 0; s < n_super; ++s, w_row += kQ4KSuperBytes, x += 8) {
+    const __m512 factors =
+        _mm512_castps256_ps512(q4k_factors_x86(w_row + 4, f16_scale(w_row), f16_scale(w_row + 2), x, &offsets));
+    for (int c = 0; c < 4; ++c) {
+      const __m256i bytes =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w_row + kQ4KNibbleOffset + 32 * c));
+      const __m512i nibbles =
+          join(_mm256_and_si256(bytes, low_mask), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low_mask));
+      const __m512i q = join(load_q(x[2 * c]), load_q(x[2 * c + 1]));
+      const __m512 products = _mm512_cvtepi32_ps(Products::of(nibbles, q));
+      // Factor 2c in the low 8 lanes, 2c + 1 in the high 8.
+      const __m512i pick = _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(2 * c), _mm512_set1_epi32(2 * c + 1));
+      acc[c & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pick, factors), products, acc[c & 1]);
+    }
+  }
+  const __m128 halves = _mm_add_ps(_mm256_castps256_ps128(offsets), _mm256_extractf128_ps(offsets, 1));
+  const __m128 pairs = _mm_add_ps(halves, _mm_movehl_ps(halves, halves));
+  const float offset = _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehdup_ps(pairs)));
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - offset;
 }
 
 inline __m512 load_f16x16(const uint16_t* p) {

@@ -1,6 +1,7 @@
 // The per-ISA variants behind kernels_quant.h, for the dispatcher and the
 // tests only (callers go through kernels_quant.h). Block-level signatures:
-// n_blocks = n / 32 for the Q formats; the dispatcher checks n % 32 once.
+// n_blocks = n / 32 for Q8_0/Q4_0, n_super = n / 256 for Q4_K (x then holds
+// 8 * n_super activation blocks); the dispatcher checks n once.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@ struct QuantKernels {
   void (*quantize_activations)(ActivationBlock* out, const float* x, int64_t n_blocks);
   float (*dot_q8_0)(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
   float (*dot_q4_0)(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
+  float (*dot_q4_k)(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super);
   float (*dot_f16)(const uint16_t* w_row, const float* x, int64_t n);
   float (*dot_bf16)(const uint16_t* w_row, const float* x, int64_t n);
 };
@@ -32,6 +34,7 @@ namespace scalar {
 void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks);
 float dot_q8_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
 float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super);
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n);
 float dot_bf16(const uint16_t* w_row, const float* x, int64_t n);
 }  // namespace scalar
@@ -40,6 +43,7 @@ namespace avx2 {  // AVX2 + FMA + F16C
 void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks);
 float dot_q8_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
 float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super);
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n);
 float dot_bf16(const uint16_t* w_row, const float* x, int64_t n);
 }  // namespace avx2
@@ -48,8 +52,10 @@ namespace avx512 {  // AVX-512 F/BW/VL; the _vnni ones also need AVX512_VNNI
 void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks);
 float dot_q8_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
 float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super);
 float dot_q8_0_vnni(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
 float dot_q4_0_vnni(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
+float dot_q4_k_vnni(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super);
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n);
 float dot_bf16(const uint16_t* w_row, const float* x, int64_t n);
 }  // namespace avx512
@@ -58,8 +64,10 @@ namespace neon {  // the _dotprod ones need the dot-product extension (HWCAP_ASI
 void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks);
 float dot_q8_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
 float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super);
 float dot_q8_0_dotprod(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
 float dot_q4_0_dotprod(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks);
+float dot_q4_k_dotprod(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super);
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n);
 float dot_bf16(const uint16_t* w_row, const float* x, int64_t n);
 }  // namespace neon

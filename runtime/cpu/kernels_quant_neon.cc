@@ -42,6 +42,9 @@ void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks
     }
     vst1q_s8(out[b].q, vcombine_s8(vqmovn_s16(q16[0]), vqmovn_s16(q16[1])));
     vst1q_s8(out[b].q + 16, vcombine_s8(vqmovn_s16(q16[2]), vqmovn_s16(q16[3])));
+    int32_t sum = 0;  // as scalar::quantize_activations: exact, so every version agrees
+    for (int i = 0; i < kActivationBlock; ++i) sum += out[b].q[i];
+    out[b].sum = sum;
   }
 }
 
@@ -51,6 +54,10 @@ float dot_q8_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks)
 
 float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks) {
   return q_row<kQ4Bytes>(w_row, x, n_blocks, q4_block_values, PlainProducts{});
+}
+
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super) {
+  return q4_k_row(w_row, x, n_super, PlainProducts{});
 }
 
 float dot_f16(const uint16_t* w_row, const float* x, int64_t n) {

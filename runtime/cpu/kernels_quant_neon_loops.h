@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "runtime/cpu/kernels_quant_internal.h"
+#include "runtime/cpu/kernels_quant_q4k.h"
 
 namespace tandem::cpu::neon {
 namespace {
@@ -60,6 +61,31 @@ inline float q_row(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blo
     acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(products(w0.val[0], w0.val[1], x[b])), f16_scale(w_row) * x[b].scale);
   }
   return vaddvq_f32(vaddq_f32(acc0, acc1));
+}
+
+// Q4_K: chunk c's 32 bytes hold sub-block 2c (low nibbles, elements 0-15 in
+// the first 16 bytes, 16-31 in the next) and 2c + 1 (high nibbles); nibbles
+// fit int8 as they are. The mins are q4k_factors' offset.
+template <typename Products>
+inline float q4_k_row(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super, Products products) {
+  const uint8x16_t low_mask = vdupq_n_u8(0x0f);
+  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+  float offsets = 0.0f;
+  for (int64_t s = 0; s < n_super; ++s, w_row += kQ4KSuperBytes, x += 8) {
+    const Q4KFactors f = q4k_factors(w_row + 4, f16_scale(w_row), f16_scale(w_row + 2), x);
+    offsets += f.offset;
+    for (int c = 0; c < 4; ++c) {
+      const uint8x16_t b0 = vld1q_u8(w_row + kQ4KNibbleOffset + 32 * c);
+      const uint8x16_t b1 = vld1q_u8(w_row + kQ4KNibbleOffset + 32 * c + 16);
+      const int8x16_t low0 = vreinterpretq_s8_u8(vandq_u8(b0, low_mask));
+      const int8x16_t low1 = vreinterpretq_s8_u8(vandq_u8(b1, low_mask));
+      const int8x16_t high0 = vreinterpretq_s8_u8(vshrq_n_u8(b0, 4));
+      const int8x16_t high1 = vreinterpretq_s8_u8(vshrq_n_u8(b1, 4));
+      acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(products(low0, low1, x[2 * c])), f.factor[2 * c]);
+      acc1 = vfmaq_n_f32(acc1, vcvtq_f32_s32(products(high0, high1, x[2 * c + 1])), f.factor[2 * c + 1]);
+    }
+  }
+  return vaddvq_f32(vaddq_f32(acc0, acc1)) - offsets;
 }
 
 inline int8x16x2_t q8_values(const uint8_t* block) {

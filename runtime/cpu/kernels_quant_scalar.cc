@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "runtime/cpu/kernels_quant_internal.h"
+#include "runtime/cpu/kernels_quant_q4k.h"
 #include "runtime/quant_blocks.h"
 
 namespace tandem::cpu::scalar {
@@ -27,10 +28,12 @@ void quantize_activations(ActivationBlock* out, const float* x, int64_t n_blocks
     const float scale = amax / 127.0f;
     const float inverse = scale != 0.0f ? 1.0f / scale : 0.0f;
     out[b].scale = scale;
+    out[b].sum = 0;
     for (int i = 0; i < kActivationBlock; ++i) {
       const float r = std::nearbyint(x[i] * inverse);  // ties to even, as cvtps2dq
       // |r| <= 127 for finite x; the clamp only keeps NaN/inf from being UB.
       out[b].q[i] = static_cast<int8_t>(r >= -127.0f && r <= 127.0f ? r : 0.0f);
+      out[b].sum += out[b].q[i];
     }
   }
 }
@@ -54,6 +57,24 @@ float dot_q4_0(const uint8_t* w_row, const ActivationBlock* x, int64_t n_blocks)
       isum += ((byte & 0xf) - 8) * x[b].q[j] + ((byte >> 4) - 8) * x[b].q[j + 16];
     }
     sum += block_scale(w_row) * x[b].scale * static_cast<float>(isum);
+  }
+  return sum;
+}
+
+float dot_q4_k(const uint8_t* w_row, const ActivationBlock* x, int64_t n_super) {
+  float sum = 0.0f;
+  for (int64_t s = 0; s < n_super; ++s, w_row += kQ4KSuperBytes, x += 8) {
+    const Q4KFactors f = q4k_factors(w_row + 4, block_scale(w_row), block_scale(w_row + 2), x);
+    const uint8_t* nibbles = w_row + kQ4KNibbleOffset;
+    for (int j = 0; j < 8; ++j) {  // sub-block j: low nibbles of chunk j / 2 if j is even, else high
+      int32_t isum = 0;
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = nibbles[32 * (j / 2) + l];
+        isum += (j % 2 == 0 ? byte & 0x0f : byte >> 4) * x[j].q[l];
+      }
+      sum += f.factor[j] * static_cast<float>(isum);
+    }
+    sum -= f.offset;
   }
   return sum;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "runtime/cpu/attention_rows.h"
 #include "runtime/cpu/kernels_internal.h"
 
 namespace tandem::cpu {
@@ -109,14 +110,12 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv_sum;
 }
 
-void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, float theta) {
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq) {
   // The angle in double: pos * freq reaches thousands of radians, where a
   // float angle would already be off by ~1e-4 before cos/sin see it. Each
   // pair's cos/sin is shared by all heads, so compute it once per pair.
   for (int64_t j = 0; j < head_dim / 2; ++j) {
-    const double freq =
-        std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
-    const double angle = static_cast<double>(pos) * freq;
+    const double angle = static_cast<double>(pos) * inv_freq[j];
     const float c = static_cast<float>(std::cos(angle));
     const float s = static_cast<float>(std::sin(angle));
     for (int64_t h = 0; h < n_heads; ++h) {
@@ -137,14 +136,50 @@ void add(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+namespace {
+
+// Output values summed per pass over the positions: a local array the
+// compiler can keep in registers, rather than out[] loaded and stored per
+// position.
+constexpr int64_t kChunk = 64;
+
+template <class Rows>
+void attention(float* out, const float* q, const float* k_base, const float* v_base, int64_t n_pos,
+               const Rows& rows, int64_t kv_stride, int64_t head_dim, float* scores) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
+    const float* k = k_base + row0 * kv_stride;
+    for (int64_t i = 0; i < count; ++i, k += kv_stride) scores[first + i] = dot(q, k, head_dim) * scale;
+  });
+  softmax(scores, n_pos);
+  // Written only after the scores, so out may alias q. Each element gets
+  // axpy()'s `y += a * x` in position order from 0: axpy()'s bits.
+  for (int64_t c = 0; c < head_dim; c += kChunk) {
+    const int64_t len = std::min(kChunk, head_dim - c);
+    float acc[kChunk] = {};
+    rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
+      const float* v = v_base + row0 * kv_stride + c;
+      for (int64_t i = 0; i < count; ++i, v += kv_stride) {
+        const float w = scores[first + i];
+        for (int64_t j = 0; j < len; ++j) acc[j] += w * v[j];
+      }
+    });
+    std::copy(acc, acc + len, out + c);
+  }
+}
+
+}  // namespace
+
 void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
                     int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  for (int64_t p = 0; p < n_pos; ++p) scores[p] = dot(q, k_cache + p * kv_stride, head_dim) * scale;
-  softmax(scores, n_pos);
-  // Written only after the scores, so out may alias q.
-  std::fill(out, out + head_dim, 0.0f);
-  for (int64_t p = 0; p < n_pos; ++p) axpy(out, scores[p], v_cache + p * kv_stride, head_dim);
+  attention(out, q, k_cache, v_cache, n_pos, ContiguousRows{n_pos}, kv_stride, head_dim, scores);
+}
+
+void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
+                          float* scores) {
+  attention(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, kv_stride, head_dim,
+            scores);
 }
 
 }  // namespace scalar

@@ -263,15 +263,24 @@ void CudaBackend::rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, f
   TANDEM_CUDA_RECORD(cuda::rmsnorm(stream_, out.f32(), x.f32(), w.f32(), x.rows(), x.row_length(), eps));
 }
 
-void CudaBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s, float theta) {
+cuda::RopeFrequencies rope_frequencies(std::span<const double> inv_freq, const AttentionShape& s) {
+  TANDEM_CHECK_MSG(static_cast<int64_t>(inv_freq.size()) == s.head_dim / 2 &&
+                       inv_freq.size() <= static_cast<size_t>(cuda::kRopeMaxPairs),
+                   "rope: " + std::to_string(inv_freq.size()) + " frequencies for head_dim " + std::to_string(s.head_dim));
+  cuda::RopeFrequencies f{};
+  std::copy(inv_freq.begin(), inv_freq.end(), f.inv_freq);
+  return f;
+}
+
+void CudaBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s, std::span<const double> inv_freq) {
   TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
   TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
   TANDEM_CUDA_RECORD(cuda::rope_interleaved(stream_, q.f32(), k.f32(), q.rows(), s.n_heads, s.n_kv_heads, s.head_dim,
-                                            s.start_pos, theta, step_arg()));
+                                            s.start_pos, rope_frequencies(inv_freq, s), step_arg()));
 }
 
 void CudaBackend::rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache,
-                                const Tensor& v_cache, const AttentionShape& s, float theta) {
+                                const Tensor& v_cache, const AttentionShape& s, std::span<const double> inv_freq) {
   TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
   TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
   check_same_shape(k, v);
@@ -280,7 +289,7 @@ void CudaBackend::rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& 
   TANDEM_CHECK(s.start_pos >= 0 && s.start_pos + k.rows() <= k_cache.rows());
   const cuda::KvStore store{v.f32(), k_cache.f32(), v_cache.f32()};
   TANDEM_CUDA_RECORD(cuda::rope_interleaved(stream_, q.f32(), k.f32(), q.rows(), s.n_heads, s.n_kv_heads, s.head_dim,
-                                            s.start_pos, theta, step_arg(), &store));
+                                            s.start_pos, rope_frequencies(inv_freq, s), step_arg(), &store));
 }
 
 void CudaBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
@@ -302,6 +311,11 @@ void CudaBackend::swiglu(const Tensor& out, const Tensor& gate, const Tensor& up
 void CudaBackend::add(const Tensor& x, const Tensor& y) {
   check_same_shape(x, y);
   TANDEM_CUDA_RECORD(cuda::add(stream_, x.f32(), y.f32(), x.numel()));
+}
+
+void CudaBackend::add_bias(const Tensor& x, const Tensor& bias) {
+  TANDEM_CHECK_MSG(bias.numel() == x.row_length(), x.shape_string() + " + " + bias.shape_string());
+  TANDEM_CUDA_RECORD(cuda::add_bias(stream_, x.f32(), bias.f32(), x.rows(), x.row_length()));
 }
 
 void CudaBackend::argmax(const Tensor& out, const Tensor& logits) {

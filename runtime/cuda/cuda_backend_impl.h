@@ -44,22 +44,32 @@ class CudaBackend final : public Backend {
   void rmsnorm(const Tensor& out, const Tensor& x, const Tensor& w, float eps) override;
   void matmul(const Tensor& out, const Tensor& x, const Tensor& w) override;
   void matmul_shared_input(const Tensor& x, std::span<const MatmulTarget> targets) override;
-  void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, float theta) override;
+  void rope(const Tensor& q, const Tensor& k, const AttentionShape& shape, std::span<const double> inv_freq) override;
   void store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                 int64_t start_pos) override;
   void attention(const Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionShape& shape) override;
   void swiglu(const Tensor& out, const Tensor& gate, const Tensor& up) override;
   void add(const Tensor& x, const Tensor& y) override;
+  void add_bias(const Tensor& x, const Tensor& bias) override;
   void norm_matmul(const Tensor& normed, const Tensor& x, const Tensor& norm_w, float eps,
                    std::span<const MatmulTarget> targets) override;
   void norm_matmul_swiglu(const Tensor& out, const Tensor& up, const Tensor& normed, const Tensor& x,
                           const Tensor& norm_w, float eps, const Tensor& w_gate, const Tensor& w_up) override;
   void matmul_add(const Tensor& x, const Tensor& a, const Tensor& w, const Tensor& scratch) override;
   void rope_store_kv(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache,
-                     const AttentionShape& shape, float theta) override;
+                     const AttentionShape& shape, std::span<const double> inv_freq) override;
   void argmax(const Tensor& out, const Tensor& logits) override;
   Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) override;
+  // The paged kernels (cuda_paged.cc).
+  bool supports_paged_kv() const override { return true; }
+  Status copy_from_host(const Tensor& dst, const void* src, size_t bytes) override;
+  void rope_at(const Tensor& q, const Tensor& k, const Tensor& positions, const AttentionShape& shape,
+               std::span<const double> inv_freq) override;
+  void store_kv_paged(const Tensor& k_pool, const Tensor& v_pool, const Tensor& k, const Tensor& v,
+                      const Tensor& slots) override;
+  void paged_attention(const Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const PagedAttention& p) override;
   Status decode_step(uint64_t key, std::span<const int> tokens, int64_t pos,
                      const std::function<void()>& enqueue) override;
   void forget_decode_step(uint64_t key) override;
@@ -131,6 +141,10 @@ class CudaBackend final : public Backend {
   uint64_t host_waits_ = 0;
   Status error_;
 };
+
+// The rope table as a kernel parameter (cuda_kernels.h RopeFrequencies);
+// aborts when it does not fit head_dim (a programmer bug).
+cuda::RopeFrequencies rope_frequencies(std::span<const double> inv_freq, const AttentionShape& s);
 
 }  // namespace tandem
 

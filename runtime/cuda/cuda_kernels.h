@@ -37,21 +37,30 @@ cudaError_t embed(cudaStream_t s, float* out, const void* table, WeightType type
 cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, int64_t rows,
                     int64_t width, float eps);
 // llama2.c's interleaved pairs (2j, 2j+1) of each head of q and k, in one
-// launch; row t at position start_pos + t. With `store`, the rotated k and v
+// launch; row t at position start_pos + t, pair j turned by position *
+// inv_freq[j]. The table travels by value in the launch's parameters: it is
+// the same for every step, so a recorded decode-step graph keeps it, and no
+// device copy has to outlive the host's. With `store`, the rotated k and v
 // ([rows, n_kv_heads * head_dim]) also go to the caches' rows start_pos..
+constexpr int kRopeMaxPairs = 128;  // head_dim up to kAttentionMaxHeadDim (256)
+struct RopeFrequencies {
+  double inv_freq[kRopeMaxPairs];
+};
 struct KvStore {
   const float* v;
   float* k_cache;
   float* v_cache;
 };
 cudaError_t rope_interleaved(cudaStream_t s, float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
-                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step,
-                             const KvStore* store = nullptr);
+                             int64_t head_dim, int64_t start_pos, const RopeFrequencies& freqs,
+                             const StepParams* step, const KvStore* store = nullptr);
 // Rows start_pos.. of both caches = k, v ([rows, width]).
 cudaError_t store_kv(cudaStream_t s, float* k_cache, float* v_cache, const float* k, const float* v, int64_t rows,
                      int64_t width, int64_t start_pos, const StepParams* step);
 cudaError_t swiglu(cudaStream_t s, float* out, const float* gate, const float* up, int64_t n);
 cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n);
+// x[t * width + i] += bias[i] for rows t in [0, rows).
+cudaError_t add_bias(cudaStream_t s, float* x, const float* bias, int64_t rows, int64_t width);
 // Each row's first largest element, by blocks of a chunk of the row each.
 // `scratch` (argmax_scratch_bytes) must be zero before the first launch;
 // each launch leaves it so.
@@ -146,5 +155,26 @@ cudaError_t attention_split_k(cudaStream_t s, const AttentionArgs& a, float* par
 // (query t sees positions <= start_pos + t; later ones become 0).
 cudaError_t causal_softmax(cudaStream_t s, float* scores, int64_t n_heads, int64_t tokens, int64_t len,
                            int64_t start_pos, float scale);
+
+// A batched step over a paged KV cache (kernels_paged.cu; runtime/backend.h
+// PagedAttention): per-token positions, slots and sequences, i32 in device
+// memory, so one launch serves every sequence of the step.
+cudaError_t rope_at(cudaStream_t s, float* q, float* k, const int32_t* positions, int64_t rows, int64_t n_heads,
+                    int64_t n_kv_heads, int64_t head_dim, const RopeFrequencies& freqs);
+// Pool rows slots[t] = k[t], v[t] ([rows, width]).
+cudaError_t store_kv_paged(cudaStream_t s, float* k_pool, float* v_pool, const float* k, const float* v,
+                           const int32_t* slots, int64_t rows, int64_t width);
+struct PagedAttentionArgs {
+  float* out;
+  const float* q;
+  const float* k_pool;
+  const float* v_pool;
+  const int32_t* positions;     // [tokens]
+  const int32_t* token_seq;     // [tokens]
+  const int32_t* block_tables;  // [sequences, table_stride]
+  int64_t table_stride, block_size;
+  int64_t tokens, n_heads, n_kv_heads, head_dim;
+};
+cudaError_t paged_attention(cudaStream_t s, const PagedAttentionArgs& a);
 
 }  // namespace tandem::cuda

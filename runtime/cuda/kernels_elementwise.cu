@@ -56,8 +56,13 @@ __global__ void rmsnorm_kernel(float* out, const float* x, const float* w, int64
 // With caches given, k's rotated pairs and v's pairs are also stored at the
 // token's cache row (rope and store_kv in one kernel).
 __global__ void rope_kernel(float* q, float* k, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
-                            int64_t start_pos, float theta, const StepParams* step, const float* v, float* k_cache,
-                            float* v_cache) {
+                            int64_t start_pos, RopeFrequencies freqs, const StepParams* step, const float* v,
+                            float* k_cache, float* v_cache) {
+  // The table to shared memory first: the threads of a warp read different
+  // pairs' entries, which parameter (constant) memory would serialise.
+  __shared__ double inv_freq[kRopeMaxPairs];
+  for (int64_t j = threadIdx.x; j < head_dim / 2; j += blockDim.x) inv_freq[j] = freqs.inv_freq[j];
+  __syncthreads();
   // One thread per (row, head of q or k, pair). The angle in double, as the
   // CPU does: pos * freq reaches thousands of radians.
   const int64_t pairs = (n_heads + n_kv_heads) * (head_dim / 2);
@@ -69,9 +74,8 @@ __global__ void rope_kernel(float* q, float* k, int64_t n_heads, int64_t n_kv_he
     float* t = q;
     int64_t heads = n_heads;
     if (h >= n_heads) h -= n_heads, t = k, heads = n_kv_heads;
-    const double freq = pow(static_cast<double>(theta), -2.0 * static_cast<double>(j) / static_cast<double>(head_dim));
     double sd, cd;
-    sincos(static_cast<double>(start_pos + row) * freq, &sd, &cd);
+    sincos(static_cast<double>(start_pos + row) * inv_freq[j], &sd, &cd);
     const float c = static_cast<float>(cd), s = static_cast<float>(sd);
     const int64_t at = h * head_dim + 2 * j;
     float* pair = t + row * heads * head_dim + at;
@@ -109,6 +113,11 @@ __global__ void swiglu_kernel(float* out, const float* gate, const float* up, in
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
     x[i] += y[i];
+}
+
+__global__ void add_bias_kernel(float* x, const float* bias, int64_t n, int64_t width) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    x[i] += bias[i % width];
 }
 
 // Row r's best in [begin, end): NaNs never win; ties go to the first index.
@@ -277,11 +286,12 @@ cudaError_t rmsnorm(cudaStream_t s, float* out, const float* x, const float* w, 
 }
 
 cudaError_t rope_interleaved(cudaStream_t s, float* q, float* k, int64_t rows, int64_t n_heads, int64_t n_kv_heads,
-                             int64_t head_dim, int64_t start_pos, float theta, const StepParams* step,
-                             const KvStore* store) {
+                             int64_t head_dim, int64_t start_pos, const RopeFrequencies& freqs,
+                             const StepParams* step, const KvStore* store) {
+  if (head_dim / 2 > kRopeMaxPairs) return cudaErrorInvalidValue;
   const int64_t pairs = (n_heads + n_kv_heads) * (head_dim / 2);
   const dim3 grid(static_cast<unsigned>((pairs + 127) / 128), static_cast<unsigned>(rows));
-  rope_kernel<<<grid, 128, 0, s>>>(q, k, n_heads, n_kv_heads, head_dim, start_pos, theta, step,
+  rope_kernel<<<grid, 128, 0, s>>>(q, k, n_heads, n_kv_heads, head_dim, start_pos, freqs, step,
                                    store ? store->v : nullptr, store ? store->k_cache : nullptr,
                                    store ? store->v_cache : nullptr);
   return cudaGetLastError();
@@ -301,6 +311,11 @@ cudaError_t swiglu(cudaStream_t s, float* out, const float* gate, const float* u
 
 cudaError_t add(cudaStream_t s, float* x, const float* y, int64_t n) {
   add_kernel<<<blocks_for(n), kThreads, 0, s>>>(x, y, n);
+  return cudaGetLastError();
+}
+
+cudaError_t add_bias(cudaStream_t s, float* x, const float* bias, int64_t rows, int64_t width) {
+  add_bias_kernel<<<blocks_for(rows * width), kThreads, 0, s>>>(x, bias, rows * width, width);
   return cudaGetLastError();
 }
 

@@ -35,6 +35,28 @@ SourceDType source_dtype(GgmlType type) {
 // with LLAMA_ROPE_TYPE_NEOX ("pairs offset by n_rot/2"): rotate-half.
 bool rotate_half_architecture(std::string_view arch) { return arch == "qwen2" || arch == "qwen3"; }
 
+// Heads are embedding_length / head_count wide unless attention.key_length
+// says otherwise (Qwen3's 0.6B: 16 heads of 128 over a width of 1024). Keys
+// and values must be equally wide and RoPE must rotate all of each head.
+Status read_head_dim(const gguf::File& f, const std::string& arch, LlamaConfig& c) {
+  const auto key = [&](const char* name) { return arch + "." + name; };
+  if (f.find(key("attention.key_length")) != nullptr) {
+    TANDEM_ASSIGN_OR_RETURN(const int64_t v, f.get_int(key("attention.key_length")));
+    if (c.n_heads <= 0 || c.dim % c.n_heads != 0 || v != c.dim / c.n_heads) c.explicit_head_dim = v;
+  }
+  for (const char* name : {"attention.value_length", "rope.dimension_count"}) {
+    if (f.find(key(name)) == nullptr) continue;
+    TANDEM_ASSIGN_OR_RETURN(const int64_t v, f.get_int(key(name)));
+    const int64_t head_dim = c.explicit_head_dim != 0 ? c.explicit_head_dim : c.n_heads > 0 ? c.dim / c.n_heads : 0;
+    if (v != head_dim)
+      return Unimplemented(f.source + ": " + key(name) + " = " + std::to_string(v) + " differs from the head width " +
+                           std::to_string(head_dim) + "; tandem's attention has " +
+                           (std::string_view(name) == "rope.dimension_count" ? "RoPE rotate all of each head"
+                                                                               : "keys and values equally wide"));
+  }
+  return Status::Ok();
+}
+
 Result<LlamaConfig> read_config(const gguf::File& f, const std::string& arch) {
   const auto key = [&](const char* name) { return arch + "." + name; };
   LlamaConfig c;
@@ -63,6 +85,13 @@ Result<LlamaConfig> read_config(const gguf::File& f, const std::string& arch) {
                            " dimensions, not 2");
   c.vocab_size = embd->ne[1];
   c.shared_classifier = f.find_tensor("output.weight") == nullptr;
+  TANDEM_RETURN_IF_ERROR(read_head_dim(f, arch, c));
+  // llama.cpp's key for sliding-window attention; a window as long as the
+  // context changes nothing.
+  TANDEM_ASSIGN_OR_RETURN(const int64_t window,
+                          gguf_optional<int64_t>(f, key("attention.sliding_window"), 0, &gguf::File::get_int));
+  if (window < 0) return OutOfRange(f.source + ": " + key("attention.sliding_window") + " is negative");
+  if (window > 0 && window < c.max_seq_len) c.sliding_window = window;
   TANDEM_RETURN_IF_ERROR(validate(c, f.source));
 
   if (f.find(key("vocab_size")) != nullptr) {
@@ -70,18 +99,6 @@ Result<LlamaConfig> read_config(const gguf::File& f, const std::string& arch) {
     if (v != c.vocab_size)
       return InvalidArgument(f.source + ": " + key("vocab_size") + " = " + std::to_string(v) +
                              " but token_embd.weight has " + std::to_string(c.vocab_size) + " rows");
-  }
-  // LlamaConfig's heads are dim / n_heads wide; models whose heads are not
-  // (Qwen3's 0.6B: 16 heads of 128 over a width of 1024) need a head_dim the
-  // model does not have yet.
-  for (const char* name : {"attention.key_length", "attention.value_length", "rope.dimension_count"}) {
-    if (f.find(key(name)) == nullptr) continue;
-    TANDEM_ASSIGN_OR_RETURN(const int64_t v, f.get_int(key(name)));
-    if (v != c.head_dim())
-      return Unimplemented(f.source + ": " + key(name) + " = " + std::to_string(v) +
-                           " differs from embedding_length / head_count = " + std::to_string(c.head_dim()) +
-                           "; tandem's attention has heads of dim / n_heads" +
-                           (std::string_view(name) == "rope.dimension_count" ? " and rotates all of each head" : ""));
   }
   return c;
 }
@@ -122,6 +139,9 @@ std::string canonical_name(std::string_view name, const std::string& source, int
     }
     return "layers." + std::to_string(layer) + "." + std::string(part);
   }
+  if (rest.ends_with(".bias"))  // ignoring it would run another model
+    *error = Unimplemented(source + ": tensor " + std::string(name) +
+                           " is a bias the model does not add (it runs the q/k/v projections' biases only)");
   return "";
 }
 
@@ -179,6 +199,7 @@ Result<ModelSource> gguf_model_source(const gguf::File& f) {
     return InvalidArgument(f.source + ": the tokenizer has " + std::to_string(source.tokenizer.tokens.size()) +
                            " tokens but token_embd.weight has " + std::to_string(source.config.vocab_size) +
                            " rows");
+  note_optional_tensors(source);
   TANDEM_RETURN_IF_ERROR(validate_source(source));
   return source;
 }

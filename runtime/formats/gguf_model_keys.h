@@ -18,7 +18,7 @@ Result<T> gguf_optional(const gguf::File& f, std::string_view key, T fallback,
   return (f.*get)(key);
 }
 
-// Llama 3.1's frequency scaling into source.rope_scaling (gguf_rope.cc).
+// Llama 3.1's frequency scaling into source.config.rope_scaling (gguf_rope.cc).
 Status read_gguf_rope_scaling(const gguf::File& f, const std::string& arch, ModelSource& source);
 
 }  // namespace tandem

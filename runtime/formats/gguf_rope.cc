@@ -20,27 +20,16 @@
 // .low_freq_factor, .high_freq_factor and .original_context_length.
 #include <cmath>
 #include <cstring>
-#include <numbers>
 #include <vector>
 
 #include "runtime/formats/gguf_model_keys.h"
+#include "runtime/rope_frequencies.h"
 
 namespace tandem {
 namespace {
 
-using RopeScaling = ModelSource::RopeScaling;
-
 // The divisor Llama 3's scaling applies to rotary frequency `freq`.
-double llama3_divisor(double freq, const RopeScaling& s) {
-  const double wavelen = 2.0 * std::numbers::pi / freq;
-  const double low_freq_wavelen = static_cast<double>(s.original_context) / s.low_freq_factor;
-  const double high_freq_wavelen = static_cast<double>(s.original_context) / s.high_freq_factor;
-  if (wavelen < high_freq_wavelen) return 1.0;
-  if (wavelen > low_freq_wavelen) return s.factor;
-  const double smooth = (static_cast<double>(s.original_context) / wavelen - s.low_freq_factor) /
-                        (s.high_freq_factor - s.low_freq_factor);
-  return 1.0 / ((1.0 - smooth) / s.factor + smooth);
-}
+double llama3_divisor(double freq, const RopeScaling& s) { return freq / llama3_scaled_frequency(freq, s); }
 
 std::string describe(const RopeScaling& s) {
   return "factor " + std::to_string(s.factor) + ", low_freq_factor " + std::to_string(s.low_freq_factor) +
@@ -131,7 +120,7 @@ Status read_gguf_rope_scaling(const gguf::File& f, const std::string& arch, Mode
   if (f.find_tensor("rope_freqs.weight") != nullptr) {
     TANDEM_ASSIGN_OR_RETURN(s, scaling_from_table(f, arch, source.config, s));
   }
-  if (s.factor > 0.0f) source.rope_scaling = s;
+  if (s.factor > 0.0f) source.config.rope_scaling = s;
   return Status::Ok();
 }
 

@@ -97,28 +97,63 @@ void GgufWriter::add_value(std::string_view key, const gguf::Value& v) {
   kv_bytes_.append(reinterpret_cast<const char*>(v.raw.data()), v.raw.size());
 }
 
-void GgufWriter::add_tensor(std::string_view name, gguf::GgmlType type, std::vector<int64_t> ne,
-                            std::span<const uint8_t> data) {
-  const std::string n(name);
-  if (n.empty()) return fail(InvalidArgument("a GGUF tensor name must not be empty"));
-  if (!tensor_names_.emplace(n).second) return fail(InvalidArgument("GGUF tensor " + n + " added twice"));
+uint64_t GgufWriter::check_tensor(const std::string& n, gguf::GgmlType type, const std::vector<int64_t>& ne) {
+  const auto refuse = [this](Status s) -> uint64_t {
+    fail(std::move(s));
+    return 0;
+  };
+  if (n.empty()) return refuse(InvalidArgument("a GGUF tensor name must not be empty"));
+  if (!tensor_names_.emplace(n).second) return refuse(InvalidArgument("GGUF tensor " + n + " added twice"));
   if (ne.empty() || ne.size() > static_cast<size_t>(gguf::kMaxDims))
-    return fail(InvalidArgument("GGUF tensor " + n + " needs 1 to 4 dimensions"));
+    return refuse(InvalidArgument("GGUF tensor " + n + " needs 1 to 4 dimensions"));
   uint64_t elems = 1;
   for (const int64_t d : ne) {
     if (d <= 0 || __builtin_mul_overflow(elems, static_cast<uint64_t>(d), &elems))
-      return fail(InvalidArgument("GGUF tensor " + n + " has a dimension out of range"));
+      return refuse(InvalidArgument("GGUF tensor " + n + " has a dimension out of range"));
   }
   const auto block = static_cast<uint64_t>(gguf::ggml_block_elems(type));
   if (ne[0] % static_cast<int64_t>(block) != 0)
-    return fail(InvalidArgument("GGUF tensor " + n + ": rows of " + std::to_string(ne[0]) +
+    return refuse(InvalidArgument("GGUF tensor " + n + ": rows of " + std::to_string(ne[0]) +
                                 " are not whole " + std::to_string(block) + "-element blocks"));
-  const uint64_t bytes = elems / block * static_cast<uint64_t>(gguf::ggml_block_bytes(type));
+  return elems / block * static_cast<uint64_t>(gguf::ggml_block_bytes(type));
+}
+
+void GgufWriter::add_tensor(std::string_view name, gguf::GgmlType type, std::vector<int64_t> ne,
+                            std::span<const uint8_t> data) {
+  const std::string n(name);
+  const uint64_t bytes = check_tensor(n, type, ne);
+  if (bytes == 0) return;
   if (data.size() != bytes)
     return fail(InvalidArgument("GGUF tensor " + n + " is given " + std::to_string(data.size()) +
                                 " bytes; its shape and type need " + std::to_string(bytes)));
-  tensors_.push_back({n, type, std::move(ne), data, data_bytes_});
+  tensors_.push_back({n, type, std::move(ne), data, data_bytes_, bytes, nullptr});
   data_bytes_ = round_up(data_bytes_ + bytes, alignment_);
+}
+
+void GgufWriter::add_tensor(std::string_view name, gguf::GgmlType type, std::vector<int64_t> ne,
+                            TensorProducer produce) {
+  const std::string n(name);
+  const uint64_t bytes = check_tensor(n, type, ne);
+  if (bytes == 0) return;
+  if (!produce) return fail(InvalidArgument("GGUF tensor " + n + " has no producer"));
+  tensors_.push_back({n, type, std::move(ne), {}, data_bytes_, bytes, std::move(produce)});
+  data_bytes_ = round_up(data_bytes_ + bytes, alignment_);
+}
+
+Status GgufWriter::emit(const Tensor& t, const TensorSink& out) {
+  if (!t.produce) return out(t.data);
+  uint64_t emitted = 0;
+  TANDEM_RETURN_IF_ERROR(t.produce([&](std::span<const uint8_t> piece) -> Status {
+    if (piece.size() > t.bytes - emitted)
+      return InvalidArgument("GGUF tensor " + t.name + ": its producer emitted more than its " +
+                             std::to_string(t.bytes) + " bytes");
+    emitted += piece.size();
+    return out(piece);
+  }));
+  if (emitted != t.bytes)
+    return InvalidArgument("GGUF tensor " + t.name + ": its producer emitted " + std::to_string(emitted) + " of its " +
+                           std::to_string(t.bytes) + " bytes");
+  return Status::Ok();
 }
 
 std::string GgufWriter::header() const {
@@ -146,9 +181,8 @@ Status GgufWriter::write(const std::string& path) const {
     TANDEM_RETURN_IF_ERROR(out.write(head));
     const std::string padding(alignment_, '\0');
     for (const Tensor& t : tensors_) {
-      TANDEM_RETURN_IF_ERROR(out.write(t.data.data(), t.data.size()));
-      const uint64_t pad = round_up(t.data.size(), alignment_) - t.data.size();
-      TANDEM_RETURN_IF_ERROR(out.write(padding.data(), pad));
+      TANDEM_RETURN_IF_ERROR(emit(t, [&](std::span<const uint8_t> piece) { return out.write(piece.data(), piece.size()); }));
+      TANDEM_RETURN_IF_ERROR(out.write(padding.data(), round_up(t.bytes, alignment_) - t.bytes));
     }
     return Status::Ok();
   });
@@ -158,7 +192,10 @@ Result<std::string> GgufWriter::to_bytes() const {
   if (!status_.ok()) return status_;
   std::string out = header();
   for (const Tensor& t : tensors_) {
-    out.append(reinterpret_cast<const char*>(t.data.data()), t.data.size());
+    TANDEM_RETURN_IF_ERROR(emit(t, [&](std::span<const uint8_t> piece) {
+      out.append(reinterpret_cast<const char*>(piece.data()), piece.size());
+      return Status::Ok();
+    }));
     out.resize(round_up(out.size(), alignment_), '\0');
   }
   return out;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <span>
 #include <string>
@@ -51,6 +52,15 @@ class GgufWriter {
   void add_tensor(std::string_view name, gguf::GgmlType type, std::vector<int64_t> ne,
                   std::span<const uint8_t> data);
 
+  // A tensor whose bytes are made while the file is written: write() calls
+  // `produce` once, in tensor order, and it hands the bytes to the sink in
+  // as many pieces as it likes. A model larger than memory can so be written
+  // a block of rows at a time (`tandem model synth --format gguf`). Emitting
+  // other than exactly the bytes the shape and type need fails the write.
+  using TensorSink = std::function<Status(std::span<const uint8_t> piece)>;
+  using TensorProducer = std::function<Status(const TensorSink& sink)>;
+  void add_tensor(std::string_view name, gguf::GgmlType type, std::vector<int64_t> ne, TensorProducer produce);
+
   // The whole file, written to PATH.tmp and renamed (runtime/atomic_file.h).
   Status write(const std::string& path) const;
   // The whole file in memory (small files: tests, fuzz seeds).
@@ -63,7 +73,13 @@ class GgufWriter {
     std::vector<int64_t> ne;
     std::span<const uint8_t> data;
     uint64_t offset;
+    uint64_t bytes;
+    TensorProducer produce;  // set: the bytes come from it, not `data`
   };
+  // The tensor's byte count, or 0 after recording why it is refused.
+  uint64_t check_tensor(const std::string& name, gguf::GgmlType type, const std::vector<int64_t>& ne);
+  // Tensor t's bytes through `out`, checked against its size.
+  static Status emit(const Tensor& t, const TensorSink& out);
   void begin_key(std::string_view key, gguf::ValueType type);
   void fail(Status status);
   // Everything before the data section, padding included.

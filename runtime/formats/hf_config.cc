@@ -35,8 +35,8 @@ Result<int64_t> required_int(const Json& doc, std::string_view key, const std::s
   return *v;
 }
 
-Result<ModelSource::RopeScaling> rope_scaling_of(const Json& doc, const std::string& path) {
-  ModelSource::RopeScaling scaling;
+Result<RopeScaling> rope_scaling_of(const Json& doc, const std::string& path) {
+  RopeScaling scaling;
   const Json* rs = json_file::get(doc, "rope_scaling");
   if (rs == nullptr) return scaling;
   if (!rs->is_object()) return InvalidArgument(path + ": \"rope_scaling\" must be an object");
@@ -125,11 +125,22 @@ Result<HfConfig> read_hf_config(const std::string& path) {
   TANDEM_ASSIGN_OR_RETURN(std::optional<bool> tie, json_file::get_bool(doc, "tie_word_embeddings", path));
   out.tie_word_embeddings = tie.value_or(false);
   TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> head_dim, json_file::get_int(doc, "head_dim", path));
-  if (head_dim && c.n_heads > 0 && (c.dim % c.n_heads != 0 || *head_dim != c.dim / c.n_heads))
-    return Unimplemented(path + ": head_dim=" + std::to_string(*head_dim) + " differs from hidden_size / " +
-                         "num_attention_heads = " + std::to_string(c.dim / c.n_heads) +
-                         "; this runtime's LlamaConfig derives head_dim as dim / n_heads");
-  TANDEM_ASSIGN_OR_RETURN(out.rope_scaling, rope_scaling_of(doc, path));
+  // Qwen3 states head_dim (128 for every size, whatever hidden_size says);
+  // others state it equal to hidden_size / num_attention_heads, or not at all.
+  if (head_dim && c.n_heads > 0 && (c.dim % c.n_heads != 0 || *head_dim != c.dim / c.n_heads)) {
+    if (*head_dim <= 0) return InvalidArgument(path + ": \"head_dim\" must be positive");
+    c.explicit_head_dim = *head_dim;
+  }
+  TANDEM_ASSIGN_OR_RETURN(c.rope_scaling, rope_scaling_of(doc, path));
+  // Mistral states its window (null from v0.2 on); Qwen2 configs carry one
+  // that only counts with use_sliding_window, which their releases leave off.
+  TANDEM_ASSIGN_OR_RETURN(std::optional<bool> use_window, json_file::get_bool(doc, "use_sliding_window", path));
+  if (out.architecture == "mistral" || use_window.value_or(false)) {
+    TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> window, json_file::get_int(doc, "sliding_window", path));
+    if (window && *window <= 0) return InvalidArgument(path + ": \"sliding_window\" must be positive");
+    // A window as long as the context changes nothing.
+    if (window && *window < c.max_seq_len) c.sliding_window = *window;
+  }
   TANDEM_RETURN_IF_ERROR(read_quantization(doc, path, out));
   return out;
 }

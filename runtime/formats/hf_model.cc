@@ -52,6 +52,11 @@ Result<std::string> canonical_name(std::string_view name, const HfConfig& hf, co
                              std::to_string(hf.config.n_layers) + " layers");
     return "layers." + std::to_string(layer) + "." + std::string(ours);
   }
+  // Llama with attention_bias (o_proj too) or mlp_bias: ignoring them would
+  // run another model.
+  if (part.ends_with(".bias"))
+    return Unimplemented(file + ": tensor " + std::string(kPrefix) + std::string(name) +
+                         " is a bias the model does not add (it runs the q/k/v projections' biases only)");
   return std::string();
 }
 
@@ -149,7 +154,6 @@ Result<ModelSource> load_hf_source(const std::string& dir) {
   source.architecture = hf.architecture;
   source.config = hf.config;
   source.rope_layout = RopeLayout::kRotateHalf;
-  source.rope_scaling = hf.rope_scaling;
   source.storage.assign(ckpt.mappings.begin(), ckpt.mappings.end());
   TANDEM_RETURN_IF_ERROR(add_tensors(ckpt, hf, source));
   // An untied model without lm_head would leave the classifier unset; share
@@ -160,6 +164,7 @@ Result<ModelSource> load_hf_source(const std::string& dir) {
     source.has_tokenizer = true;
     source.tokenizer = std::move(*tokenizer);
   }
+  note_optional_tensors(source);
   TANDEM_RETURN_IF_ERROR(validate_source(source));
   return source;
 }

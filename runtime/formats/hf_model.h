@@ -35,7 +35,6 @@ struct HfConfig {
   std::string architecture;  // "llama", "mistral", "qwen2", "qwen3"
   LlamaConfig config;        // not yet validate()d
   bool tie_word_embeddings = false;
-  ModelSource::RopeScaling rope_scaling;
   int64_t fp8_block_rows = 128;  // quantization_config.weight_block_size
   int64_t fp8_block_cols = 128;
 };

@@ -4,6 +4,7 @@
 
 #include "runtime/quant_blocks.h"
 #include "runtime/quantize.h"
+#include "runtime/rope_frequencies.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace tandem {
@@ -30,10 +31,14 @@ TEST_F(CudaKernels, RopeMatchesCpuInterleaved) {
   auto q = random_values(rows * heads * hd, 3), k = random_values(rows * kv_heads * hd, 4);
   auto q_want = q, k_want = k;
   const AttentionShape s{heads, kv_heads, hd, start};
+  LlamaConfig c;
+  c.dim = heads * hd, c.n_heads = heads, c.rope_theta = 10000.0f;
+  c.rope_scaling = RopeScaling{8.0f, 1.0f, 4.0f, 64};  // all three bands at these 11 pairs
+  const std::vector<double> freqs = rope_inv_frequencies(c);
   cpu_.rope(Tensor::view(q_want.data(), DType::kF32, {rows, heads * hd}),
-            Tensor::view(k_want.data(), DType::kF32, {rows, kv_heads * hd}), s, 10000.0f);
+            Tensor::view(k_want.data(), DType::kF32, {rows, kv_heads * hd}), s, freqs);
   Tensor qd = upload(q, {rows, heads * hd}), kd = upload(k, {rows, kv_heads * hd});
-  gpu_->rope(qd, kd, s, 10000.0f);
+  gpu_->rope(qd, kd, s, freqs);
   // Same double-precision angles; cos/sin of the CUDA libm may differ by an ulp.
   testing::expect_close(download(qd), q_want, 1e-5, "q");
   testing::expect_close(download(kd), k_want, 1e-5, "k");
@@ -48,13 +53,16 @@ TEST_F(CudaKernels, RopeStoreKvMatchesRopeThenStore) {
   auto q_want = q, k_want = k;
   std::vector<float> kc_want(ctx * kv, 0.0f), vc_want(ctx * kv, 0.0f);
   const AttentionShape s{heads, kv_heads, hd, start};
+  LlamaConfig c;
+  c.dim = heads * hd, c.n_heads = heads, c.rope_theta = 500000.0f;
+  const std::vector<double> freqs = rope_inv_frequencies(c);
   cpu_.rope_store_kv(Tensor::view(q_want.data(), DType::kF32, {rows, heads * hd}),
                      Tensor::view(k_want.data(), DType::kF32, {rows, kv}), Tensor::view(v.data(), DType::kF32, {rows, kv}),
                      Tensor::view(kc_want.data(), DType::kF32, {ctx, kv}),
-                     Tensor::view(vc_want.data(), DType::kF32, {ctx, kv}), s, 500000.0f);
+                     Tensor::view(vc_want.data(), DType::kF32, {ctx, kv}), s, freqs);
   Tensor qd = upload(q, {rows, heads * hd}), kd = upload(k, {rows, kv}), kc = poisoned({ctx, kv}),
          vc = poisoned({ctx, kv});
-  gpu_->rope_store_kv(qd, kd, upload(v, {rows, kv}), kc, vc, s, 500000.0f);
+  gpu_->rope_store_kv(qd, kd, upload(v, {rows, kv}), kc, vc, s, freqs);
   testing::expect_close(download(qd), q_want, 1e-5, "q");
   testing::expect_close(download(kd), k_want, 1e-5, "k");
   auto kc_h = download(kc), vc_h = download(vc);

@@ -73,7 +73,7 @@ TEST(Config, RoundTripsThroughYaml) {
   c.control = {"0.0.0.0", 50051, {"cert.pem", "key.pem", "ca.pem"}};
   c.env = {{"NCCL_DEBUG", "INFO"}, {"UCX_TLS", "tcp,self"}, {"EMPTY", ""}, {"NUM", "007"}};
   c.run_dir = "/tmp/runs";
-  c.generate = {"Once upon a time\n\"quoted\" ~", 64, 0.7f, 0.95f, 40, 1234567890123};
+  c.generate = {"Once upon a time\n\"quoted\" ~", 64, 0.7f, 0.95f, 40, 1234567890123, "out/logits.f32"};
   c.launch = {0.5, 2.5, 30, 10, 2, 7};
   const std::string yaml = to_yaml(c);
   EXPECT_EQ(parse_ok(yaml), c) << yaml;
@@ -113,7 +113,7 @@ TEST(Config, WrongTypesNameTheKeyAndLine) {
 TEST(Config, UnknownEnumValuesListTheAllowedOnes) {
   EXPECT_EQ(error_of("job: infer\n"), "x.yaml:1:6: job: unknown value 'infer' (allowed: generate, serve, train, bench)");
   EXPECT_EQ(error_of("model:\n  dtype: fp16\n"),
-            "x.yaml:2:10: model.dtype: unknown value 'fp16' (allowed: f32, f16, bf16, q8_0, q4_0, auto)");
+            "x.yaml:2:10: model.dtype: unknown value 'fp16' (allowed: f32, f16, bf16, q8_0, q4_0, q4_k, auto)");
   EXPECT_EQ(error_of("backend:\n  comm: mpi\n"), "x.yaml:2:9: backend.comm: unknown value 'mpi' (allowed: ucx, nccl)");
 }
 

@@ -1,12 +1,14 @@
-// The CPU backend running a model whose matrices are f16, bf16, Q8_0 or Q4_0
-// (convert_weights of a synthetic tiny-gqa model: dim 64, hidden 96, 4
+// The CPU backend running a model whose matrices are f16, bf16, Q8_0, Q4_0 or
+// Q4_K (convert_weights of a synthetic tiny-gqa model: dim 64, hidden 96, 4
 // layers, 8/2 heads, vocab 512; every row a multiple of 32, w_down's 96 not
-// of 64), against the f32 model run on the very same weights, dequantized.
+// of 64; Q4_K needs rows of whole 256s, so it runs the same layout at dim
+// 256, hidden 512, 2 layers), against the f32 model run on the very same
+// weights, dequantized.
 // The weights being equal, what differs is what the kernels do:
 //  - f16/bf16 rows times f32 activations: float rounding in another order.
 //    Tolerance 1e-4 of the logits' RMS (the f32 kernels agree with float64
 //    to ~1e-6 per matmul; 4 layers and norms amplify that by ~10, not 100).
-//  - Q8_0/Q4_0 rows times activations rounded to 8 bits per block of 32:
+//  - Q8_0/Q4_0/Q4_K rows times activations rounded to 8 bits per block of 32:
 //    each activation is off by up to max|block| / 254, an RMS relative error
 //    of ~0.5% per matmul input (the max of 32 is ~2-2.5 RMS: 2.2/254/sqrt(3)).
 //    29 matmuls (7 per layer, the classifier) add in quadrature to ~3%, and
@@ -85,12 +87,26 @@ double runner_up_margin(const std::vector<float>& v) {
   return double{sorted[0]} - sorted[1];
 }
 
+bool multiplies_quantized_activations(DType dtype) {
+  return dtype == DType::kQ8_0 || dtype == DType::kQ4_0 || dtype == DType::kQ4K;
+}
+
+LlamaConfig shape_for(DType dtype) {
+  LlamaConfig c = *synthetic_shape("tiny-gqa");
+  if (dtype_block_elems(dtype) > c.dim) {
+    c.dim = 256;
+    c.hidden_dim = 512;
+    c.n_layers = 2;
+  }
+  return c;
+}
+
 class CpuQuantModelTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(CpuQuantModelTest, LogitsAndGreedyTokensMatchTheF32ModelOnTheSameWeights) {
   const DType dtype = GetParam();
-  const double tolerance_of_rms = (dtype == DType::kQ8_0 || dtype == DType::kQ4_0) ? 0.10 : 1e-4;
-  auto f32 = make_synthetic_weights(*synthetic_shape("tiny-gqa"), 5);
+  const double tolerance_of_rms = multiplies_quantized_activations(dtype) ? 0.10 : 1e-4;
+  auto f32 = make_synthetic_weights(shape_for(dtype), 5);
   ASSERT_TRUE(f32.ok());
   auto narrow = convert_weights(*f32, dtype);
   ASSERT_TRUE(narrow.ok()) << narrow.status().message();
@@ -137,7 +153,7 @@ TEST_P(CpuQuantModelTest, BackendRefusesRowsThatAreNotWholeBlocks) {
   CpuBackend cpu(1);
   std::vector<uint8_t> bytes(1024);
   const Result<Tensor> imported = cpu.import_weights(Tensor::view(bytes.data(), dtype, {2, 48}));
-  if (dtype == DType::kQ8_0 || dtype == DType::kQ4_0) {
+  if (multiplies_quantized_activations(dtype)) {
     EXPECT_EQ(imported.status().code(), StatusCode::kInvalidArgument);
   } else {
     EXPECT_TRUE(imported.ok());
@@ -145,7 +161,7 @@ TEST_P(CpuQuantModelTest, BackendRefusesRowsThatAreNotWholeBlocks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(WeightDtypes, CpuQuantModelTest,
-                         ::testing::Values(DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0),
+                         ::testing::Values(DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4K),
                          [](const ::testing::TestParamInfo<DType>& param_info) {
                            return std::string(dtype_name(param_info.param));
                          });

@@ -38,7 +38,7 @@ TEST_F(GgufModelTest, LlamaFileBecomesAModelSource) {
   EXPECT_EQ(c.norm_eps, 1e-6f);
   EXPECT_TRUE(c.shared_classifier);
   EXPECT_EQ(src->rope_layout, RopeLayout::kInterleaved);
-  EXPECT_EQ(src->rope_scaling.factor, 0.0f);
+  EXPECT_EQ(src->config.rope_scaling.factor, 0.0f);
   EXPECT_FALSE(src->storage.empty());
 
   // Canonical names, shapes outermost first, the written values in place.
@@ -155,13 +155,39 @@ TEST_F(GgufModelTest, UnsupportedArchitecturesAndHeadShapes) {
   EXPECT_EQ(a.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(a.status().message().find("architecture phi3 is not supported"), std::string::npos);
 
-  Synthetic wide_heads;  // Qwen3-0.6B style: heads wider than dim / n_heads
+  // Qwen3-0.6B style heads wider than dim / n_heads are the model's shape:
+  // here the tensors are still 4 wide, so they disagree with it.
+  Synthetic wide_heads;
   wide_heads.arch = "qwen3";
   wide_heads.extra_keys = [](GgufWriter& w) { w.add_u32("qwen3.attention.key_length", 8); };
   auto b = load(wide_heads);
-  EXPECT_EQ(b.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(b.status().message().find("qwen3.attention.key_length = 8 differs"), std::string::npos)
+  EXPECT_EQ(b.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(b.status().message().find("tensor layers.0.wq has shape [16, 16]"), std::string::npos)
       << b.status().message();
+
+  Synthetic narrow_values;  // keys and values of different widths
+  narrow_values.extra_keys = [](GgufWriter& w) { w.add_u32("llama.attention.value_length", 2); };
+  auto c = load(narrow_values);
+  EXPECT_EQ(c.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(c.status().message().find("llama.attention.value_length = 2 differs"), std::string::npos)
+      << c.status().message();
+
+  Synthetic output_bias;  // a bias the model would not add
+  output_bias.extra_tensors = [](GgufWriter& w, std::deque<std::vector<float>>& buffers) {
+    auto& bias = buffers.emplace_back(static_cast<size_t>(Synthetic::kDim), 0.5f);
+    w.add_tensor("blk.1.attn_output.bias", GgmlType::kF32, {Synthetic::kDim},
+                 {reinterpret_cast<const uint8_t*>(bias.data()), bias.size() * 4});
+  };
+  auto e = load(output_bias);
+  EXPECT_EQ(e.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(e.status().message().find("blk.1.attn_output.bias is a bias"), std::string::npos)
+      << e.status().message();
+
+  Synthetic partial_rope;  // RoPE over part of each head (phi-style)
+  partial_rope.extra_keys = [](GgufWriter& w) { w.add_u32("llama.rope.dimension_count", 2); };
+  auto d = load(partial_rope);
+  EXPECT_EQ(d.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(d.status().message().find("rotate all of each head"), std::string::npos) << d.status().message();
 }
 
 TEST_F(GgufModelTest, InconsistentVocabularies) {

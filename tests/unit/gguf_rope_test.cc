@@ -8,6 +8,7 @@
 #include <numbers>
 #include <vector>
 
+#include "runtime/rope_frequencies.h"
 #include "tests/unit/gguf_synthetic.h"
 
 namespace tandem {
@@ -63,10 +64,10 @@ TEST_F(GgufModelTest, Llama3ScalingFromMetadataOrTable) {
   };
   auto a = load(meta);
   ASSERT_TRUE(a.ok()) << a.status().to_string();
-  EXPECT_EQ(a->rope_scaling.factor, 8.0f);
-  EXPECT_EQ(a->rope_scaling.low_freq_factor, 1.0f);
-  EXPECT_EQ(a->rope_scaling.high_freq_factor, 4.0f);
-  EXPECT_EQ(a->rope_scaling.original_context, 8192);
+  EXPECT_EQ(a->config.rope_scaling.factor, 8.0f);
+  EXPECT_EQ(a->config.rope_scaling.low_freq_factor, 1.0f);
+  EXPECT_EQ(a->config.rope_scaling.high_freq_factor, 4.0f);
+  EXPECT_EQ(a->config.rope_scaling.original_context, 8192);
 
   // llama.cpp's form, only the table. theta 1e7: wavelengths 6.3 and
   // 19869, one below 8192/4 and one above 8192/1, so the table is {1, factor}.
@@ -75,10 +76,10 @@ TEST_F(GgufModelTest, Llama3ScalingFromMetadataOrTable) {
   Synthetic only_table = with_table(plain, 1e7f);
   auto b = load(only_table);
   ASSERT_TRUE(b.ok()) << b.status().to_string();
-  EXPECT_EQ(b->rope_scaling.factor, 8.0f);
-  EXPECT_EQ(b->rope_scaling.low_freq_factor, 1.0f);
-  EXPECT_EQ(b->rope_scaling.high_freq_factor, 4.0f);
-  EXPECT_EQ(b->rope_scaling.original_context, 8192);
+  EXPECT_EQ(b->config.rope_scaling.factor, 8.0f);
+  EXPECT_EQ(b->config.rope_scaling.low_freq_factor, 1.0f);
+  EXPECT_EQ(b->config.rope_scaling.high_freq_factor, 4.0f);
+  EXPECT_EQ(b->config.rope_scaling.original_context, 8192);
 
   // theta 500000: wavelengths 6.3 and 4443, the second between the
   // thresholds, so its divisor is a blend; with the factor stated in the
@@ -93,13 +94,13 @@ TEST_F(GgufModelTest, Llama3ScalingFromMetadataOrTable) {
   };
   auto c = load(both);
   ASSERT_TRUE(c.ok()) << c.status().to_string();
-  EXPECT_EQ(c->rope_scaling.factor, 32.0f);
-  EXPECT_EQ(c->rope_scaling.original_context, 8192);
+  EXPECT_EQ(c->config.rope_scaling.factor, 32.0f);
+  EXPECT_EQ(c->config.rope_scaling.original_context, 8192);
 
   Synthetic ones = with_table({1.0f, 1.0f}, 500000.0f);
   auto d = load(ones);
   ASSERT_TRUE(d.ok()) << d.status().to_string();
-  EXPECT_EQ(d->rope_scaling.factor, 0.0f);
+  EXPECT_EQ(d->config.rope_scaling.factor, 0.0f);
 
   // Factor 3 (the largest entry) would put 1.9 at the second frequency, not 3.
   Synthetic other = with_table({1.0f, 3.0f}, 500000.0f);
@@ -110,6 +111,34 @@ TEST_F(GgufModelTest, Llama3ScalingFromMetadataOrTable) {
   Synthetic yarn;
   yarn.extra_keys = [](GgufWriter& w) { w.add_string("llama.rope.scaling.type", "yarn"); };
   EXPECT_EQ(load(yarn).status().code(), StatusCode::kUnimplemented);
+}
+
+// The table the model's rope kernels turn by: unscaled, exactly llama2.c's
+// theta^(-2j/d) as the kernels evaluated it before they took a table (so
+// published stories keep their bits); with Llama 3.1's scaling, Meta's
+// formula above within double rounding, over all three bands.
+TEST(RopeFrequencies, TableIsTheFormulaScaledByMetas) {
+  LlamaConfig c;
+  c.dim = 1024, c.n_heads = 8, c.rope_theta = 500000.0f;  // heads of 128: Llama 3's
+  const std::vector<double> plain = rope_inv_frequencies(c);
+  ASSERT_EQ(plain.size(), 64u);
+  for (int j = 0; j < 64; ++j)
+    EXPECT_EQ(plain[j], std::pow(static_cast<double>(c.rope_theta), -2.0 * static_cast<double>(j) / 128.0)) << j;
+
+  c.rope_scaling = RopeScaling{8.0f, 1.0f, 4.0f, 8192};
+  const std::vector<double> scaled = rope_inv_frequencies(c);
+  int kept = 0, divided = 0, blended = 0;
+  for (int j = 0; j < 64; ++j) {
+    const double divisor = reference_divisor(plain[j], 8, 1, 4, 8192);
+    EXPECT_NEAR(scaled[j], plain[j] / divisor, 1e-14 * plain[j]) << j;
+    kept += divisor == 1.0, divided += divisor == 8.0, blended += divisor > 1.0 && divisor < 8.0;
+  }
+  EXPECT_GT(kept, 0);
+  EXPECT_GT(divided, 0);
+  EXPECT_GT(blended, 0);
+
+  c.explicit_head_dim = 64;  // the table follows the heads' width, not dim / n_heads
+  EXPECT_EQ(rope_inv_frequencies(c).size(), 32u);
 }
 
 }  // namespace

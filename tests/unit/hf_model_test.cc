@@ -118,7 +118,7 @@ TEST(HfModel, ShardedDirectoryWithTokenizer) {
   EXPECT_FLOAT_EQ(s.config.rope_theta, 1e6f);
   EXPECT_FLOAT_EQ(s.config.norm_eps, 1e-6f);
   EXPECT_FALSE(s.config.shared_classifier);
-  EXPECT_EQ(s.rope_scaling.factor, 0.0f);
+  EXPECT_EQ(s.config.rope_scaling.factor, 0.0f);
   const SmallModel m;
   const std::pair<const char*, const char*> names[] = {
       {"embedding", "model.embed_tokens.weight"},
@@ -199,7 +199,7 @@ TEST(HfModel, ConfigErrorsNameTheKey) {
       {R"({"architectures":"LlamaForCausalLM"})", StatusCode::kInvalidArgument, "architectures"},
       {R"({"architectures":["LlamaForCausalLM"],"hidden_size":8,"intermediate_size":16,"num_hidden_layers":2})",
        StatusCode::kInvalidArgument, "num_attention_heads"},
-      {config_json(R"(,"head_dim":8)"), StatusCode::kUnimplemented, "head_dim"},
+      {config_json(R"(,"head_dim":0)"), StatusCode::kInvalidArgument, "head_dim"},
       {config_json(R"(,"rope_scaling":{"rope_type":"yarn","factor":4.0})"), StatusCode::kUnimplemented, "yarn"},
       {config_json(R"(,"rope_scaling":{"rope_type":"llama3","factor":"8"})"), StatusCode::kInvalidArgument, "factor"},
       {config_json(R"(,"quantization_config":{"quant_method":"gptq"})"), StatusCode::kUnimplemented, "gptq"},
@@ -220,10 +220,10 @@ TEST(HfModel, Llama3RopeScaling) {
                                    R"("high_freq_factor":4.0,"original_max_position_embeddings":8192})"));
   auto source = load_hf_source(dir.path());
   ASSERT_TRUE(source.ok()) << source.status().to_string();
-  EXPECT_EQ(source->rope_scaling.factor, 8.0f);
-  EXPECT_EQ(source->rope_scaling.low_freq_factor, 1.0f);
-  EXPECT_EQ(source->rope_scaling.high_freq_factor, 4.0f);
-  EXPECT_EQ(source->rope_scaling.original_context, 8192);
+  EXPECT_EQ(source->config.rope_scaling.factor, 8.0f);
+  EXPECT_EQ(source->config.rope_scaling.low_freq_factor, 1.0f);
+  EXPECT_EQ(source->config.rope_scaling.high_freq_factor, 4.0f);
+  EXPECT_EQ(source->config.rope_scaling.original_context, 8192);
   EXPECT_FALSE(source->has_tokenizer);
 }
 

@@ -166,6 +166,27 @@ TEST_P(KernelTest, MatmulRowsLeavesRowsOutsideTheRangeUntouched) {
   }
 }
 
+TEST_P(KernelTest, MatmulRowsCoversEveryTileEdge) {
+  // kAvx512's tiles are 4 rows x 6 tokens of 16 lanes: token counts that fill
+  // them, leave 1..5 over, or span several groups; n_in just under, at and
+  // over 16 lanes and a long row with a tail; row ranges starting and ending
+  // off a multiple of 4, so leftover rows meet the range edges.
+  struct Range {
+    int64_t begin, end;
+  };
+  const Range ranges[] = {{0, 13}, {1, 12}, {3, 10}, {5, 6}, {2, 7}, {4, 4}};
+  for (int64_t n_tokens : {2, 3, 4, 5, 6, 7, 16, 17, 64}) {
+    for (int64_t n_in : {15, 16, 17, 100, 771}) {
+      for (const Range& range : ranges) check_matmul({n_tokens, n_in, 13, range.begin, range.end}, rng_);
+    }
+  }
+  // kAvx512 goes along rows longer than 1024 in chunks, the last with a
+  // tail, adding each chunk's sums to y; it sizes token blocks by the chunk,
+  // so 80 tokens of 4099 span two of them.
+  for (int64_t n_tokens : {2, 7, 17}) check_matmul({n_tokens, 1500, 9, 1, 8}, rng_);
+  check_matmul({80, 4099, 6, 1, 6}, rng_);
+}
+
 TEST_P(KernelTest, MatmulRowsSpansTokenBlocksAndLongRows) {
   // More tokens than one cache block holds, rows longer than a 4-wide unroll.
   const int64_t n_in = 4099;
@@ -304,7 +325,9 @@ TEST_P(KernelTest, RopeRotatesInterleavedPairsByTheFormula) {
       Buffer v = random_buffer(n_heads * head_dim, rng_);
       Buffer rotated(n_heads * head_dim, /*guarded=*/true);
       for (int64_t i = 0; i < v.size(); ++i) rotated[i] = v[i];
-      rope_interleaved(rotated.data(), n_heads, head_dim, pos, theta);
+      std::vector<double> inv_freq(static_cast<size_t>(head_dim / 2));
+      for (int64_t j = 0; j < head_dim / 2; ++j) inv_freq[j] = std::pow(double{theta}, -2.0 * j / head_dim);
+      rope_interleaved(rotated.data(), n_heads, head_dim, pos, inv_freq.data());
       for (int64_t h = 0; h < n_heads; ++h) {
         for (int64_t j = 0; j < head_dim / 2; ++j) {
           const double angle = static_cast<double>(pos) * std::pow(double{theta}, -2.0 * j / head_dim);
@@ -321,8 +344,8 @@ TEST_P(KernelTest, RopeRotatesInterleavedPairsByTheFormula) {
 }
 
 TEST_P(KernelTest, AttentionHeadMatchesFloat64) {
-  for (int64_t head_dim : {8, 9, 64, 128}) {
-    for (int64_t n_pos : {1, 2, 7, 33, 257}) {
+  for (int64_t head_dim : {8, 9, 40, 64, 72, 128}) {
+    for (int64_t n_pos : {1, 2, 7, 33, 200, 257}) {
       SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim << " n_pos " << n_pos);
       // This head is the second of three KV heads: positions kv_stride apart.
       const int64_t kv_stride = 3 * head_dim;
@@ -351,6 +374,83 @@ TEST_P(KernelTest, AttentionHeadMatchesFloat64) {
         expect_close(out[i], ref, 1e-5, "attention out", i);
       }
       EXPECT_TRUE(out.guards_intact() && scores.guards_intact());
+    }
+  }
+}
+
+// Bit-for-bit equality of float arrays (no NaNs here, so == is enough).
+void expect_same_bits(const float* got, const float* want, int64_t n, const char* what) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (got[i] != want[i]) {
+      ADD_FAILURE() << what << " differs at " << i << ": " << got[i] << " vs " << want[i];
+      return;
+    }
+  }
+}
+
+// attention_head must round exactly as dot(), softmax() and axpy() composed
+// in position order do (the arithmetic the golden outputs were made with),
+// and attention_head_paged exactly as attention_head, for any block size and
+// block order, with out aliasing q or not. Head sizes: SIMD tails (1, 9, 71),
+// whole vectors that are not a whole register chunk (40, 72), one and two
+// chunks (64, 128) and chunks plus a tail (200).
+TEST_P(KernelTest, AttentionHeadIsDotSoftmaxAxpyBitForBitAndPagedMatchesIt) {
+  for (int64_t head_dim : {1, 9, 40, 64, 71, 72, 128, 200}) {
+    for (int64_t n_pos : {1, 7, 33, 200}) {
+      SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim << " n_pos " << n_pos);
+      const int64_t kv_stride = 3 * head_dim;  // the second of three KV heads
+      Buffer q = random_buffer(head_dim, rng_), k = random_buffer(n_pos * kv_stride, rng_);
+      Buffer v = random_buffer(n_pos * kv_stride, rng_);
+      const float* k_head = k.data() + head_dim;
+      const float* v_head = v.data() + head_dim;
+
+      // The composition, through the public kernels of the active ISA.
+      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+      std::vector<float> want_scores(static_cast<size_t>(n_pos)), want(static_cast<size_t>(head_dim), 0.0f);
+      for (int64_t p = 0; p < n_pos; ++p) want_scores[p] = dot(q.data(), k_head + p * kv_stride, head_dim) * scale;
+      softmax(want_scores.data(), n_pos);
+      for (int64_t p = 0; p < n_pos; ++p) axpy(want.data(), want_scores[p], v_head + p * kv_stride, head_dim);
+
+      Buffer out(head_dim, /*guarded=*/true), scores(n_pos, /*guarded=*/true);
+      attention_head(out.data(), q.data(), k_head, v_head, n_pos, kv_stride, head_dim, scores.data());
+      expect_same_bits(scores.data(), want_scores.data(), n_pos, "contiguous scores");
+      expect_same_bits(out.data(), want.data(), head_dim, "contiguous out");
+      EXPECT_TRUE(out.guards_intact() && scores.guards_intact());
+
+      Buffer in_place(head_dim, /*guarded=*/true);
+      std::copy(q.data(), q.data() + head_dim, in_place.data());
+      attention_head(in_place.data(), in_place.data(), k_head, v_head, n_pos, kv_stride, head_dim, scores.data());
+      expect_same_bits(in_place.data(), want.data(), head_dim, "contiguous out aliasing q");
+      EXPECT_TRUE(in_place.guards_intact());
+
+      for (int64_t block_size : {1, 3, 16, 32, 256}) {
+        SCOPED_TRACE(::testing::Message() << "block_size " << block_size);
+        // The sequence's blocks in reverse order among spare ones, so block
+        // order and pool order differ; rows of unused blocks hold garbage.
+        const int64_t n_blocks = (n_pos + block_size - 1) / block_size;
+        const int64_t pool_blocks = 2 * n_blocks + 1;
+        std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+        for (int64_t b = 0; b < n_blocks; ++b) table[b] = static_cast<int32_t>(2 * (n_blocks - 1 - b) + 1);
+        Buffer k_pool = random_buffer(pool_blocks * block_size * kv_stride, rng_);
+        Buffer v_pool = random_buffer(pool_blocks * block_size * kv_stride, rng_);
+        for (int64_t p = 0; p < n_pos; ++p) {
+          const int64_t row = table[p / block_size] * block_size + p % block_size;
+          std::copy(k.data() + p * kv_stride, k.data() + (p + 1) * kv_stride, k_pool.data() + row * kv_stride);
+          std::copy(v.data() + p * kv_stride, v.data() + (p + 1) * kv_stride, v_pool.data() + row * kv_stride);
+        }
+        Buffer paged(head_dim, /*guarded=*/true), paged_scores(n_pos, /*guarded=*/true);
+        attention_head_paged(paged.data(), q.data(), k_pool.data() + head_dim, v_pool.data() + head_dim, n_pos,
+                             table.data(), block_size, kv_stride, head_dim, paged_scores.data());
+        expect_same_bits(paged_scores.data(), want_scores.data(), n_pos, "paged scores");
+        expect_same_bits(paged.data(), want.data(), head_dim, "paged out");
+        EXPECT_TRUE(paged.guards_intact() && paged_scores.guards_intact());
+
+        std::copy(q.data(), q.data() + head_dim, in_place.data());
+        attention_head_paged(in_place.data(), in_place.data(), k_pool.data() + head_dim, v_pool.data() + head_dim,
+                             n_pos, table.data(), block_size, kv_stride, head_dim, paged_scores.data());
+        expect_same_bits(in_place.data(), want.data(), head_dim, "paged out aliasing q");
+        EXPECT_TRUE(in_place.guards_intact());
+      }
     }
   }
 }

@@ -268,7 +268,7 @@ TEST(LaunchLocal, ServeJobAnswersTheControlPlaneUntilShutdown) {
   r = ctl({"generate", "--tokens", "1,99999"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "INVALID_ARGUMENT")) << r.err;
-  EXPECT_TRUE(contains(r.err, "token id 99999 is outside the vocabulary")) << r.err;
+  EXPECT_TRUE(contains(r.err, "99999, outside the vocabulary")) << r.err;
 
   r = ctl({"status", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

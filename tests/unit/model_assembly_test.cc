@@ -244,19 +244,68 @@ TEST(ModelAssembly, ColumnSliceThatCutsABlockIsRefusedNamingIt) {
   EXPECT_TRUE(assemble_weights(source, part, AssemblyOptions{}).ok());
 }
 
-TEST(ModelAssembly, WhatTheModelCannotRunIsRefusedNamingIt) {
+// Biases and Q/K norms of a rotate-half file: each bias entry goes with its
+// matrix row (the rank's heads, reordered), and the norms of one head are
+// reordered like a head's rows. Values are the source indices, so every
+// entry says where it came from; the expected index is written here from
+// HF's permute() (rotate-half position k/2, or d/2 + k/2 for odd k), apart
+// from the assembler's code.
+TEST(ModelAssembly, BiasesAndQkNormsFollowTheirRowsIntoEachRank) {
   ModelSource source = bundled_source();
-  std::vector<float> bias(static_cast<size_t>(source.config.dim), 0.0f);
-  source.tensors["layers.0.bq"] = SourceTensor{SourceDType::kF32, {source.config.dim},
-                                               reinterpret_cast<const uint8_t*>(bias.data()), bias.size() * 4};
-  source.architecture = "qwen2";
-  auto w = assemble_weights(source, whole_model_part(source.config), AssemblyOptions{});
-  EXPECT_EQ(w.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(w.status().message().find("attention biases"), std::string::npos) << w.status().to_string();
-  source.tensors.erase("layers.0.bq");
-  source.rope_scaling.factor = 8.0f;
-  EXPECT_EQ(assemble_weights(source, whole_model_part(source.config), AssemblyOptions{}).status().code(),
-            StatusCode::kUnimplemented);
+  source.rope_layout = RopeLayout::kRotateHalf;
+  LlamaConfig& c = source.config;
+  c.attention_bias = c.qk_norm = true;
+  const int64_t hd = c.head_dim();
+  std::vector<std::vector<float>> values;
+  auto add = [&](const std::string& name, int64_t n) {
+    std::vector<float>& v = values.emplace_back(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(i);
+    source.tensors[name] = SourceTensor{SourceDType::kF32, {n}, reinterpret_cast<const uint8_t*>(v.data()),
+                                        static_cast<uint64_t>(n) * 4};
+  };
+  values.reserve(static_cast<size_t>(5 * c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    add(p + "bq", c.q_dim());
+    add(p + "bk", c.kv_dim());
+    add(p + "bv", c.kv_dim());
+    add(p + "q_norm", hd);
+    add(p + "k_norm", hd);
+  }
+  ASSERT_TRUE(validate_source(source).ok());
+  const auto from = [&](int64_t g, bool reordered) {  // the source index of interleaved entry g
+    if (!reordered) return g;
+    const int64_t head = g / hd, k = g % hd;
+    return head * hd + (k % 2 == 0 ? k / 2 : hd / 2 + k / 2);
+  };
+  auto plan = sharding::make_shard_plan(c, 2, 1, {});
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  for (int rank = 0; rank < 2; ++rank) {
+    AssemblyReport report;
+    auto w = sharding::load_source_shard(source, *plan, rank, AssemblyOptions{}, &report);
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    EXPECT_EQ(report.mapped_bytes + report.converted_bytes, plan->ranks[rank].weight_bytes);
+    const sharding::RankShard& r = plan->ranks[rank];
+    for (const LlamaLayerWeights& l : w->layers) {
+      ASSERT_EQ(l.bq.numel(), r.q_heads.size() * hd);
+      ASSERT_EQ(l.bk.numel(), r.kv_heads.size() * hd);
+      for (int64_t i = 0; i < l.bq.numel(); ++i)
+        EXPECT_EQ(l.bq.f32()[i], from(r.q_heads.begin * hd + i, true)) << "bq " << i;
+      for (int64_t i = 0; i < l.bk.numel(); ++i) {
+        EXPECT_EQ(l.bk.f32()[i], from(r.kv_heads.begin * hd + i, true)) << "bk " << i;
+        EXPECT_EQ(l.bv.f32()[i], from(r.kv_heads.begin * hd + i, false)) << "bv " << i;
+      }
+      for (int64_t i = 0; i < hd; ++i) {
+        EXPECT_EQ(l.q_norm.f32()[i], from(i, true)) << "q_norm " << i;
+        EXPECT_EQ(l.k_norm.f32()[i], from(i, true)) << "k_norm " << i;
+      }
+    }
+  }
+  // A tensor the config does not run is refused, not silently dropped.
+  c.qk_norm = false;
+  const Status s = validate_source(source);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("layers.0.q_norm"), std::string::npos) << s.to_string();
 }
 
 TEST(SourceDtypes, E4M3DecodesTheFormatsTableValues) {

@@ -48,7 +48,8 @@ TEST_P(PublishedStory, GreedyStoryEqualsThePublishedText) {
 
 INSTANTIATE_TEST_SUITE_P(Kernels, PublishedStory,
                          ::testing::Values(StoryCase{cpu::Isa::kScalar, 1}, StoryCase{cpu::Isa::kAvx2, 1},
-                                           StoryCase{cpu::Isa::kAvx2, 2}, StoryCase{cpu::Isa::kNeon, 1},
+                                           StoryCase{cpu::Isa::kAvx2, 2}, StoryCase{cpu::Isa::kAvx512, 1},
+                                           StoryCase{cpu::Isa::kAvx512, 2}, StoryCase{cpu::Isa::kNeon, 1},
                                            StoryCase{cpu::Isa::kNeon, 2}),
                          [](const auto& param_info) {
                            return std::string(cpu::isa_name(param_info.param.isa)) + "_" +

@@ -37,13 +37,16 @@ class StreamBackend final : public Backend {
   void rmsnorm(const Tensor&, const Tensor&, const Tensor&, float) override { TANDEM_CHECK(false); }
   void matmul(const Tensor&, const Tensor&, const Tensor&) override { TANDEM_CHECK(false); }
   void matmul_shared_input(const Tensor&, std::span<const MatmulTarget>) override { TANDEM_CHECK(false); }
-  void rope(const Tensor&, const Tensor&, const AttentionShape&, float) override { TANDEM_CHECK(false); }
+  void rope(const Tensor&, const Tensor&, const AttentionShape&, std::span<const double>) override {
+    TANDEM_CHECK(false);
+  }
   void store_kv(const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t) override { TANDEM_CHECK(false); }
   void attention(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const AttentionShape&) override {
     TANDEM_CHECK(false);
   }
   void swiglu(const Tensor&, const Tensor&, const Tensor&) override { TANDEM_CHECK(false); }
   void add(const Tensor&, const Tensor&) override { TANDEM_CHECK(false); }
+  void add_bias(const Tensor&, const Tensor&) override { TANDEM_CHECK(false); }
   void argmax(const Tensor&, const Tensor&) override { TANDEM_CHECK(false); }
   Status fill_synthetic(const Tensor&, uint64_t, float, float) override { return Unimplemented("fake"); }
 

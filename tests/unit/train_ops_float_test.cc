@@ -107,8 +107,10 @@ TEST(TrainOpsFloat, RopeMatchesDoubleAndTheInferenceKernel) {
   expect_float_matches_double("backward", backf, back, kFloatTol);
 
   std::vector<float> kernel = to_float(v);
+  std::vector<double> inv_freq(kHeadDim / 2);
+  for (int64_t j = 0; j < kHeadDim / 2; ++j) inv_freq[j] = std::pow(10000.0, -2.0 * j / kHeadDim);
   for (int64_t r = 0; r < rows; ++r)
-    cpu::rope_interleaved(&kernel[r * width], kHeads, kHeadDim, r % seq, 10000.0f);
+    cpu::rope_interleaved(&kernel[r * width], kHeads, kHeadDim, r % seq, inv_freq.data());
   expect_float_matches_double("forward vs cpu::rope_interleaved", rotatedf, {kernel.begin(), kernel.end()},
                               kKernelTol);
 
