@@ -3,6 +3,7 @@
 
   scripts/bench_serve.py --url URL --concurrency N --requests M --max-tokens T
                          --prompt-tokens P [--api-key K] [--seed S] [--metrics] [--no-header]
+                         [--requests-csv FILE]
 
 N worker threads (Python 3 stdlib only: http.client + threading, one keep-alive
 connection each) send M streamed `POST /v1/completions` requests between them,
@@ -21,12 +22,15 @@ percentiles over the requests (with few requests p99 is the maximum).
 --concurrency may be a list ("1 4 16" or 1,4,16): each level runs in turn and
 prints one row. --metrics adds the server's own means from GET /metrics
 (deltas of tandem_time_to_first_token_seconds and
-tandem_time_per_output_token_seconds over the level). Any HTTP error, error
-event or broken stream is printed and makes the exit status 1.
+tandem_time_per_output_token_seconds over the level). --requests-csv appends
+every request's figures to FILE (concurrency,ttft_ms,tpot_ms,tokens; a header
+when the file is new): whether a p99 is a tail or the whole distribution. Any
+HTTP error, error event or broken stream is printed and makes the exit status 1.
 """
 import argparse
 import http.client
 import json
+import os
 import random
 import sys
 import threading
@@ -186,6 +190,14 @@ def run_level(args, concurrency, requests):
     ttfts = [r[0] * 1e3 for r in results if r[0] is not None]
     tpots = [r[1] * 1e3 for r in results if r[1] is not None]
     short = sum(1 for r in results if r[2] < args.max_tokens)
+    if args.requests_csv:
+        write_header = not os.path.exists(args.requests_csv) or os.path.getsize(args.requests_csv) == 0
+        with open(args.requests_csv, "a") as f:
+            if write_header:
+                f.write("concurrency,ttft_ms,tpot_ms,tokens\n")
+            for ttft, tpot, n in results:
+                f.write("%d,%s,%s,%d\n" % (concurrency, "" if ttft is None else "%.3f" % (ttft * 1e3),
+                                            "" if tpot is None else "%.3f" % (tpot * 1e3), n))
     row = {
         "concurrency": concurrency, "requests": len(results), "tokens": tokens, "short": short,
         "wall_s": wall, "agg_tps": tokens / wall if wall > 0 else 0.0,
@@ -233,6 +245,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=600, help="socket timeout per read, seconds")
     ap.add_argument("--metrics", action="store_true", help="also print the server's means from /metrics")
     ap.add_argument("--no-header", action="store_true")
+    ap.add_argument("--requests-csv", default="", help="append each request's TTFT, TPOT and tokens to this file")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.replace(",", " ").split()]
     if not levels or min(levels) < 1 or args.requests < 1 or args.max_tokens < 1 or args.prompt_tokens < 1:

@@ -5,6 +5,7 @@
 #
 #   scripts/bench_serve.sh [BINARY] [--shape NAME] [--concurrency "1 4 16 64"]
 #                          [--requests-per-client K] [--max-tokens T] [--prompt-tokens P] [--local]
+#                          [--requests-csv FILE]
 #
 # BINARY is the tandem executable (default build/tandem). The model is
 # `tandem model synth --shape NAME --seed 1` (default stories110M), written once
@@ -15,6 +16,7 @@
 # (default 4) of P random prompt token ids (default 32) and T new tokens
 # (default 64), greedy, after a short warm-up. The bar: aggregate tokens/s at
 # concurrency 16 >= 4x concurrency 1, and p99 TPOT at 16 < 3x its value at 1.
+# --requests-csv appends every request's TTFT, TPOT and tokens to FILE.
 # The job is stopped with SIGINT at the end; its logs stay under
 # $TANDEM_BENCH_DIR/runs/<run id>/.
 set -euo pipefail
@@ -27,6 +29,7 @@ per_client=4
 max_tokens=64
 prompt_tokens=32
 local_only=0
+requests_csv=()
 while [ $# -gt 0 ]; do
   case $1 in
     --shape) shape=$2; shift 2 ;;
@@ -35,7 +38,8 @@ while [ $# -gt 0 ]; do
     --max-tokens) max_tokens=$2; shift 2 ;;
     --prompt-tokens) prompt_tokens=$2; shift 2 ;;
     --local) local_only=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --requests-csv) requests_csv=(--requests-csv "$(realpath -m "$2")"); shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) binary=$1; shift ;;
   esac
 done
@@ -119,7 +123,7 @@ table=$(mktemp "$work/bench-serve-XXXXXX.txt")
 header=()
 for c in $levels; do
   "${client[@]}" --url "$url" --concurrency "$c" --requests $((c * per_client)) --max-tokens "$max_tokens" \
-    --prompt-tokens "$prompt_tokens" --metrics "${header[@]}" | tee -a "$table"
+    --prompt-tokens "$prompt_tokens" --metrics "${header[@]}" "${requests_csv[@]}" | tee -a "$table"
   header=(--no-header)
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
