@@ -16,7 +16,8 @@
 # (default 4) of P random prompt token ids (default 32) and T new tokens
 # (default 64), greedy, after a short warm-up. The bar: aggregate tokens/s at
 # concurrency 16 >= 4x concurrency 1, and p99 TPOT at 16 < 3x its value at 1.
-# --requests-csv appends every request's TTFT, TPOT and tokens to FILE.
+# --requests-csv appends every request's TTFT, TPOT and tokens to FILE (a
+# relative path is from the project root, as BINARY's is).
 # The job is stopped with SIGINT at the end; its logs stay under
 # $TANDEM_BENCH_DIR/runs/<run id>/.
 set -euo pipefail
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
     --prompt-tokens) prompt_tokens=$2; shift 2 ;;
     --local) local_only=1; shift ;;
     --requests-csv) requests_csv=(--requests-csv "$(realpath -m "$2")"); shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) binary=$1; shift ;;
   esac
 done
