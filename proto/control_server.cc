@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "proto/convert.h"
+#include "runtime/constant_time.h"
 #include "proto/tandem.grpc.pb.h"
 
 namespace tandem::control {
@@ -19,19 +20,6 @@ constexpr std::string_view kBearer = "Bearer ";
 // How often the watcher looks for generations whose client went away or whose
 // deadline passed; the sync API has no callback for either.
 constexpr auto kWatchPeriod = std::chrono::milliseconds(10);
-
-// Constant in the secret's content: every byte of the longer of the two is
-// looked at, and a length mismatch only sets a bit.
-bool equal_constant_time(std::string_view a, std::string_view b) {
-  const size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff = static_cast<unsigned char>(diff | (x ^ y));
-  }
-  return diff == 0;
-}
 
 std::chrono::system_clock::time_point to_system(Deadline d) {
   return std::chrono::system_clock::now() +
