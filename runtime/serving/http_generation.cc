@@ -19,8 +19,6 @@ int64_t unix_now() {
       .count();
 }
 
-double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
 }  // namespace
 
 void start_session(HttpServer::Impl& server, tcp::socket socket) {
@@ -49,7 +47,6 @@ void HttpSession::generate(ApiKind kind, const std::string& body) {
   request.stop = api_.stop;
   auto exchange = std::make_shared<Exchange>();
   exchange->max_events = static_cast<size_t>(server_.options.max_pending_events);
-  exchange->submitted = Clock::now();
   if (Status s = server_.add_active(exchange); !s.ok()) return send_error(error_from_status(s));
   // The engine's thread only queues and posts; the strand drains.
   exchange->wake = [weak = weak_from_this(), executor = stream_.get_executor()] {
@@ -73,6 +70,9 @@ void HttpSession::generate(ApiKind kind, const std::string& body) {
     std::lock_guard lock(exchange->mu);
     exchange->id = *id;
   }
+  // stop() may have listed the active generations before this id was set
+  // (it cancels what it lists): the flag is set before that listing.
+  if (server_.stopping) server_.engine.cancel(*id);
   watch_client();
 }
 
@@ -179,18 +179,10 @@ void HttpSession::on_event(const ServingEvent& event) {
 }
 
 void HttpSession::on_finished(const ServingEvent& event) {
-  Clock::time_point submitted, first, last;
-  int64_t tokens;
-  {
-    std::lock_guard lock(exchange_->mu);
-    submitted = exchange_->submitted;
-    first = exchange_->first_token;
-    last = exchange_->last_token;
-    tokens = exchange_->tokens;
-  }
+  // The engine timed the request (submit -> first token, then per token).
   server_.metrics.add_tokens(event.prompt_tokens, event.completion_tokens);
-  if (tokens > 0) server_.metrics.observe_ttft(seconds_between(submitted, first));
-  if (tokens > 1) server_.metrics.observe_tpot(seconds_between(first, last) / static_cast<double>(tokens - 1));
+  if (event.completion_tokens > 0) server_.metrics.observe_ttft(event.ttft_s);
+  if (event.completion_tokens > 1) server_.metrics.observe_tpot(event.tpot_s);
   end_generation();
   if (client_gone_) {
     if (!writing_) close();

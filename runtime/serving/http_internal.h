@@ -34,8 +34,6 @@ struct Exchange {
   size_t max_events = 0;
   std::function<void()> wake;  // posts a drain to the connection's strand (under mu)
   RequestId id = 0;
-  Clock::time_point submitted{}, first_token{}, last_token{};
-  int64_t tokens = 0;  // pieces with a token seen by the sink
 };
 
 // The engine's sink for `exchange`.

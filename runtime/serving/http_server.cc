@@ -6,20 +6,16 @@
 #include <boost/asio/strand.hpp>
 #include <cstdio>
 
+#include "runtime/constant_time.h"
 #include "runtime/serving/http_internal.h"
 
 namespace tandem::serving {
 
 EventSink make_sink(std::shared_ptr<Exchange> exchange) {
   return [ex = std::move(exchange)](const ServingEvent& event) {
-    const auto now = Clock::now();
     std::lock_guard lock(ex->mu);
     if (ex->abandoned) return false;
     const bool terminal = event.kind == ServingEvent::Kind::kFinished || event.kind == ServingEvent::Kind::kError;
-    if (event.kind == ServingEvent::Kind::kPiece && event.token >= 0) {
-      if (ex->tokens++ == 0) ex->first_token = now;
-      ex->last_token = now;
-    }
     bool keep_going = true;
     // The last event is always taken, so the connection learns the end.
     if (!terminal && ex->events.size() >= ex->max_events) {
@@ -42,18 +38,9 @@ bool authorized(std::string_view header, const std::vector<std::string>& keys) {
   const std::string_view presented = header.substr(kBearer.size());
   // Every key is compared whole, whatever matched earlier: the time taken
   // says how many keys there are, never which one or how much of it matched.
-  unsigned match = 0;
-  for (const std::string& key : keys) {
-    const size_t n = std::max(key.size(), presented.size());
-    unsigned char diff = key.size() == presented.size() ? 0 : 1;
-    for (size_t i = 0; i < n; ++i) {
-      const auto a = i < key.size() ? static_cast<unsigned char>(key[i]) : 0;
-      const auto b = i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
-      diff = static_cast<unsigned char>(diff | (a ^ b));
-    }
-    match |= diff == 0 ? 1u : 0u;
-  }
-  return match != 0;
+  bool match = false;
+  for (const std::string& key : keys) match = equal_constant_time(presented, key) || match;
+  return match;
 }
 
 Result<std::vector<int>> tokenize_request(const ApiRequest& request, const Tokenizer& tokenizer,
