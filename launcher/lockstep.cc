@@ -124,7 +124,8 @@ Status Lockstep::follow_batch(int64_t n_sequences, int64_t n_tokens, int64_t res
   TANDEM_RETURN_IF_ERROR(comm_.broadcast(fields.data(), fields.size(), tandem::DType::kI64, 0, deadline));
   int64_t token_sum = 0, entry_sum = 0;
   for (int64_t i = 0; i < n_sequences; ++i) {
-    const int64_t n = fields[i * 4], start = fields[i * 4 + 1], want = fields[i * 4 + 2], blocks = fields[i * 4 + 3];
+    const int64_t* f = &fields[i * kSequenceFields];
+    const int64_t n = f[0], start = f[1], want = f[2], blocks = f[3];
     if (n < 1 || n > max_batch || start < 0 || start > context - n || (want != 0 && want != 1) ||
         blocks != kv_blocks_for(start + n, paged.block_size))
       return malformed("sequence " + std::to_string(i) + " is " + std::to_string(n) + " tokens at " +
@@ -143,8 +144,9 @@ Status Lockstep::follow_batch(int64_t n_sequences, int64_t n_tokens, int64_t res
   const int* token = tokens.data();
   const int32_t* table = tables.data();
   for (int64_t i = 0; i < n_sequences; ++i) {
-    const size_t n = static_cast<size_t>(fields[i * 4]), blocks = static_cast<size_t>(fields[i * 4 + 3]);
-    steps.push_back(SequenceStep{{token, n}, fields[i * 4 + 1], {table, blocks}, fields[i * 4 + 2] == 1});
+    const int64_t* f = &fields[i * kSequenceFields];
+    const size_t n = static_cast<size_t>(f[0]), blocks = static_cast<size_t>(f[3]);
+    steps.push_back(SequenceStep{{token, n}, f[1], {table, blocks}, f[2] == 1});
     token += n;
     table += blocks;
   }

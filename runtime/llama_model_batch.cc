@@ -7,19 +7,12 @@
 #include <cstring>
 
 #include "runtime/llama_model.h"
+#include "runtime/sampler.h"
 
 namespace tandem {
 namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
-
-// A row's first largest logit (Backend::argmax's rule: a NaN never wins).
-int64_t row_argmax(const float* row, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (row[i] > row[best] || (row[best] != row[best] && row[i] == row[i])) best = i;
-  return best;
-}
 
 }  // namespace
 
@@ -78,26 +71,27 @@ Status LlamaModel::check_batch(std::span<const SequenceStep> sequences, int64_t*
   wanted = 0;
   for (size_t i = 0; i < sequences.size(); ++i) {
     const SequenceStep& seq = sequences[i];
-    const std::string at = "forward_batch: sequence " + str(static_cast<int64_t>(i));
+    // Built only on a refusal: this runs for every sequence of every step.
+    const auto at = [i] { return "forward_batch: sequence " + str(static_cast<int64_t>(i)); };
     const int64_t n = static_cast<int64_t>(seq.tokens.size());
-    if (n == 0) return InvalidArgument(at + " has no tokens");
+    if (n == 0) return InvalidArgument(at() + " has no tokens");
     total += n;
     if (total > max_batch_)
       return InvalidArgument("forward_batch: more than max_batch=" + str(max_batch_) + " tokens in one step");
     if (seq.start_pos < 0 || seq.start_pos + n > context_)
-      return OutOfRange(at + ": positions [" + str(seq.start_pos) + ", " + str(seq.start_pos + n) +
+      return OutOfRange(at() + ": positions [" + str(seq.start_pos) + ", " + str(seq.start_pos + n) +
                         ") exceed the context of " + str(context_));
     for (const int t : seq.tokens)
       if (t < 0 || t >= vocab)
-        return InvalidArgument(at + ": token id " + str(t) + " is outside [0, " + str(vocab) + ")");
+        return InvalidArgument(at() + ": token id " + str(t) + " is outside [0, " + str(vocab) + ")");
     const int64_t need = kv_blocks_for(seq.start_pos + n, bs);
     if (static_cast<int64_t>(seq.block_table.size()) < need)
-      return InvalidArgument(at + ": a block table of " + str(static_cast<int64_t>(seq.block_table.size())) +
+      return InvalidArgument(at() + ": a block table of " + str(static_cast<int64_t>(seq.block_table.size())) +
                              " blocks cannot hold positions up to " + str(seq.start_pos + n - 1) + " (" +
                              str(need) + " blocks of " + str(bs) + ")");
     for (int64_t j = 0; j < need; ++j)
       if (seq.block_table[j] < 0 || seq.block_table[j] >= paged_.num_blocks)
-        return InvalidArgument(at + ": block id " + str(seq.block_table[j]) + " is outside the pool's [0, " +
+        return InvalidArgument(at() + ": block id " + str(seq.block_table[j]) + " is outside the pool's [0, " +
                                str(paged_.num_blocks) + ")");
     if (seq.want_logits) ++wanted;
   }
@@ -268,7 +262,8 @@ Status LlamaModel::gather_batch_argmax(int64_t wanted, std::span<int32_t> tokens
     float* mine = batch_local_.data();
     TANDEM_RETURN_IF_ERROR(backend_.copy_to_host(mine, batch_logits_, wanted * local * sizeof(float)));
     for (int64_t r = 0; r < wanted; ++r) {
-      const int64_t i = row_argmax(mine + r * local, local);
+      // The first of equal largest logits, a NaN never winning: the sampler's rule.
+      const int64_t i = Sampler::argmax(mine + r * local, static_cast<int>(local));
       best[r] = TokenLogit{mine[r * local + i], static_cast<int32_t>(s.vocab_begin + i)};
     }
     if (s.tp > 1) {
