@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "launcher/bench_stats.h"
 #include "launcher/commands.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cuda/cuda_backend.h"
@@ -37,19 +38,10 @@ struct BenchFlags {
   uint64_t seed = 1;
 };
 
-double median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
-}
-
 double peak_rss_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) * 1024.0;  // Linux reports KiB
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 Result<DType> parse_dtype(const std::string& name) {

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "launcher/bench_stats.h"
 #include "launcher/commands.h"
 #include "runtime/llama_model.h"
 #include "runtime/paged_kv.h"
@@ -54,11 +55,11 @@ Status run_bench_batch(const BatchFlags& f) {
   TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> batches, parse_batches(f.batches));
   const auto config = synthetic_shape(f.shape);
   if (!config) return InvalidArgument("unknown --shape " + f.shape + " (known: " + std::string(synthetic_shape_names()) + ")");
+  const int64_t positions = f.prompt_tokens + f.decode_tokens;
+  if (positions > config->max_seq_len) return InvalidArgument("--prompt-tokens + --decode-tokens exceed the context");
   TANDEM_ASSIGN_OR_RETURN(auto backend, make_backend(BackendOptions{BackendKind::kCpu, f.threads, 0}));
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights w, make_synthetic_weights_on(*backend, *config, f.seed, DType::kF32));
   const int64_t most = *std::max_element(batches.begin(), batches.end());
-  const int64_t positions = f.prompt_tokens + f.decode_tokens;
-  if (positions > config->max_seq_len) return InvalidArgument("--prompt-tokens + --decode-tokens exceed the context");
   LlamaModelOptions options;
   options.max_batch = std::max(most, f.prompt_tokens);
   options.kv_block_size = 16;
@@ -96,11 +97,10 @@ Status run_bench_batch(const BatchFlags& f) {
         TANDEM_RETURN_IF_ERROR(model->forward_batch_argmax(step, chosen));
         for (int64_t s = 0; s < batch; ++s) next[s] = chosen[s];
       }
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double seconds = seconds_since(start);
       if (r > 0) rates.push_back(static_cast<double>(batch * f.decode_tokens) / seconds);
     }
-    std::nth_element(rates.begin(), rates.begin() + rates.size() / 2, rates.end());
-    const double rate = rates[rates.size() / 2];
+    const double rate = median(rates);
     if (base == 0) base = rate;
     fmt::print("batch {:>4}   {:8.1f} tok/s  ({:5.2f}x the first batch size; {:.1f} ms a step)\n", batch, rate,
                rate / base, 1e3 * batch / rate);
