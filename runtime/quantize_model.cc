@@ -3,6 +3,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "runtime/formats/gguf_llama_writer.h"
@@ -11,18 +12,6 @@
 
 namespace tandem {
 namespace {
-
-Result<gguf::GgmlType> ggml_type(DType d) {
-  switch (d) {
-    case DType::kF32: return gguf::GgmlType::kF32;
-    case DType::kF16: return gguf::GgmlType::kF16;
-    case DType::kBF16: return gguf::GgmlType::kBF16;
-    case DType::kQ8_0: return gguf::GgmlType::kQ8_0;
-    case DType::kQ4_0: return gguf::GgmlType::kQ4_0;
-    case DType::kQ4K: return gguf::GgmlType::kQ4_K;
-    default: return InvalidArgument("no GGUF type for " + std::string(dtype_name(d)));
-  }
-}
 
 // llama.cpp's llama_ftype: what most of the file is (MOSTLY_Q8_0, MOSTLY_Q4_0,
 // MOSTLY_Q4_K_S: every matrix Q4_K, none kept at Q6_K).
@@ -52,12 +41,13 @@ class QuantizedWriter {
       fallbacks_[std::string(dtype_name(d)) + " (rows of " + std::to_string(cols) + " are not whole " +
                    std::string(dtype_name(type_)) + " blocks of " + std::to_string(dtype_block_elems(type_)) + ")"]
             .emplace_back(name);
-    TANDEM_ASSIGN_OR_RETURN(const gguf::GgmlType g, ggml_type(d));
+    const std::optional<gguf::GgmlType> g = ggml_type_of(d);
+    if (!g) return InvalidArgument("no GGUF type for " + std::string(dtype_name(d)));
     const Tensor sized = Tensor::view(nullptr, d, {rows, cols});
     std::vector<uint8_t>& bytes = owned_.emplace_back(sized.bytes());
     const size_t row_bytes = bytes.size() / static_cast<size_t>(rows);
     for (int64_t r = 0; r < rows; ++r) quantize_row(d, t.f32() + r * cols, cols, bytes.data() + r * row_bytes);
-    w_.add_tensor(name, g, {cols, rows}, bytes);
+    w_.add_tensor(name, *g, {cols, rows}, bytes);
     report_.bytes_written += bytes.size();
     report_.parameters += rows * cols;
     return Status::Ok();

@@ -87,7 +87,10 @@ std::vector<TensorPlan> tensors_of(const LlamaConfig& c) {
 
 Status write_synthetic_gguf(const LlamaConfig& c, const SyntheticGgufOptions& options, const std::string& path) {
   TANDEM_RETURN_IF_ERROR(validate(c, "synthetic model"));
-  const std::optional<gguf::GgmlType> matrix_type = ggml_type_of(options.dtype);
+  // Q4_K has a GGUF type but no synthetic row writer (its encoder's search is
+  // what `tandem quantize` runs).
+  const std::optional<gguf::GgmlType> matrix_type =
+      options.dtype == DType::kQ4K ? std::nullopt : ggml_type_of(options.dtype);
   if (!matrix_type) return InvalidArgument("synthetic GGUF: " + std::string(dtype_name(options.dtype)) +
                                            " is no weight dtype (f32, f16, bf16, q8_0, q4_0)");
   for (int64_t width : {c.dim, c.n_heads * c.head_dim(), c.hidden_dim})
@@ -105,8 +108,9 @@ Status write_synthetic_gguf(const LlamaConfig& c, const SyntheticGgufOptions& op
   if (options.tokenizer != nullptr) add_gguf_tokenizer(w, *options.tokenizer);
   uint64_t tensor_seed = options.seed;
   for (const TensorPlan& t : tensors_of(c)) {
-    // A tensor's seed follows from the model's and the tensor's place in
-    // the list, as make_synthetic_weights_on derives its per-tensor seeds.
+    // A tensor's seed follows from the model's and the tensor's place in the
+    // list: each is splitmix64 of the previous one (a chain, unlike
+    // make_synthetic_weights_on's counter; the files' bytes depend on it).
     tensor_seed = splitmix64(tensor_seed + 0x9E3779B97F4A7C15ull);
     std::vector<int64_t> ne = {t.cols};
     if (!t.norm) ne.push_back(t.rows);

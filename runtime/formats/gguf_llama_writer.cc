@@ -61,6 +61,7 @@ std::optional<gguf::GgmlType> ggml_type_of(DType dtype) {
     case DType::kBF16: return gguf::GgmlType::kBF16;
     case DType::kQ8_0: return gguf::GgmlType::kQ8_0;
     case DType::kQ4_0: return gguf::GgmlType::kQ4_0;
+    case DType::kQ4K: return gguf::GgmlType::kQ4_K;
     default: return std::nullopt;
   }
 }

@@ -36,8 +36,8 @@ void add_gguf_llama_config(GgufWriter& writer, const LlamaConfig& config);
 // name that is not one of a Llama model's (biases and q/k norms included).
 std::string gguf_tensor_name(std::string_view canonical);
 
-// The GGUF type storing `dtype` (f32, f16, bf16, q8_0, q4_0); nullopt for
-// the others.
+// The GGUF type storing `dtype` (f32, f16, bf16, q8_0, q4_0, q4_k); nullopt
+// for the others.
 std::optional<gguf::GgmlType> ggml_type_of(DType dtype);
 
 // A llama2.c tokenizer (Tokenizer::load_llama2c) as the SentencePiece
