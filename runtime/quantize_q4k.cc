@@ -100,8 +100,8 @@ float f16_value(const uint8_t* p) {
   return f32_from_f16(h);
 }
 
-// Rounds v / step to 0..63 after storing step as f16 at out; returns the step
-// the decoder will see.
+// Stores the step largest / 63 as f16 at out (so the largest value maps to
+// 63) and returns that step as the decoder will see it.
 float store_super_scale(float largest, uint8_t* out) {
   const uint16_t h = f16_from_f32(largest / 63.0f);
   std::memcpy(out, &h, 2);

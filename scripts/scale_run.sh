@@ -85,8 +85,9 @@ echo "== model: $model ($(gb "$(stat -c %s "$model")") GB)"
 "$tandem" plan --model "$model" --set parallel.tp=2 --set 'cluster.nodes=[{host: a}, {host: b}]' \
   --context 64 || true
 
-# The prompt's length in tokens, from the generator's own refusal of steps=1
-# (it tokenizes before any forward, so this reads no weights).
+# The prompt's length in tokens, from the generator's own refusal of steps=1.
+# It costs one load of the model (the refusal comes after load_model), ~15 s
+# with the file in the page cache; the message's wording is what sed reads.
 if [ "$steps" -eq 0 ]; then
   n=$({ "$tandem" generate --model "$model" --prompt "$prompt" --steps 1 2>&1 || true; } |
       sed -nE 's/.*the prompt is ([0-9]+) tokens.*/\1/p' | head -1)
