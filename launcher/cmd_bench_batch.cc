@@ -3,11 +3,14 @@
 // several B. A batch-1 decode reads every weight for one token (memory
 // bound); a batch of B reads them once for B tokens, so tokens/s should grow
 // with B towards the matmul rate of a prefill, until attention (which grows
-// with B x context) and the per-token work take over.
+// with B x context) and the per-token work take over. --model runs a
+// checkpoint as `job: serve` loads it (the assembler's f32 weights) instead
+// of synthetic ones held in backend memory.
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <vector>
@@ -15,6 +18,8 @@
 #include "launcher/bench_stats.h"
 #include "launcher/commands.h"
 #include "runtime/llama_model.h"
+#include "runtime/loaded_model.h"
+#include "runtime/model_assembly.h"
 #include "runtime/paged_kv.h"
 #include "runtime/synthetic.h"
 
@@ -23,6 +28,7 @@ namespace {
 
 struct BatchFlags {
   std::string shape = "stories110M";
+  std::string model;
   std::string batches = "1,4,16,64";
   int64_t prompt_tokens = 16;
   int64_t decode_tokens = 16;
@@ -53,12 +59,32 @@ Status run_bench_batch(const BatchFlags& f) {
   if (f.prompt_tokens < 1 || f.decode_tokens < 1 || f.repeat < 1)
     return InvalidArgument("--prompt-tokens, --decode-tokens and --repeat must be at least 1");
   TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> batches, parse_batches(f.batches));
-  const auto config = synthetic_shape(f.shape);
-  if (!config) return InvalidArgument("unknown --shape " + f.shape + " (known: " + std::string(synthetic_shape_names()) + ")");
+  std::optional<ModelSource> source;
+  std::optional<LlamaConfig> config;
+  std::string description;
+  if (!f.model.empty()) {
+    TANDEM_ASSIGN_OR_RETURN(const ModelFiles files, resolve_model_files(f.model));
+    TANDEM_ASSIGN_OR_RETURN(source, open_model_source(files));
+    config = source->config;
+    description = files.checkpoint;
+  } else {
+    config = synthetic_shape(f.shape);
+    if (!config) return InvalidArgument("unknown --shape " + f.shape + " (known: " + std::string(synthetic_shape_names()) + ")");
+    description = f.shape + " (synthetic)";
+  }
   const int64_t positions = f.prompt_tokens + f.decode_tokens;
   if (positions > config->max_seq_len) return InvalidArgument("--prompt-tokens + --decode-tokens exceed the context");
   TANDEM_ASSIGN_OR_RETURN(auto backend, make_backend(BackendOptions{BackendKind::kCpu, f.threads, 0}));
-  TANDEM_ASSIGN_OR_RETURN(LlamaWeights w, make_synthetic_weights_on(*backend, *config, f.seed, DType::kF32));
+  LlamaWeights w;
+  if (source) {
+    AssemblyReport report;
+    TANDEM_ASSIGN_OR_RETURN(w, assemble_weights(*source, whole_model_part(*config),
+                                                assembly_options_for(BackendKind::kCpu), &report));
+    description += fmt::format(", {:.2f} MB mapped in place, {:.2f} MB copied", report.mapped_bytes / 1e6,
+                               report.converted_bytes / 1e6);
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(w, make_synthetic_weights_on(*backend, *config, f.seed, DType::kF32));
+  }
   const int64_t most = *std::max_element(batches.begin(), batches.end());
   LlamaModelOptions options;
   options.max_batch = std::max(most, f.prompt_tokens);
@@ -69,7 +95,7 @@ Status run_bench_batch(const BatchFlags& f) {
 
   std::mt19937 rng(static_cast<uint32_t>(f.seed));
   std::uniform_int_distribution<int> pick(3, static_cast<int>(config->vocab_size) - 1);
-  fmt::print("model        {} (synthetic f32, {:.2f} GB of weights), {}\n", f.shape,
+  fmt::print("model        {}, {:.2f} GB of weights, {}\n", description,
              model->weight_bytes_per_token() / 1e9, backend->name());
   fmt::print("decode       {} tokens per sequence after a {}-token prompt; median of {}\n", f.decode_tokens,
              f.prompt_tokens, f.repeat);
@@ -112,9 +138,10 @@ Status run_bench_batch(const BatchFlags& f) {
 
 void add_bench_batch_command(CLI::App& bench) {
   auto flags = std::make_shared<BatchFlags>();
-  CLI::App* cmd = bench.add_subcommand("batch", "Continuous-batching decode tokens/s vs batch size (cpu, synthetic)");
+  CLI::App* cmd = bench.add_subcommand("batch", "Continuous-batching decode tokens/s vs batch size (cpu)");
   cmd->add_option("--shape", flags->shape, "Synthetic shape: " + std::string(synthetic_shape_names()))
       ->capture_default_str();
+  cmd->add_option("--model", flags->model, "Model directory or checkpoint (default: a synthetic --shape)");
   cmd->add_option("--batches", flags->batches, "Comma-separated batch sizes (sequences per step)")->capture_default_str();
   cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Each sequence's prompt")->capture_default_str();
   cmd->add_option("--decode-tokens", flags->decode_tokens, "Decode steps timed per round")->capture_default_str();

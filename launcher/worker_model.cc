@@ -4,7 +4,6 @@
 #include <chrono>
 
 #include "collectives/model_comm.h"
-#include "runtime/backend_dtypes.h"
 #include "sharding/source_shard.h"
 
 namespace tandem::launcher {
@@ -57,8 +56,7 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   BackendOptions backend;
   backend.kind = config.backend.compute == ComputeBackend::kCuda ? BackendKind::kCuda : BackendKind::kCpu;
   backend.threads = config.backend.threads;
-  AssemblyOptions assembly;
-  assembly.backend_dtypes = backend_weight_dtypes(backend.kind);
+  AssemblyOptions assembly = assembly_options_for(backend.kind);
   TANDEM_ASSIGN_OR_RETURN(assembly.weight_dtype, weight_dtype_of(config.model.dtype));
   // The plan splits the MLP columns in blocks of the dtype its down projection is stored in.
   TANDEM_ASSIGN_OR_RETURN(const SourceTensor* w_down, find_tensor(source, "layers.0.w_down"));

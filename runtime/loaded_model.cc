@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "runtime/backend_dtypes.h"
 #include "runtime/formats/gguf_model.h"
 #include "runtime/formats/hf_model.h"
 #include "runtime/llama2c_loader.h"
@@ -35,8 +34,7 @@ Result<LoadedModel> load_model(const std::string& path, const LoadOptions& optio
   TANDEM_ASSIGN_OR_RETURN(const ModelSource source, open_model_source(loaded.files));
   TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer, load_model_tokenizer(loaded.files, source));
   TANDEM_ASSIGN_OR_RETURN(loaded.backend, make_backend(options.backend));
-  AssemblyOptions assembly;
-  assembly.backend_dtypes = backend_weight_dtypes(options.backend.kind);
+  AssemblyOptions assembly = assembly_options_for(options.backend.kind);
   assembly.weight_dtype = options.weight_dtype;
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights, assemble_weights(source, whole_model_part(source.config),
                                                                  assembly, &loaded.assembly));

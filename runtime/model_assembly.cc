@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/backend_dtypes.h"
 #include "runtime/quant_blocks.h"
 #include "runtime/quantize.h"
 #include "runtime/source_dtypes.h"
@@ -54,6 +55,11 @@ void release_pages(const uint8_t* begin, uint64_t bytes) {
 #endif
 }
 
+// Rows that a copy would start on kAlign boundaries but the mapping does not.
+bool misaligned_rows(const uint8_t* first_row, uint64_t row_bytes) {
+  return row_bytes % kAlign == 0 && reinterpret_cast<uintptr_t>(first_row) % kAlign != 0;
+}
+
 bool accepts(const std::vector<DType>& dtypes, DType d) {
   return d == DType::kF32 || std::find(dtypes.begin(), dtypes.end(), d) != dtypes.end();
 }
@@ -82,11 +88,14 @@ class Assembler {
         static_cast<uint64_t>(full_cols / block * source_block_bytes(t->dtype));
     const bool reorder = head_dim > 0 && source_.rope_layout == RopeLayout::kRotateHalf;
     const bool same = same_layout_dtype(t->dtype) == target;
+    const uint8_t* first_row = t->data + row_begin * src_row_bytes;
     if (same && !reorder && col_begin == 0 && cols == full_cols) {
-      Tensor view = Tensor::view(const_cast<uint8_t*>(t->data) + row_begin * src_row_bytes, target,
-                                 {rows, cols});
-      report_.mapped_bytes += view.bytes();
-      return view;
+      if (!(options_.align_f32_rows && target == DType::kF32 && misaligned_rows(first_row, src_row_bytes))) {
+        Tensor view = Tensor::view(const_cast<uint8_t*>(first_row), target, {rows, cols});
+        report_.mapped_bytes += view.bytes();
+        return view;
+      }
+      ++realigned_;
     }
     if (!same) note_conversion(t->dtype, target);
     Tensor out = Tensor::view(nullptr, target, {rows, cols});
@@ -136,6 +145,9 @@ class Assembler {
   void finish_notes() {
     for (const auto& [what, count] : conversions_)
       report_.notes.push_back(str(count) + " matrices stored as " + what);
+    if (realigned_ > 0)
+      report_.notes.push_back(str(realigned_) + " f32 matrices copied to 64-byte-aligned rows (the file's "
+                              "are not)");
   }
 
  private:
@@ -178,6 +190,7 @@ class Assembler {
   AssemblyReport& report_;
   AssembledStorage& storage_;
   std::map<std::string, int> conversions_;
+  int realigned_ = 0;
 };
 
 Status check_part(const ModelSource& source, const ModelPart& p) {
@@ -207,6 +220,13 @@ ModelPart whole_model_part(const LlamaConfig& c) {
   p.shard.hidden_dim = c.hidden_dim;
   p.shard.vocab_end = c.vocab_size;
   return p;
+}
+
+AssemblyOptions assembly_options_for(BackendKind kind) {
+  AssemblyOptions options;
+  options.backend_dtypes = backend_weight_dtypes(kind);
+  options.align_f32_rows = kind == BackendKind::kCpu;
+  return options;
 }
 
 DType choose_weight_dtype(SourceDType stored, const std::vector<DType>& backend_dtypes) {

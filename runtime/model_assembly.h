@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/backend.h"
 #include "runtime/llama_weights.h"
 #include "runtime/model_source.h"
 #include "runtime/status.h"
@@ -51,7 +52,17 @@ struct AssemblyOptions {
   // Store every matrix in this dtype instead (quantize on load). A matrix
   // whose rows do not fit its blocks then takes the file's choice, noted.
   std::optional<DType> weight_dtype;
+  // Copy an f32 matrix whose rows the mapping does not start on 64-byte
+  // boundaries (a llama2.c header is 28 bytes) instead of viewing it: the
+  // CPU's batched matmul loads 64-byte vectors along rows, and split loads
+  // cost it ~25% (docs/benchmarks.md). Off, f32 matrices are views wherever
+  // they lie; a GPU backend copies the weights to its memory anyway.
+  bool align_f32_rows = false;
 };
+
+// What a backend of `kind` wants: the dtypes it computes with, and aligned
+// f32 rows for the CPU.
+AssemblyOptions assembly_options_for(BackendKind kind);
 
 struct AssemblyReport {
   uint64_t mapped_bytes = 0;     // tensors used in place in the mapping

@@ -109,6 +109,27 @@ TEST(Cli, BenchGeneratePrintsTheRoofline) {
   EXPECT_NE(r.err.find("no-such-shape"), std::string::npos);
 }
 
+// --model runs the checkpoint as `job: serve` loads it: the bundled llama2.c
+// file's rows are 28 bytes off a cache line, so its matrices are copies.
+TEST(Cli, BenchBatchRunsACheckpointOrASyntheticShape) {
+  auto r = tandem({"bench", "batch", "--model", testing::bundled_model_dir(), "--batches", "1,3",
+                   "--prompt-tokens", "4", "--decode-tokens", "2", "--repeat", "1", "--threads", "1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stories260K.bin"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(" 0.00 MB copied"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("batch    3"), std::string::npos) << r.out;
+  r = tandem({"bench", "batch", "--shape", "stories260K", "--batches", "2", "--prompt-tokens", "4",
+              "--decode-tokens", "2", "--repeat", "1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stories260K (synthetic)"), std::string::npos) << r.out;
+  r = tandem({"bench", "batch", "--model", "/no/such/model"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/no/such/model"), std::string::npos) << r.err;
+  r = tandem({"bench", "batch", "--model", testing::bundled_model_dir(), "--prompt-tokens", "600"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("exceed the context"), std::string::npos) << r.err;
+}
+
 TEST(Cli, InfoDescribesTheBuild) {
   auto r = tandem({"info"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

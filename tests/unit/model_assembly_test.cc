@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/backend.h"
@@ -91,6 +92,32 @@ TEST(ModelAssembly, WholeLlama2cModelIsTheLoadersViewsInPlace) {
   EXPECT_EQ(report.converted_bytes, 0u);
   EXPECT_GT(report.mapped_bytes, 0u);
   EXPECT_EQ(w->layers[0].wq.data, source.tensors.at("layers.0.wq").data);  // a view, not a copy
+  EXPECT_EQ(greedy_story(std::move(w).value()), testing::published_story());
+}
+
+// The llama2.c header is 28 bytes, so the file's f32 rows sit 28 bytes past
+// a cache line: the CPU's options copy every matrix whose rows a copy aligns
+// (64 floats: 256 bytes) and leave the rest (w_down's 172-float rows) views.
+TEST(ModelAssembly, CpuOptionsCopyMisalignedF32RowsToAlignedOnes) {
+  const ModelSource source = bundled_source();
+  ASSERT_NE(reinterpret_cast<uintptr_t>(source.tensors.at("layers.0.wq").data) % 64, 0u);
+  AssemblyReport report;
+  auto w = assemble_weights(source, whole_model_part(source.config), assembly_options_for(BackendKind::kCpu),
+                            &report);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  auto reference = load_llama2c(testing::bundled_checkpoint());
+  ASSERT_TRUE(reference.ok());
+  expect_same_weights(*w, *reference);
+  for (const auto& [name, t] : std::vector<std::pair<std::string, const Tensor*>>{
+           {"embedding", &w->embedding}, {"layers.0.wq", &w->layers[0].wq}, {"layers.0.wk", &w->layers[0].wk},
+           {"layers.1.wo", &w->layers[1].wo}, {"layers.4.w_up", &w->layers[4].w_up}}) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t->data) % 64, 0u) << name;
+    EXPECT_NE(t->data, source.tensors.at(name).data) << name << " should be a copy";
+  }
+  EXPECT_EQ(w->layers[0].w_down.data, source.tensors.at("layers.0.w_down").data);  // 688-byte rows: a view
+  EXPECT_GT(report.converted_bytes, 0u);
+  ASSERT_EQ(report.notes.size(), 1u);
+  EXPECT_NE(report.notes[0].find("f32 matrices copied to 64-byte-aligned rows"), std::string::npos) << report.notes[0];
   EXPECT_EQ(greedy_story(std::move(w).value()), testing::published_story());
 }
 
