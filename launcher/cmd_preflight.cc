@@ -12,6 +12,7 @@
 #include "launcher/commands.h"
 #include "launcher/worker_model.h"
 #include "runtime/backend.h"
+#include "runtime/cpu_affinity.h"
 #include "runtime/model_files.h"
 
 namespace tandem::cli {
@@ -21,6 +22,7 @@ struct PreflightFlags {
   std::string model;
   std::string data;
   std::string backend;
+  std::string cpus;  // the node's cpu_affinity; empty: not pinned
   int tp = 0;  // 0: no split to check
   int pp = 1;
 };
@@ -71,6 +73,15 @@ int run_preflight(const PreflightFlags& f) {
     if (kind.ok()) usable = make_backend(BackendOptions{*kind, 1, 0}).status();
     if (!usable.ok()) answer["backend_error"] = "backend.compute " + backend + ": " + usable.message();
   }
+  answer["cpus"] = format_cpu_list(allowed_cpus());
+  // The probe is a process of its own: pinning it is the test the worker
+  // will pass or fail.
+  if (!f.cpus.empty()) {
+    auto cpus = parse_cpu_list(f.cpus);
+    Status pinned = cpus.status();
+    if (cpus.ok()) pinned = pin_process_to_cpus(*cpus);
+    if (!pinned.ok()) answer["affinity_error"] = pinned.message();
+  }
   std::printf("%s\n", answer.dump().c_str());
   return 0;
 }
@@ -89,6 +100,7 @@ void add_preflight_command(CLI::App& app) {
   cmd->add_option("--tp", f->tp, "Also check that the model takes this tensor-parallel split");
   cmd->add_option("--pp", f->pp, "... with this many pipeline stages");
   cmd->add_option("--backend", f->backend, "Also check that this compute backend can start here (cuda)");
+  cmd->add_option("--cpus", f->cpus, "Also check that a worker can run on these CPUs here (0-9,12)");
   cmd->callback([f] { set_exit_code(run_preflight(*f)); });
 }
 

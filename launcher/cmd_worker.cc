@@ -19,6 +19,7 @@
 #include "launcher/worker_link.h"
 #include "launcher/worker_model.h"
 #include "launcher/worker_protocol.h"
+#include "runtime/cpu_affinity.h"
 #include "runtime/loaded_model.h"
 
 namespace tandem::cli {
@@ -38,6 +39,18 @@ void apply_environment(const RunConfig& config, int rank) {
     if (!config.env.contains("UCX_NET_DEVICES")) ::setenv("UCX_NET_DEVICES", iface.c_str(), 1);
     if (!config.env.contains("NCCL_SOCKET_IFNAME")) ::setenv("NCCL_SOCKET_IFNAME", iface.c_str(), 1);
   }
+}
+
+// cluster.nodes[rank].cpu_affinity, checked against the CPUs this host has.
+Status pin_to_configured_cpus(const RunConfig& config, int rank) {
+  const std::string& list = config.cluster.nodes[rank].cpu_affinity;
+  if (list.empty()) return Status::Ok();
+  const std::string key = "rank " + std::to_string(rank) + ": cluster.nodes[" + std::to_string(rank) + "].cpu_affinity";
+  auto cpus = parse_cpu_list(list);
+  if (!cpus.ok()) return cpus.status().with_context(key);
+  TANDEM_RETURN_IF_ERROR(pin_process_to_cpus(*cpus).with_context(key));
+  std::fprintf(stderr, "tandem: rank %d runs on CPUs %s\n", rank, format_cpu_list(allowed_cpus()).c_str());
+  return Status::Ok();
 }
 
 Status check_supported(const RunConfig& config) {
@@ -77,6 +90,9 @@ int run_worker(int rank, const std::string& job) {
     return report_error(InvalidArgument("--rank " + std::to_string(rank) + " outside 0.." + std::to_string(world - 1)));
   }
   apply_environment(*config, rank);
+  // Before any thread starts, so the heartbeat, the pool and UCX's threads
+  // inherit the mask rather than being walked while they run.
+  if (Status s = pin_to_configured_cpus(*config, rank); !s.ok()) return report_error(s);
   LauncherLink link(std::move(reader), config->launch.heartbeat_interval_s, config->launch.heartbeat_timeout_s);
   const std::string where = "rank " + std::to_string(rank) + ": ";
   if (Status s = check_supported(*config); !s.ok()) return report_error(s);

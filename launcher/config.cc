@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "launcher/config_decode.h"
+#include "runtime/cpu_affinity.h"
 
 namespace tandem::launcher {
 
@@ -208,6 +209,11 @@ Status check(const RunConfig& c, const Checker& at) {
     if (nodes[i].host.empty()) return at.fail(node + ".host", "must not be empty");
     const int port = nodes[i].ssh.port;
     if (port < 1 || port > 65535) return at.fail(node + ".ssh.port", outside(port, 1, 65535));
+    if (!nodes[i].cpu_affinity.empty()) {
+      // Which CPUs the node has is the worker's to check, on the node.
+      if (auto cpus = parse_cpu_list(nodes[i].cpu_affinity); !cpus.ok())
+        return at.fail(node + ".cpu_affinity", cpus.status().message());
+    }
   }
   if (c.model.path.empty()) return at.fail("model.path", "must not be empty");
   if (c.model.context < 0 || c.model.context > (int64_t{1} << 22)) {

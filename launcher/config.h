@@ -67,13 +67,17 @@ struct NodeConfig {
   // path and working directory, as on a pair of identically set-up machines.
   std::string tandem;
   std::string workdir;
+  // The CPUs the node's worker (all its threads) runs on, as taskset and
+  // cpuset files write them: "0-9" keeps a DGX Spark's compute on its X925
+  // cores; two workers on one host take one set each. Empty: where the OS puts them.
+  std::string cpu_affinity;
   bool operator==(const NodeConfig&) const = default;
 };
 
 struct ClusterConfig {
   // Node i runs rank i. Defaults to two local workers.
-  std::vector<NodeConfig> nodes = {NodeConfig{"localhost", {}, "", "", "", ""},
-                                    NodeConfig{"localhost", {}, "", "", "", ""}};
+  std::vector<NodeConfig> nodes = {NodeConfig{"localhost", {}, "", "", "", "", ""},
+                                    NodeConfig{"localhost", {}, "", "", "", "", ""}};
   bool operator==(const ClusterConfig&) const = default;
 };
 
@@ -98,7 +102,7 @@ struct ParallelConfig {
 struct BackendConfig {
   ComputeBackend compute = ComputeBackend::kCpu;
   CommBackend comm = CommBackend::kUcx;  // feeds collectives::CommConfig::backend
-  int threads = 0;  // cpu: compute threads per worker; 0 = one per hardware thread
+  int threads = 0;  // cpu: compute threads per worker; 0 = one per CPU the worker may run on
   bool operator==(const BackendConfig&) const = default;
 };
 

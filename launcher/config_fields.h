@@ -56,6 +56,7 @@ template <class V> void visit_fields(V& v, NodeConfig& s) {
   v("data_interface", s.data_interface);
   v("tandem", s.tandem);
   v("workdir", s.workdir);
+  v("cpu_affinity", s.cpu_affinity);
 }
 template <class V> void visit_fields(V& v, ClusterConfig& s) { v("nodes", s.nodes); }
 template <class V> void visit_fields(V& v, ModelConfig& s) {

@@ -73,6 +73,8 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
                                      std::to_string(config.parallel.tp), "--pp", std::to_string(config.parallel.pp)};
     if (config.job == JobKind::kTrain) args = {"preflight", "--data", config.train.data};
     if (config.backend.compute == ComputeBackend::kCuda) args.insert(args.end(), {"--backend", "cuda"});
+    const std::string& cpus = config.cluster.nodes[r].cpu_affinity;
+    if (!cpus.empty()) args.insert(args.end(), {"--cpus", cpus});
     const ProcessSpec spec = node_command(config, static_cast<int>(r), context, args);
     auto process = Process::spawn(spec);
     if (!process.ok()) {
@@ -125,6 +127,8 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
     }
     if (const std::string e = answer.value("model_error", ""); !e.empty()) problems.push_back(who + e);
     if (const std::string e = answer.value("backend_error", ""); !e.empty()) problems.push_back(who + e);
+    if (const std::string e = answer.value("affinity_error", ""); !e.empty())
+      problems.push_back(who + "cluster.nodes[" + std::to_string(r) + "].cpu_affinity: " + e);
     // The same model refuses the same split everywhere: said once.
     if (const std::string e = answer.value("plan_error", ""); !e.empty() && !plan_refused) {
       problems.push_back(who + e);

@@ -15,6 +15,7 @@
 #include "collectives/train_comm.h"
 #include "launcher/cluster.h"
 #include "launcher/loss_curve.h"
+#include "runtime/cpu_affinity.h"
 #include "runtime/thread_pool.h"
 
 namespace tandem::launcher {
@@ -95,9 +96,12 @@ bool overlap_exchange(const RunConfig& config, int rank, unsigned hardware_threa
   if (config.train.overlap != Overlap::kAuto) return config.train.overlap == Overlap::kOn;
   const auto& nodes = config.cluster.nodes;
   const std::string& host = nodes[static_cast<size_t>(rank)].host;
-  const int64_t ranks_here = std::count_if(nodes.begin(), nodes.end(), [&](const NodeConfig& n) {
-    return n.host == host || (is_local_host(n.host) && is_local_host(host));
-  });
+  // A rank pinned to its own CPUs (cpu_affinity) shares them with no other.
+  const int64_t ranks_here = !nodes[static_cast<size_t>(rank)].cpu_affinity.empty()
+                                 ? 1
+                                 : std::count_if(nodes.begin(), nodes.end(), [&](const NodeConfig& n) {
+                                     return n.host == host || (is_local_host(n.host) && is_local_host(host));
+                                   });
   const int64_t threads = config.backend.threads > 0 ? config.backend.threads : hardware_threads;
   return ranks_here * (threads + 1) <= static_cast<int64_t>(hardware_threads);
 }
@@ -133,7 +137,7 @@ train::TrainerOptions trainer_options(const RunConfig& config, int rank, int64_t
   o.out_dir = t.out_dir;
   o.resume = t.resume;
   o.bucket_bytes = static_cast<size_t>(t.bucket_mb * 1024 * 1024);
-  o.overlap = overlap_exchange(config, rank, std::max(1u, std::thread::hardware_concurrency()));
+  o.overlap = overlap_exchange(config, rank, static_cast<unsigned>(usable_cpu_count()));
   return o;
 }
 

@@ -19,7 +19,9 @@ namespace tandem::launcher {
 train::TrainerOptions trainer_options(const RunConfig& config, int rank, int64_t vocab_size);
 
 // train.overlap: auto overlaps where rank's host has a hardware thread to
-// spare for the exchange beside every rank's compute threads there.
+// spare for the exchange beside every rank's compute threads there
+// (hardware_threads: the CPUs rank may use; a rank with cpu_affinity counts
+// only itself on them).
 bool overlap_exchange(const RunConfig& config, int rank, unsigned hardware_threads);
 
 // The `train` record rank 0 sends per logged step: its loss.csv line

@@ -2,12 +2,13 @@
 
 #include <algorithm>
 
+#include "runtime/cpu_affinity.h"
 #include "runtime/status.h"
 
 namespace tandem {
 
 ThreadPool::ThreadPool(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = usable_cpu_count();
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 

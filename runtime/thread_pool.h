@@ -16,7 +16,7 @@ namespace tandem {
 
 class ThreadPool {
  public:
-  // threads <= 0: one per hardware thread.
+  // threads <= 0: one per CPU this process may run on (its affinity mask).
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

@@ -5,7 +5,7 @@
 #
 #   scripts/bench_serve.sh [BINARY] [--shape NAME] [--concurrency "1 4 16 64"]
 #                          [--requests-per-client K] [--max-tokens T] [--prompt-tokens P] [--local]
-#                          [--requests-csv FILE]
+#                          [--requests-csv FILE] [--pin]
 #
 # BINARY is the tandem executable (default build/tandem). The model is
 # `tandem model synth --shape NAME --seed 1` (default stories110M), written once
@@ -17,7 +17,8 @@
 # (default 64), greedy, after a short warm-up. The bar: aggregate tokens/s at
 # concurrency 16 >= 4x concurrency 1, and p99 TPOT at 16 < 3x its value at 1.
 # --requests-csv appends every request's TTFT, TPOT and tokens to FILE (a
-# relative path is from the project root, as BINARY's is).
+# relative path is from the project root, as BINARY's is). --pin runs rank i
+# on CPU i (cluster.nodes[i].cpu_affinity).
 # The job is stopped with SIGINT at the end; its logs stay under
 # $TANDEM_BENCH_DIR/runs/<run id>/.
 set -euo pipefail
@@ -31,6 +32,7 @@ max_tokens=64
 prompt_tokens=32
 local_only=0
 requests_csv=()
+pin=0
 while [ $# -gt 0 ]; do
   case $1 in
     --shape) shape=$2; shift 2 ;;
@@ -40,7 +42,8 @@ while [ $# -gt 0 ]; do
     --prompt-tokens) prompt_tokens=$2; shift 2 ;;
     --local) local_only=1; shift ;;
     --requests-csv) requests_csv=(--requests-csv "$(realpath -m "$2")"); shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --pin) pin=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) binary=$1; shift ;;
   esac
 done
@@ -67,6 +70,9 @@ settings=(--set job=serve --set http.enabled=true --set "model.path=$model_dir" 
           --set "http.max_queued=$((max_level * 2))"
           --set launch.startup_timeout_s=300 --set launch.step_timeout_s=120)
 
+pinning=()
+[ "$pin" -eq 1 ] && pinning=(--set "cluster.nodes[0].cpu_affinity=0" --set "cluster.nodes[1].cpu_affinity=1")
+
 log=$(mktemp "$work/bench-serve-XXXXXX.log")
 launcher_pid=""
 where=local
@@ -83,7 +89,7 @@ cleanup() {
 }
 if [ "$(id -u)" != 0 ] || [ "$local_only" -eq 1 ]; then
   trap cleanup EXIT
-  "$tandem" launch "${settings[@]}" >"$log" 2>&1 &
+  "$tandem" launch "${settings[@]}" "${pinning[@]}" >"$log" 2>&1 &
   launcher_pid=$!
 else
   where="two namespaces (veth, UCX_TLS=tcp,self)"
@@ -92,7 +98,7 @@ else
   eval "$(trap -p EXIT | sed -E 's/^trap -- /netns_trap=/; s/ EXIT$//')"
   # shellcheck disable=SC2154  # netns_trap is set by the eval above
   trap 'cleanup; eval "$netns_trap"' EXIT
-  ip netns exec "tandem-a-serve$$" "$tandem" launch "${settings[@]}" --set "$nodes" \
+  ip netns exec "tandem-a-serve$$" "$tandem" launch "${settings[@]}" --set "$nodes" "${pinning[@]}" \
     --set env.UCX_TLS=tcp,self >"$log" 2>&1 &
   launcher_pid=$!
 fi
@@ -115,7 +121,7 @@ done
 client=(python3 scripts/bench_serve.py)
 [ "$where" = local ] || client=(ip netns exec "tandem-a-serve$$" python3 scripts/bench_serve.py)
 
-echo "model: $shape (tandem model synth --seed 1), f32, tp=2, 1 thread per worker, $where"
+echo "model: $shape (tandem model synth --seed 1), f32, tp=2, 1 thread per worker, $where$([ "$pin" -eq 1 ] && echo ", rank i on CPU i")"
 echo "requests: $prompt_tokens prompt tokens, $max_tokens new, greedy, streamed; $per_client per client; engine.max_running=$max_level, kv_blocks=$blocks"
 echo "host: $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg); run: $work/runs/$run"
 "${client[@]}" --url "$url" --concurrency 2 --requests 2 --max-tokens 8 --prompt-tokens "$prompt_tokens" \

@@ -62,10 +62,10 @@ TEST(Config, RoundTripsThroughYaml) {
   // as something else.
   RunConfig c;
   c.cluster.nodes = {NodeConfig{"spark-a", {"ubuntu", 2222, "~/.ssh/id_ed25519", {"StrictHostKeyChecking=yes"}},
-                                "10.0.0.1", "enp1s0f0np0", "/opt/tandem/bin/tandem", "/srv/work"},
-                     NodeConfig{"null", {"", 22, "", {}}, "10.0.0.2", "", "", ""},
-                     NodeConfig{"2", {}, "", "", "", ""},
-                     NodeConfig{"true", {}, "", "", "", ""}};
+                                "10.0.0.1", "enp1s0f0np0", "/opt/tandem/bin/tandem", "/srv/work", "0-9"},
+                     NodeConfig{"null", {"", 22, "", {}}, "10.0.0.2", "", "", "", "0-3,8"},
+                     NodeConfig{"2", {}, "", "", "", "", ""},
+                     NodeConfig{"true", {}, "", "", "", "", ""}};
   c.job = JobKind::kServe;
   c.model = {"/models/llama: 3 #1", ModelFormat::kSafetensors, DType::kQ4_0, 4096};
   c.parallel = {4, 1};
@@ -361,6 +361,10 @@ TEST(Config, OverlapAutoCountsTheRanksSharingAHost) {
   ASSERT_TRUE(two_local.ok()) << two_local.status().to_string();
   EXPECT_FALSE(overlap_exchange(*two_local, 0, 2));  // 2 ranks x (1 + 1) threads on 2
   EXPECT_TRUE(overlap_exchange(*two_local, 0, 4));
+  RunConfig pinned = *two_local;  // each rank on CPUs of its own: the other rank's threads are not there
+  pinned.cluster.nodes[0].cpu_affinity = "0-1";
+  EXPECT_TRUE(overlap_exchange(pinned, 0, 2));
+  EXPECT_FALSE(overlap_exchange(pinned, 0, 1));
   RunConfig two_hosts = *two_local;
   two_hosts.cluster.nodes[0].host = "spark-a";
   two_hosts.cluster.nodes[1].host = "spark-b";
@@ -371,6 +375,21 @@ TEST(Config, OverlapAutoCountsTheRanksSharingAHost) {
   EXPECT_TRUE(overlap_exchange(two_hosts, 1, 20));
   two_local->train.overlap = Overlap::kOff;
   EXPECT_FALSE(overlap_exchange(*two_local, 0, 64));
+}
+
+// A node's CPU list is checked where the config is read (its syntax) and
+// by the worker on the node (whether the CPUs exist there).
+TEST(Config, CpuAffinityIsACpuListNamedByItsNode) {
+  auto ok = parse_config("cluster:\n  nodes:\n    - {host: localhost, cpu_affinity: \"0-3,8\"}\n"
+                         "    - {host: localhost, cpu_affinity: \"4\"}\n", "x.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status().to_string();
+  EXPECT_EQ(ok->cluster.nodes[0].cpu_affinity, "0-3,8");
+  for (const char* bad : {"3-1", "a", "0,,1", "-1", "5000"}) {
+    auto r = parse_config(std::string("cluster:\n  nodes:\n    - {host: localhost}\n    - {host: localhost, "
+                                      "cpu_affinity: \"") + bad + "\"}\n", "x.yaml");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("cluster.nodes[1].cpu_affinity"), std::string::npos) << r.status().message();
+  }
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "runtime/cpu_affinity.h"
 #include "tests/unit/launch_test_util.h"
 
 namespace tandem::testing {
@@ -199,6 +200,37 @@ TEST(LaunchLocal, PreflightReportsEveryProblemAtOnce) {
   EXPECT_TRUE(contains(err, "rank 0 (localhost): model:")) << err;
   EXPECT_TRUE(contains(err, "rank 1 (localhost): cannot run the tandem binary")) << err;
   EXPECT_FALSE(contains(read_file(run.run_dir() + "/launcher.log"), "starting rank"));
+}
+
+// cluster.nodes[i].cpu_affinity pins each worker (what the kernel reports,
+// logged by the worker); CPUs the host lacks are refused by the preflight,
+// or by the worker itself without it, naming the key.
+TEST(LaunchLocal, WorkersRunOnTheirConfiguredCpus) {
+  const std::vector<int> mine = allowed_cpus();
+  ASSERT_FALSE(mine.empty());
+  const std::string first = std::to_string(mine.front()), last = std::to_string(mine.back());
+  LaunchRun run("pinned");
+  Child launcher = Child::spawn(run.argv({"cluster.nodes[0].cpu_affinity=" + first,
+                                          "cluster.nodes[1].cpu_affinity=" + last}));
+  const ChildExit e = launcher.wait(120s);
+  ASSERT_TRUE(e.exited && e.code == 0) << describe(e) << "\n" << launcher.err();
+  EXPECT_EQ(rank_output(launcher.out(), 0), published_story() + "\n");
+  EXPECT_TRUE(contains(read_file(run.run_dir() + "/rank-0.log"), "rank 0 runs on CPUs " + first + "\n"));
+  EXPECT_TRUE(contains(read_file(run.run_dir() + "/rank-1.log"), "rank 1 runs on CPUs " + last + "\n"));
+
+  const std::string absent = "cluster.nodes[1].cpu_affinity=" + first + "," + std::to_string(kMaxCpu);
+  LaunchRun refused("pinned-absent"), unchecked("pinned-unchecked");
+  CommandResult r = run_command(refused.argv({absent}), 30s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "preflight found 1 problem:\n  rank 1 (localhost): cluster.nodes[1].cpu_affinity: CPUs " +
+                                  first + "," + std::to_string(kMaxCpu) + ": CPU " + std::to_string(kMaxCpu) +
+                                  " is not online or not permitted here"))
+      << r.err;
+  std::vector<std::string> argv = unchecked.argv({absent});
+  argv.push_back("--no-preflight");
+  r = run_command(argv, 60s);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "rank 1: cluster.nodes[1].cpu_affinity: CPUs")) << r.err;
 }
 
 TEST(LaunchLocal, UnsupportedJobsAndMixedClustersAreRefusedBeforeAnythingStarts) {

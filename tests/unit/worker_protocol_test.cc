@@ -101,7 +101,7 @@ TEST(NodeCommand, ShellQuotingSurvivesQuotes) {
 
 TEST(NodeCommand, RemoteNodesGoThroughBatchModeSsh) {
   RunConfig config;
-  config.cluster.nodes[1] = NodeConfig{"spark-b", {"me", 2222, "/k", {"StrictHostKeyChecking=yes"}}, "", "", "/opt/t", "/w d"};
+  config.cluster.nodes[1] = NodeConfig{"spark-b", {"me", 2222, "/k", {"StrictHostKeyChecking=yes"}}, "", "", "/opt/t", "/w d", "4-7"};
   const ProcessSpec local = node_command(config, 0, {"/bin/tandem", "/here"}, {"worker", "--rank", "0"});
   EXPECT_EQ(local.argv, (std::vector<std::string>{"/bin/tandem", "worker", "--rank", "0"}));
   EXPECT_EQ(local.cwd, "/here");
