@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <optional>
 #include <random>
@@ -43,11 +44,9 @@ Result<std::vector<int64_t>> parse_batches(const std::string& list) {
   std::string item;
   while (std::getline(in, item, ',')) {
     int64_t b = 0;
-    try {
-      b = std::stoll(item);
-    } catch (...) {
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), b);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size())
       return InvalidArgument("--batches: '" + item + "' is not a number");
-    }
     if (b < 1 || b > 1024) return InvalidArgument("--batches: " + item + " is outside [1, 1024]");
     out.push_back(b);
   }

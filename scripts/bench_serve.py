@@ -137,7 +137,8 @@ def run_level(args, concurrency, requests):
     rng = random.Random(args.seed * 1000003 + concurrency)
     bodies = []
     for _ in range(requests):
-        prompt = [rng.randrange(300, 32000) for _ in range(args.prompt_tokens)]
+        # Ids past the byte and control tokens of a llama2 vocabulary.
+        prompt = [rng.randrange(min(300, args.vocab // 2), args.vocab) for _ in range(args.prompt_tokens)]
         bodies.append(json.dumps({
             "prompt": prompt, "max_tokens": args.max_tokens, "temperature": 0, "stream": True,
             "stream_options": {"include_usage": True}}).encode())
@@ -242,6 +243,7 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, required=True)
     ap.add_argument("--api-key", default="")
     ap.add_argument("--seed", type=int, default=1, help="the prompts' token ids")
+    ap.add_argument("--vocab", type=int, default=32000, help="the model's vocabulary: prompt ids are drawn below it")
     ap.add_argument("--timeout", type=float, default=600, help="socket timeout per read, seconds")
     ap.add_argument("--metrics", action="store_true", help="also print the server's means from /metrics")
     ap.add_argument("--no-header", action="store_true")
@@ -250,6 +252,8 @@ def main():
     levels = [int(c) for c in args.concurrency.replace(",", " ").split()]
     if not levels or min(levels) < 1 or args.requests < 1 or args.max_tokens < 1 or args.prompt_tokens < 1:
         ap.error("concurrency, requests, max-tokens and prompt-tokens must be >= 1")
+    if args.vocab < 2:
+        ap.error("vocab must be >= 2")
 
     if not args.no_header:
         print(HEADER + ("   server TTFT/TPOT mean ms, step mean ms (decode+prefill rows)" if args.metrics else ""))

@@ -58,6 +58,10 @@ if [ ! -f "$model_dir/model.bin" ] || [ ! -f "$model_dir/tokenizer.bin" ]; then
 fi
 
 source scripts/bench_lib.sh
+# The prompts' ids must be below the model's vocabulary: the llama2.c header's
+# sixth int32 (negative when the classifier is not shared).
+vocab=$(python3 -c 'import struct, sys; print(abs(struct.unpack("<7i", open(sys.argv[1], "rb").read(28))[5]))' \
+  "$model_dir/model.bin")
 
 # shellcheck disable=SC2086  # the list splits into its levels
 max_level=$(printf '%s\n' $levels | sort -n | tail -1)
@@ -125,12 +129,12 @@ echo "model: $shape (tandem model synth --seed 1), f32, tp=2, 1 thread per worke
 echo "requests: $prompt_tokens prompt tokens, $max_tokens new, greedy, streamed; $per_client per client; engine.max_running=$max_level, kv_blocks=$blocks"
 echo "host: $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg); run: $work/runs/$run"
 "${client[@]}" --url "$url" --concurrency 2 --requests 2 --max-tokens 8 --prompt-tokens "$prompt_tokens" \
-  --seed 99 >/dev/null
+  --vocab "$vocab" --seed 99 >/dev/null
 table=$(mktemp "$work/bench-serve-XXXXXX.txt")
 header=()
 for c in $levels; do
   "${client[@]}" --url "$url" --concurrency "$c" --requests $((c * per_client)) --max-tokens "$max_tokens" \
-    --prompt-tokens "$prompt_tokens" --metrics "${header[@]}" "${requests_csv[@]}" | tee -a "$table"
+    --prompt-tokens "$prompt_tokens" --vocab "$vocab" --metrics "${header[@]}" "${requests_csv[@]}" | tee -a "$table"
   header=(--no-header)
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

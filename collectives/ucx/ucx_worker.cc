@@ -1,5 +1,6 @@
 #include "collectives/ucx/ucx_worker.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <cstring>
@@ -174,9 +175,25 @@ void UcxWorker::close_endpoints(bool force, std::chrono::milliseconds budget) {
   for (void* r : pending) ucp_request_free(r);
 }
 
+// Progresses the worker until nothing has happened for kQuiet (or `budget`
+// ran out), so that wireup messages still queued on endpoints the peer opened
+// (a connection's reply) leave before the worker is destroyed: the UCX of
+// Debian 12 asserts when ucp_worker_destroy purges one (an assertion UCX
+// itself removed, openucx/ucx#8175), which aborted a rank stopped by SIGINT
+// while its lanes were still being wired up.
+void UcxWorker::drain_until_quiet(std::chrono::milliseconds budget) {
+  constexpr auto kQuiet = std::chrono::milliseconds(20);
+  const Deadline until = Clock::now() + budget;
+  auto last_event = Clock::now();
+  while (Clock::now() < until && Clock::now() - last_event < kQuiet) {
+    if (ucp_worker_progress(worker_) != 0) last_event = Clock::now();
+  }
+}
+
 UcxWorker::~UcxWorker() {
   if (worker_) {
     close_endpoints(/*force=*/false, close_timeout_);
+    drain_until_quiet(std::min(close_timeout_, std::chrono::milliseconds(250)));
     ucp_worker_destroy(worker_);
   }
   if (context_) ucp_cleanup(context_);

@@ -68,6 +68,7 @@ class UcxWorker {
   Status connect(Bootstrap& bootstrap, Deadline deadline);
   Result<std::string> address_blob();
   void close_endpoints(bool force, std::chrono::milliseconds budget);
+  void drain_until_quiet(std::chrono::milliseconds budget);
 
   const int rank_;
   const int size_;

@@ -122,6 +122,11 @@ TEST(Cli, BenchBatchRunsACheckpointOrASyntheticShape) {
               "--decode-tokens", "2", "--repeat", "1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("stories260K (synthetic)"), std::string::npos) << r.out;
+  for (const char* bad : {"4x", "", "1,,2", " 4"}) {
+    r = tandem({"bench", "batch", "--shape", "stories260K", "--batches", bad});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("--batches"), std::string::npos) << bad << ": " << r.err;
+  }
   r = tandem({"bench", "batch", "--model", "/no/such/model"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("/no/such/model"), std::string::npos) << r.err;
