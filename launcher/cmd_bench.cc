@@ -11,6 +11,7 @@
 
 #include "launcher/bench_stats.h"
 #include "launcher/commands.h"
+#include "runtime/deadline.h"
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/llama2c_loader.h"

@@ -18,6 +18,7 @@
 
 #include "launcher/bench_stats.h"
 #include "launcher/commands.h"
+#include "runtime/deadline.h"
 #include "runtime/llama_model.h"
 #include "runtime/loaded_model.h"
 #include "runtime/model_assembly.h"

@@ -6,6 +6,8 @@
 #include <memory>
 #include <mutex>
 
+#include "runtime/deadline.h"
+
 namespace tandem::launcher {
 namespace {
 
@@ -19,10 +21,6 @@ struct Mailbox {
   std::deque<ServingEvent> events;
   bool caller_gone = false;  // the caller returned: drop what still comes
 };
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 std::string stop_reason(serving::FinishReason reason, bool at_eos) {
   switch (reason) {

@@ -18,4 +18,9 @@ inline int64_t remaining_ms(Deadline d) {
   return left > 0 ? left : 0;
 }
 
+// Seconds from `start` until now: for timings that are reported, not waited on.
+inline double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
 }  // namespace tandem

@@ -8,17 +8,10 @@
 #include <vector>
 
 #include "runtime/atomic_file.h"
+#include "runtime/deadline.h"
 #include "runtime/stop_filter.h"
 
 namespace tandem {
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
-
 std::string describe(const GenerateStats& stats, uint64_t seed) {
   const double rate = stats.decode_seconds > 0 ? stats.generated_tokens / stats.decode_seconds : 0;
   // A lone BOS's forward is one decode step, not a prefill rate worth a figure.

@@ -7,15 +7,12 @@
 #include <filesystem>
 #include <limits>
 
+#include "runtime/deadline.h"
 #include "runtime/hash.h"
 #include "runtime/train/checkpoint.h"
 
 namespace tandem::train {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 template <class T> uint64_t fnv1a_value(uint64_t h, T value) { return fnv1a(h, &value, sizeof(value)); }
 
