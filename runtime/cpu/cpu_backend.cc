@@ -162,6 +162,12 @@ void CpuBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const Te
   std::memcpy(v_cache.f32() + start_pos * v.row_length(), v.f32(), v.rows() * row_bytes);
 }
 
+int64_t CpuBackend::attention_splits(int64_t tokens, int64_t n_kv_heads) const {
+  if (tokens <= 0) return 1;
+  const int64_t threads = pool_.size();
+  return std::clamp<int64_t>((threads + tokens - 1) / tokens, 1, n_kv_heads);
+}
+
 void CpuBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_cache,
                            const Tensor& v_cache, const AttentionShape& s) {
   check_same_shape(out, q);
@@ -171,18 +177,20 @@ void CpuBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_c
   const int64_t tokens = q.rows();
   TANDEM_CHECK(s.start_pos + tokens <= k_cache.rows());
   const int64_t group = s.n_heads / s.n_kv_heads;
-  const int64_t kv_stride = k_cache.row_length();
-  pool_.parallel_for(tokens * s.n_heads, 1, [&](int64_t begin, int64_t end) {
+  const int64_t splits = attention_splits(tokens, s.n_kv_heads);
+  pool_.parallel_for(tokens * splits, 1, [&](int64_t begin, int64_t end) {
     // Scratch grows to the longest context seen, then stays: no allocation per step.
-    thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(s.start_pos + tokens)) scores.resize(s.start_pos + tokens);
+    thread_local std::vector<float> scratch;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / s.n_heads, h = i % s.n_heads;
-      const int64_t kv_offset = (h / group) * s.head_dim;
-      const int64_t row = t * q.row_length() + h * s.head_dim;
-      cpu::attention_head(out.f32() + row, q.f32() + row, k_cache.f32() + kv_offset,
-                          v_cache.f32() + kv_offset, s.start_pos + t + 1, kv_stride, s.head_dim,
-                          scores.data());
+      const int64_t t = i / splits, kv_begin = i % splits * s.n_kv_heads / splits;
+      const int64_t kv_end = (i % splits + 1) * s.n_kv_heads / splits;
+      const cpu::AttentionHeads heads{(kv_end - kv_begin) * group, group, s.head_dim, k_cache.row_length()};
+      const int64_t n_pos = s.start_pos + t + 1;
+      const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, heads));
+      if (scratch.size() < need) scratch.resize(need);
+      const int64_t row = t * q.row_length() + kv_begin * group * s.head_dim;
+      cpu::attention_heads(out.f32() + row, q.f32() + row, k_cache.f32() + kv_begin * s.head_dim,
+                           v_cache.f32() + kv_begin * s.head_dim, n_pos, heads, scratch.data());
     }
   });
 }

@@ -54,6 +54,10 @@ class CpuBackend final : public Backend {
   void release(void* data, size_t bytes) override;
 
  private:
+  // How many pieces attention cuts a token's heads into: whole GQA groups,
+  // as few as keep the pool busy, since each piece reads its rows once.
+  int64_t attention_splits(int64_t tokens, int64_t n_kv_heads) const;
+
   ThreadPool pool_;
   // matmul's activations quantized for q8_0/q4_0/q4_k weights; grows to the
   // largest batch seen. The backend is driven from one thread at a time.

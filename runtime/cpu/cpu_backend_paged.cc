@@ -1,6 +1,6 @@
 // The cpu backend's kernels for a batched step over a paged KV cache. The
 // step's metadata (positions, block tables) is i32 in host memory, read in
-// place. Attention runs every (token, head) of every sequence in ONE
+// place. Attention runs every (token, head group) of every sequence in ONE
 // parallel loop: a decode step of 64 sequences wakes the pool once per
 // layer, not 64 times (~45 us a wake-up on the dev VM).
 #include <cstring>
@@ -69,21 +69,23 @@ void CpuBackend::paged_attention(const Tensor& out, const Tensor& q, const Tenso
   const int32_t* seq = i32(p.token_seq);
   const int32_t* tables = i32(p.block_tables);
   const int64_t table_stride = p.block_tables.row_length();
-  const int64_t group = p.n_heads / p.n_kv_heads, kv_stride = k_pool.row_length();
-  const int64_t max_pos = p.max_positions;
-  pool_.parallel_for(tokens * p.n_heads, 1, [&](int64_t begin, int64_t end) {
+  const int64_t group = p.n_heads / p.n_kv_heads;
+  const int64_t splits = attention_splits(tokens, p.n_kv_heads);
+  pool_.parallel_for(tokens * splits, 1, [&](int64_t begin, int64_t end) {
     // Scratch grows to the longest context seen, then stays: no allocation per step.
-    thread_local std::vector<float> scores;
-    if (scores.size() < static_cast<size_t>(max_pos)) scores.resize(static_cast<size_t>(max_pos));
+    thread_local std::vector<float> scratch;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / p.n_heads, h = i % p.n_heads;
+      const int64_t t = i / splits, kv_begin = i % splits * p.n_kv_heads / splits;
+      const int64_t kv_end = (i % splits + 1) * p.n_kv_heads / splits;
       const int64_t n_pos = static_cast<int64_t>(pos[t]) + 1;
-      TANDEM_CHECK(n_pos <= max_pos && seq[t] >= 0 && seq[t] < p.block_tables.rows());
-      const int64_t kv_offset = (h / group) * p.head_dim;
-      const int64_t row = t * q.row_length() + h * p.head_dim;
-      cpu::attention_head_paged(out.f32() + row, q.f32() + row, k_pool.f32() + kv_offset,
-                                v_pool.f32() + kv_offset, n_pos, tables + seq[t] * table_stride, p.block_size,
-                                kv_stride, p.head_dim, scores.data());
+      TANDEM_CHECK(n_pos <= p.max_positions && seq[t] >= 0 && seq[t] < p.block_tables.rows());
+      const cpu::AttentionHeads heads{(kv_end - kv_begin) * group, group, p.head_dim, k_pool.row_length()};
+      const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, heads));
+      if (scratch.size() < need) scratch.resize(need);
+      const int64_t row = t * q.row_length() + kv_begin * group * p.head_dim;
+      cpu::attention_heads_paged(out.f32() + row, q.f32() + row, k_pool.f32() + kv_begin * p.head_dim,
+                                 v_pool.f32() + kv_begin * p.head_dim, n_pos, tables + seq[t] * table_stride,
+                                 p.block_size, heads, scratch.data());
     }
   });
 }

@@ -23,8 +23,8 @@ struct KernelTable {
   decltype(&scalar::rope_interleaved) rope_interleaved;
   decltype(&scalar::swiglu) swiglu;
   decltype(&scalar::add) add;
-  decltype(&scalar::attention_head) attention_head;
-  decltype(&scalar::attention_head_paged) attention_head_paged;
+  decltype(&scalar::attention_heads) attention_heads;
+  decltype(&scalar::attention_heads_paged) attention_heads_paged;
 };
 
 constexpr KernelTable kScalarTable = {
@@ -37,8 +37,8 @@ constexpr KernelTable kScalarTable = {
     .rope_interleaved = &scalar::rope_interleaved,
     .swiglu = &scalar::swiglu,
     .add = &scalar::add,
-    .attention_head = &scalar::attention_head,
-    .attention_head_paged = &scalar::attention_head_paged,
+    .attention_heads = &scalar::attention_heads,
+    .attention_heads_paged = &scalar::attention_heads_paged,
 };
 
 #if defined(TANDEM_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
@@ -53,8 +53,8 @@ constexpr KernelTable kAvx2Table = {
     .rope_interleaved = &scalar::rope_interleaved,  // see kernels_internal.h
     .swiglu = &avx2::swiglu,
     .add = &avx2::add,
-    .attention_head = &avx2::attention_head,
-    .attention_head_paged = &avx2::attention_head_paged,
+    .attention_heads = &avx2::attention_heads,
+    .attention_heads_paged = &avx2::attention_heads_paged,
 };
 // The f32 kernels of kAvx512 are kAvx2's but matmul_rows, whose several-token
 // tiles are compute-bound and fit 32 zmm registers; the quantized kernels
@@ -82,8 +82,8 @@ constexpr KernelTable kNeonTable = {
     .rope_interleaved = &scalar::rope_interleaved,  // see kernels_internal.h
     .swiglu = &neon::swiglu,
     .add = &neon::add,
-    .attention_head = &neon::attention_head,
-    .attention_head_paged = &neon::attention_head_paged,
+    .attention_heads = &neon::attention_heads,
+    .attention_heads_paged = &neon::attention_heads_paged,
 };
 #endif
 
@@ -214,18 +214,17 @@ void swiglu(float* out, const float* gate, const float* up, int64_t n) {
 
 void add(float* y, const float* x, int64_t n) { active().add(y, x, n); }
 
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
-  TANDEM_CHECK(n_pos >= 1);
-  active().attention_head(out, q, k_cache, v_cache, n_pos, kv_stride, head_dim, scores);
+void attention_heads(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t n_pos,
+                     const AttentionHeads& heads, float* scratch) {
+  TANDEM_CHECK(n_pos >= 1 && heads.n_heads >= 1 && heads.group >= 1);
+  active().attention_heads(out, q, k_cache, v_cache, n_pos, heads, scratch);
 }
 
-void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
-                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
-                          float* scores) {
-  TANDEM_CHECK(n_pos >= 1 && block_size >= 1);
-  active().attention_head_paged(out, q, k_pool, v_pool, n_pos, block_table, block_size, kv_stride, head_dim,
-                                scores);
+void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                           const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
+                           float* scratch) {
+  TANDEM_CHECK(n_pos >= 1 && block_size >= 1 && heads.n_heads >= 1 && heads.group >= 1);
+  active().attention_heads_paged(out, q, k_pool, v_pool, n_pos, block_table, block_size, heads, scratch);
 }
 
 }  // namespace tandem::cpu

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "runtime/cpu/attention_rows.h"
+
 namespace tandem::cpu {
 
 enum class Isa {
@@ -69,25 +71,33 @@ void swiglu(float* out, const float* gate, const float* up, int64_t n);
 // y[i] += x[i]
 void add(float* y, const float* x, int64_t n);
 
-// One query head attending over positions [0, n_pos) of a KV cache:
-//   score[p] = dot(q, k_cache + p * kv_stride) / sqrt(head_dim)
-//   out      = sum_p softmax(score)[p] * (v_cache + p * kv_stride)
-// q and out hold head_dim values; k_cache/v_cache point at this head's first
-// value at position 0, consecutive positions kv_stride floats apart. `scores`
-// is scratch space for n_pos floats. n_pos >= 1. out may alias q. On each ISA
-// the result is bit for bit that of its dot(), softmax() and axpy() composed
-// as above (out zeroed, then one axpy per position in position order), though
-// out stays in registers across positions rather than going through memory.
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
+// One token's query heads attending over positions [0, n_pos) of a KV cache
+// (heads: AttentionHeads in attention_rows.h), for each head j:
+//   score_j[p] = dot(q_j, k_j(p)) / sqrt(head_dim)
+//   out_j      = sum_p softmax(score_j)[p] * v_j(p)
+// q and out hold heads.n_heads * head_dim values; k_cache / v_cache point at
+// the first value of query head 0's KV head at position 0, consecutive
+// positions heads.kv_stride floats apart. `scratch` holds
+// attention_scratch_floats() floats; afterwards scratch[j * n_pos + p] is
+// head j's softmax weight of position p. n_pos >= 1. out may alias q. On each
+// ISA the result is bit for bit that of its dot(), softmax() and axpy()
+// composed as above (out_j zeroed, then one axpy per position in position
+// order), with the positions as the outer loop so each cache row is read once.
+void attention_heads(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t n_pos,
+                     const AttentionHeads& heads, float* scratch);
 
-// attention_head() over a paged cache: position p lives at pool row
+// attention_heads() over a paged cache: position p lives at pool row
 // block_table[p / block_size] * block_size + p % block_size, and k_pool /
-// v_pool point at this head's first value of pool row 0 (rows kv_stride
-// floats apart). Each ISA runs the same code as for attention_head(), only
-// the rows differ, so on one ISA the two agree bit for bit. out may alias q.
-void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
-                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
-                          float* scores);
+// v_pool point at query head 0's KV head in pool row 0. Each ISA runs the
+// same code as for attention_heads(), only the rows differ, so on one ISA
+// the two agree bit for bit. out may alias q.
+void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                           const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
+                           float* scratch);
+
+// Floats of scratch attention_heads() needs: each head's scores, then its sums.
+inline int64_t attention_scratch_floats(int64_t n_pos, const AttentionHeads& heads) {
+  return heads.n_heads * (n_pos + heads.head_dim);
+}
 
 }  // namespace tandem::cpu

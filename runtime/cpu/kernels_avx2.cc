@@ -149,6 +149,22 @@ inline float dot_body(const float* a, const float* b, int64_t n) {
   return horizontal_sum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
 }
 
+// axpy()'s arithmetic, inlined where attention needs it once per position
+// and head.
+inline void axpy_body(float* y, float a, const float* x, int64_t n) {
+  const __m256 a_vec = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a_vec, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  if (i < n) {
+    const __m256i mask = tail_mask(n - i);
+    const __m256 sum =
+        _mm256_fmadd_ps(a_vec, _mm256_maskload_ps(x + i, mask), _mm256_maskload_ps(y + i, mask));
+    _mm256_maskstore_ps(y + i, mask, sum);
+  }
+}
+
 }  // namespace
 
 float dot(const float* a, const float* b, int64_t n) { return dot_body(a, b, n); }
@@ -185,19 +201,7 @@ void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int
   }
 }
 
-void axpy(float* y, float a, const float* x, int64_t n) {
-  const __m256 a_vec = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a_vec, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  }
-  if (i < n) {
-    const __m256i mask = tail_mask(n - i);
-    const __m256 sum =
-        _mm256_fmadd_ps(a_vec, _mm256_maskload_ps(x + i, mask), _mm256_maskload_ps(y + i, mask));
-    _mm256_maskstore_ps(y + i, mask, sum);
-  }
-}
+void axpy(float* y, float a, const float* x, int64_t n) { axpy_body(y, a, x, n); }
 
 void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
   const float mean_square = dot(x, x, n) / static_cast<float>(n);
@@ -289,89 +293,25 @@ void add(float* y, const float* x, int64_t n) {
 
 namespace {
 
-// out[0, 8 * kFull + tail) = sum over positions p, in position order, of
-// weights[p] * v(p)[...], with v pre-offset to this chunk's first value. The
-// chunk stays in registers across positions, yet every element sees the FMAs
-// of axpy() in axpy()'s order, starting from 0: the same bits as zeroing out
-// and calling axpy() once per position. kTail adds one masked vector of
-// `tail` (1..7) values.
-template <int kFull, bool kTail, class Rows>
-void weighted_sum_chunk(float* out, const float* v_base, int64_t kv_stride, const float* weights,
-                        const Rows& rows, int64_t tail) {
-  constexpr int kVecs = kFull + (kTail ? 1 : 0);
-  const __m256i mask = kTail ? tail_mask(tail) : _mm256_setzero_si256();
-  __m256 acc[kVecs];
-#pragma GCC unroll 8
-  for (int j = 0; j < kVecs; ++j) acc[j] = _mm256_setzero_ps();
-  rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
-    const float* v = v_base + row0 * kv_stride;
-    for (int64_t i = 0; i < count; ++i, v += kv_stride) {
-      const __m256 w = _mm256_set1_ps(weights[first + i]);
-#pragma GCC unroll 8
-      for (int j = 0; j < kFull; ++j) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + j * kLanes), acc[j]);
-      if constexpr (kTail) {
-        acc[kFull] = _mm256_fmadd_ps(w, _mm256_maskload_ps(v + kFull * kLanes, mask), acc[kFull]);
-      }
-    }
-  });
-#pragma GCC unroll 8
-  for (int j = 0; j < kFull; ++j) _mm256_storeu_ps(out + j * kLanes, acc[j]);
-  if constexpr (kTail) _mm256_maskstore_ps(out + kFull * kLanes, mask, acc[kFull]);
-}
-
-// The chunk of n_full (0..kFull) whole vectors plus `tail` (0..7) values,
-// not both zero: picks the instantiation of weighted_sum_chunk.
-template <int kFull, class Rows>
-void weighted_sum_last_chunk(int64_t n_full, int64_t tail, float* out, const float* v_base, int64_t kv_stride,
-                             const float* weights, const Rows& rows) {
-  if (n_full == kFull) {
-    if (tail > 0) {
-      weighted_sum_chunk<kFull, true>(out, v_base, kv_stride, weights, rows, tail);
-    } else if constexpr (kFull > 0) {
-      weighted_sum_chunk<kFull, false>(out, v_base, kv_stride, weights, rows, 0);
-    }
-    return;
-  }
-  if constexpr (kFull > 0) weighted_sum_last_chunk<kFull - 1>(n_full, tail, out, v_base, kv_stride, weights, rows);
-}
-
-// Eight accumulators per chunk (64 values) leave the other eight ymm
-// registers for the weight and the loads.
-constexpr int64_t kChunkVecs = 8;
-
-template <class Rows>
-void attention(float* out, const float* q, const float* k_base, const float* v_base, int64_t n_pos,
-               const Rows& rows, int64_t kv_stride, int64_t head_dim, float* scores) {
-  const float scale = 1.0f / __builtin_sqrtf(static_cast<float>(head_dim));
-  rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
-    const float* k = k_base + row0 * kv_stride;
-    for (int64_t i = 0; i < count; ++i, k += kv_stride) scores[first + i] = dot_body(q, k, head_dim) * scale;
-  });
-  softmax(scores, n_pos);
-  // Written only after the scores, so out may alias q.
-  int64_t c = 0;
-  for (; c + kChunkVecs * kLanes <= head_dim; c += kChunkVecs * kLanes) {
-    weighted_sum_chunk<kChunkVecs, false>(out + c, v_base + c, kv_stride, scores, rows, 0);
-  }
-  if (c < head_dim) {
-    const int64_t rest = head_dim - c;
-    weighted_sum_last_chunk<kChunkVecs - 1>(rest / kLanes, rest % kLanes, out + c, v_base + c, kv_stride, scores,
-                                            rows);
-  }
-}
+// attend_heads' arithmetic: this file's dot, softmax and axpy, inlined.
+struct Ops {
+  static float dot(const float* a, const float* b, int64_t n) { return dot_body(a, b, n); }
+  static void softmax(float* x, int64_t n) { avx2::softmax(x, n); }
+  static void axpy(float* y, float a, const float* x, int64_t n) { axpy_body(y, a, x, n); }
+  static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+};
 
 }  // namespace
 
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
-  attention(out, q, k_cache, v_cache, n_pos, ContiguousRows{n_pos}, kv_stride, head_dim, scores);
+void attention_heads(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t n_pos,
+                     const AttentionHeads& heads, float* scratch) {
+  attend_heads<Ops>(out, q, k_cache, v_cache, n_pos, ContiguousRows{n_pos}, heads, scratch);
 }
 
-void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
-                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
-                          float* scores) {
-  attention(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, kv_stride, head_dim,
-            scores);
+void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                           const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
+                           float* scratch) {
+  attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
 }
 
 }  // namespace tandem::cpu::avx2

@@ -43,11 +43,11 @@ void softmax(float* x, int64_t n);
 void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq);
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
 void add(float* y, const float* x, int64_t n);
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
-void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
-                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
-                          float* scores);
+void attention_heads(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t n_pos,
+                     const AttentionHeads& heads, float* scratch);
+void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                           const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
+                           float* scratch);
 }  // namespace scalar
 
 // AVX2+FMA, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64), so
@@ -63,11 +63,11 @@ void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 void softmax(float* x, int64_t n);
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
 void add(float* y, const float* x, int64_t n);
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
-void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
-                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
-                          float* scores);
+void attention_heads(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t n_pos,
+                     const AttentionHeads& heads, float* scratch);
+void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                           const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
+                           float* scratch);
 }  // namespace avx2
 
 // AVX-512 F/VL, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64).
@@ -90,11 +90,11 @@ void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 void softmax(float* x, int64_t n);
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
 void add(float* y, const float* x, int64_t n);
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores);
-void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
-                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
-                          float* scores);
+void attention_heads(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t n_pos,
+                     const AttentionHeads& heads, float* scratch);
+void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                           const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
+                           float* scratch);
 }  // namespace neon
 
 }  // namespace tandem::cpu

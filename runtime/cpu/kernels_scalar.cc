@@ -138,48 +138,25 @@ void add(float* y, const float* x, int64_t n) {
 
 namespace {
 
-// Output values summed per pass over the positions: a local array the
-// compiler can keep in registers, rather than out[] loaded and stored per
-// position.
-constexpr int64_t kChunk = 64;
-
-template <class Rows>
-void attention(float* out, const float* q, const float* k_base, const float* v_base, int64_t n_pos,
-               const Rows& rows, int64_t kv_stride, int64_t head_dim, float* scores) {
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
-    const float* k = k_base + row0 * kv_stride;
-    for (int64_t i = 0; i < count; ++i, k += kv_stride) scores[first + i] = dot(q, k, head_dim) * scale;
-  });
-  softmax(scores, n_pos);
-  // Written only after the scores, so out may alias q. Each element gets
-  // axpy()'s `y += a * x` in position order from 0: axpy()'s bits.
-  for (int64_t c = 0; c < head_dim; c += kChunk) {
-    const int64_t len = std::min(kChunk, head_dim - c);
-    float acc[kChunk] = {};
-    rows.for_each_run([&](int64_t first, int64_t count, int64_t row0) {
-      const float* v = v_base + row0 * kv_stride + c;
-      for (int64_t i = 0; i < count; ++i, v += kv_stride) {
-        const float w = scores[first + i];
-        for (int64_t j = 0; j < len; ++j) acc[j] += w * v[j];
-      }
-    });
-    std::copy(acc, acc + len, out + c);
-  }
-}
+// attend_heads' arithmetic: this file's dot, softmax and axpy.
+struct Ops {
+  static float dot(const float* a, const float* b, int64_t n) { return scalar::dot(a, b, n); }
+  static void softmax(float* x, int64_t n) { scalar::softmax(x, n); }
+  static void axpy(float* y, float a, const float* x, int64_t n) { scalar::axpy(y, a, x, n); }
+  static void prefetch(const float* p) { __builtin_prefetch(p); }
+};
 
 }  // namespace
 
-void attention_head(float* out, const float* q, const float* k_cache, const float* v_cache,
-                    int64_t n_pos, int64_t kv_stride, int64_t head_dim, float* scores) {
-  attention(out, q, k_cache, v_cache, n_pos, ContiguousRows{n_pos}, kv_stride, head_dim, scores);
+void attention_heads(float* out, const float* q, const float* k_cache, const float* v_cache, int64_t n_pos,
+                     const AttentionHeads& heads, float* scratch) {
+  attend_heads<Ops>(out, q, k_cache, v_cache, n_pos, ContiguousRows{n_pos}, heads, scratch);
 }
 
-void attention_head_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
-                          const int32_t* block_table, int64_t block_size, int64_t kv_stride, int64_t head_dim,
-                          float* scores) {
-  attention(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, kv_stride, head_dim,
-            scores);
+void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
+                           const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
+                           float* scratch) {
+  attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
 }
 
 }  // namespace scalar

@@ -1,7 +1,7 @@
 // Causal grouped-query attention, forward and backward. One code path for
 // both element types: detail:: primitives are the SIMD kernels for float and
 // plain loops for double. The forward does per (sequence, query head) what
-// cpu::attention_head does per token, so a trained model attends exactly as
+// cpu::attention_heads does per token, so a trained model attends exactly as
 // the inference engine will.
 #include <algorithm>
 #include <cmath>

@@ -9,7 +9,7 @@
 //  - elementwise (axpy, add, swiglu, rope): |got - ref| <= 1e-6 * S with S the
 //    sum of the |terms| of that element (|y| + |a*x| for axpy), plus 1e-30 so
 //    results that underflow to 0 in float pass.
-//  - attention_head: absolute 1e-5 on outputs of size ~0.1-1 (inputs in
+//  - attention_heads: absolute 1e-5 on outputs of size ~0.1-1 (inputs in
 //    [-1, 1]); a wrong position, scale or weight is off by >1e-3.
 // Inputs sit one float past a 32-byte boundary (like weights mmapped at
 // offset 28) and end exactly at their allocation, so ASan sees overreads;
@@ -343,37 +343,54 @@ TEST_P(KernelTest, RopeRotatesInterleavedPairsByTheFormula) {
   }
 }
 
-TEST_P(KernelTest, AttentionHeadMatchesFloat64) {
-  for (int64_t head_dim : {8, 9, 40, 64, 72, 128}) {
-    for (int64_t n_pos : {1, 2, 7, 33, 200, 257}) {
-      SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim << " n_pos " << n_pos);
-      // This head is the second of three KV heads: positions kv_stride apart.
-      const int64_t kv_stride = 3 * head_dim;
-      Buffer q = random_buffer(head_dim, rng_), k = random_buffer(n_pos * kv_stride, rng_);
-      Buffer v = random_buffer(n_pos * kv_stride, rng_);
-      Buffer out(head_dim, /*guarded=*/true), scores(n_pos, /*guarded=*/true);
-      const float* k_head = k.data() + head_dim;
-      const float* v_head = v.data() + head_dim;
-      attention_head(out.data(), q.data(), k_head, v_head, n_pos, kv_stride, head_dim, scores.data());
+// The head layouts the attention tests run: one head, and six query heads
+// sharing two KV heads (GQA). The KV heads are the second and later of the
+// cache row's, so a wrong offset reads another head's values.
+struct HeadLayout {
+  int64_t n_heads, group;
+};
+constexpr HeadLayout kHeadLayouts[] = {{1, 1}, {6, 3}};
 
-      std::vector<double> weight(static_cast<size_t>(n_pos));
-      double max_score = -std::numeric_limits<double>::infinity(), sum = 0.0;
-      for (int64_t p = 0; p < n_pos; ++p) {
-        double s = 0.0;
-        for (int64_t i = 0; i < head_dim; ++i) s += double{q[i]} * k_head[p * kv_stride + i];
-        weight[static_cast<size_t>(p)] = s / std::sqrt(static_cast<double>(head_dim));
-        max_score = std::max(max_score, weight[static_cast<size_t>(p)]);
+AttentionHeads heads_for(const HeadLayout& layout, int64_t head_dim) {
+  const int64_t kv_heads = layout.n_heads / layout.group;
+  return {layout.n_heads, layout.group, head_dim, (kv_heads + 1) * head_dim};
+}
+
+TEST_P(KernelTest, AttentionHeadsMatchFloat64) {
+  for (const HeadLayout& layout : kHeadLayouts) {
+    for (int64_t head_dim : {8, 9, 40, 64, 72, 128}) {
+      for (int64_t n_pos : {1, 2, 7, 33, 200, 257}) {
+        SCOPED_TRACE(::testing::Message() << layout.n_heads << " heads, head_dim " << head_dim << " n_pos " << n_pos);
+        const AttentionHeads heads = heads_for(layout, head_dim);
+        const int64_t width = layout.n_heads * head_dim, kv_stride = heads.kv_stride;
+        Buffer q = random_buffer(width, rng_), k = random_buffer(n_pos * kv_stride, rng_);
+        Buffer v = random_buffer(n_pos * kv_stride, rng_);
+        Buffer out(width, /*guarded=*/true), scratch(attention_scratch_floats(n_pos, heads), /*guarded=*/true);
+        attention_heads(out.data(), q.data(), k.data() + head_dim, v.data() + head_dim, n_pos, heads, scratch.data());
+
+        for (int64_t j = 0; j < layout.n_heads; ++j) {
+          const float* k_head = k.data() + head_dim + j / layout.group * head_dim;
+          const float* v_head = v.data() + head_dim + j / layout.group * head_dim;
+          std::vector<double> weight(static_cast<size_t>(n_pos));
+          double max_score = -std::numeric_limits<double>::infinity(), sum = 0.0;
+          for (int64_t p = 0; p < n_pos; ++p) {
+            double score = 0.0;
+            for (int64_t i = 0; i < head_dim; ++i) score += double{q[j * head_dim + i]} * k_head[p * kv_stride + i];
+            weight[static_cast<size_t>(p)] = score / std::sqrt(static_cast<double>(head_dim));
+            max_score = std::max(max_score, weight[static_cast<size_t>(p)]);
+          }
+          for (double& wgt : weight) {
+            wgt = std::exp(wgt - max_score);
+            sum += wgt;
+          }
+          for (int64_t i = 0; i < head_dim; ++i) {
+            double ref = 0.0;
+            for (int64_t p = 0; p < n_pos; ++p) ref += weight[static_cast<size_t>(p)] / sum * v_head[p * kv_stride + i];
+            expect_close(out[j * head_dim + i], ref, 1e-5, "attention out", j * head_dim + i);
+          }
+        }
+        EXPECT_TRUE(out.guards_intact() && scratch.guards_intact());
       }
-      for (double& wgt : weight) {
-        wgt = std::exp(wgt - max_score);
-        sum += wgt;
-      }
-      for (int64_t i = 0; i < head_dim; ++i) {
-        double ref = 0.0;
-        for (int64_t p = 0; p < n_pos; ++p) ref += weight[static_cast<size_t>(p)] / sum * v_head[p * kv_stride + i];
-        expect_close(out[i], ref, 1e-5, "attention out", i);
-      }
-      EXPECT_TRUE(out.guards_intact() && scores.guards_intact());
     }
   }
 }
@@ -388,68 +405,79 @@ void expect_same_bits(const float* got, const float* want, int64_t n, const char
   }
 }
 
-// attention_head must round exactly as dot(), softmax() and axpy() composed
-// in position order do (the arithmetic the golden outputs were made with),
-// and attention_head_paged exactly as attention_head, for any block size and
-// block order, with out aliasing q or not. Head sizes: SIMD tails (1, 9, 71),
-// whole vectors that are not a whole register chunk (40, 72), one and two
-// chunks (64, 128) and chunks plus a tail (200).
-TEST_P(KernelTest, AttentionHeadIsDotSoftmaxAxpyBitForBitAndPagedMatchesIt) {
-  for (int64_t head_dim : {1, 9, 40, 64, 71, 72, 128, 200}) {
-    for (int64_t n_pos : {1, 7, 33, 200}) {
-      SCOPED_TRACE(::testing::Message() << "head_dim " << head_dim << " n_pos " << n_pos);
-      const int64_t kv_stride = 3 * head_dim;  // the second of three KV heads
-      Buffer q = random_buffer(head_dim, rng_), k = random_buffer(n_pos * kv_stride, rng_);
-      Buffer v = random_buffer(n_pos * kv_stride, rng_);
-      const float* k_head = k.data() + head_dim;
-      const float* v_head = v.data() + head_dim;
+// attention_heads must round exactly as dot(), softmax() and axpy() composed
+// in position order do for each head (the arithmetic the golden outputs were
+// made with), and attention_heads_paged exactly as attention_heads, for any
+// block size and block order, with out aliasing q or not. Head sizes: SIMD
+// tails (1, 9, 71), whole vectors that are not a whole register (40, 72),
+// one and two cache lines' worth (64, 128) and more plus a tail (200).
+TEST_P(KernelTest, AttentionHeadsAreDotSoftmaxAxpyBitForBitAndPagedMatchesThem) {
+  for (const HeadLayout& layout : kHeadLayouts) {
+    for (int64_t head_dim : {1, 9, 40, 64, 71, 72, 128, 200}) {
+      for (int64_t n_pos : {1, 7, 33, 200}) {
+        SCOPED_TRACE(::testing::Message() << layout.n_heads << " heads, head_dim " << head_dim << " n_pos " << n_pos);
+        const AttentionHeads heads = heads_for(layout, head_dim);
+        const int64_t width = layout.n_heads * head_dim, kv_stride = heads.kv_stride;
+        const int64_t scratch_floats = attention_scratch_floats(n_pos, heads);
+        Buffer q = random_buffer(width, rng_), k = random_buffer(n_pos * kv_stride, rng_);
+        Buffer v = random_buffer(n_pos * kv_stride, rng_);
 
-      // The composition, through the public kernels of the active ISA.
-      const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-      std::vector<float> want_scores(static_cast<size_t>(n_pos)), want(static_cast<size_t>(head_dim), 0.0f);
-      for (int64_t p = 0; p < n_pos; ++p) want_scores[p] = dot(q.data(), k_head + p * kv_stride, head_dim) * scale;
-      softmax(want_scores.data(), n_pos);
-      for (int64_t p = 0; p < n_pos; ++p) axpy(want.data(), want_scores[p], v_head + p * kv_stride, head_dim);
-
-      Buffer out(head_dim, /*guarded=*/true), scores(n_pos, /*guarded=*/true);
-      attention_head(out.data(), q.data(), k_head, v_head, n_pos, kv_stride, head_dim, scores.data());
-      expect_same_bits(scores.data(), want_scores.data(), n_pos, "contiguous scores");
-      expect_same_bits(out.data(), want.data(), head_dim, "contiguous out");
-      EXPECT_TRUE(out.guards_intact() && scores.guards_intact());
-
-      Buffer in_place(head_dim, /*guarded=*/true);
-      std::copy(q.data(), q.data() + head_dim, in_place.data());
-      attention_head(in_place.data(), in_place.data(), k_head, v_head, n_pos, kv_stride, head_dim, scores.data());
-      expect_same_bits(in_place.data(), want.data(), head_dim, "contiguous out aliasing q");
-      EXPECT_TRUE(in_place.guards_intact());
-
-      for (int64_t block_size : {1, 3, 16, 32, 256}) {
-        SCOPED_TRACE(::testing::Message() << "block_size " << block_size);
-        // The sequence's blocks in reverse order among spare ones, so block
-        // order and pool order differ; rows of unused blocks hold garbage.
-        const int64_t n_blocks = (n_pos + block_size - 1) / block_size;
-        const int64_t pool_blocks = 2 * n_blocks + 1;
-        std::vector<int32_t> table(static_cast<size_t>(n_blocks));
-        for (int64_t b = 0; b < n_blocks; ++b) table[b] = static_cast<int32_t>(2 * (n_blocks - 1 - b) + 1);
-        Buffer k_pool = random_buffer(pool_blocks * block_size * kv_stride, rng_);
-        Buffer v_pool = random_buffer(pool_blocks * block_size * kv_stride, rng_);
-        for (int64_t p = 0; p < n_pos; ++p) {
-          const int64_t row = table[p / block_size] * block_size + p % block_size;
-          std::copy(k.data() + p * kv_stride, k.data() + (p + 1) * kv_stride, k_pool.data() + row * kv_stride);
-          std::copy(v.data() + p * kv_stride, v.data() + (p + 1) * kv_stride, v_pool.data() + row * kv_stride);
+        // The composition, head by head, through the public kernels of the active ISA.
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        std::vector<float> want_scores(static_cast<size_t>(layout.n_heads * n_pos));
+        std::vector<float> want(static_cast<size_t>(width), 0.0f);
+        for (int64_t j = 0; j < layout.n_heads; ++j) {
+          const float* k_head = k.data() + head_dim + j / layout.group * head_dim;
+          const float* v_head = v.data() + head_dim + j / layout.group * head_dim;
+          float* scores = want_scores.data() + j * n_pos;
+          const float* q_head = q.data() + j * head_dim;
+          float* want_head = want.data() + j * head_dim;
+          for (int64_t p = 0; p < n_pos; ++p) scores[p] = dot(q_head, k_head + p * kv_stride, head_dim) * scale;
+          softmax(scores, n_pos);
+          for (int64_t p = 0; p < n_pos; ++p) axpy(want_head, scores[p], v_head + p * kv_stride, head_dim);
         }
-        Buffer paged(head_dim, /*guarded=*/true), paged_scores(n_pos, /*guarded=*/true);
-        attention_head_paged(paged.data(), q.data(), k_pool.data() + head_dim, v_pool.data() + head_dim, n_pos,
-                             table.data(), block_size, kv_stride, head_dim, paged_scores.data());
-        expect_same_bits(paged_scores.data(), want_scores.data(), n_pos, "paged scores");
-        expect_same_bits(paged.data(), want.data(), head_dim, "paged out");
-        EXPECT_TRUE(paged.guards_intact() && paged_scores.guards_intact());
 
-        std::copy(q.data(), q.data() + head_dim, in_place.data());
-        attention_head_paged(in_place.data(), in_place.data(), k_pool.data() + head_dim, v_pool.data() + head_dim,
-                             n_pos, table.data(), block_size, kv_stride, head_dim, paged_scores.data());
-        expect_same_bits(in_place.data(), want.data(), head_dim, "paged out aliasing q");
+        Buffer out(width, /*guarded=*/true), scratch(scratch_floats, /*guarded=*/true);
+        attention_heads(out.data(), q.data(), k.data() + head_dim, v.data() + head_dim, n_pos, heads, scratch.data());
+        expect_same_bits(scratch.data(), want_scores.data(), layout.n_heads * n_pos, "contiguous scores");
+        expect_same_bits(out.data(), want.data(), width, "contiguous out");
+        EXPECT_TRUE(out.guards_intact() && scratch.guards_intact());
+
+        Buffer in_place(width, /*guarded=*/true);
+        std::copy(q.data(), q.data() + width, in_place.data());
+        attention_heads(in_place.data(), in_place.data(), k.data() + head_dim, v.data() + head_dim, n_pos, heads,
+                        scratch.data());
+        expect_same_bits(in_place.data(), want.data(), width, "contiguous out aliasing q");
         EXPECT_TRUE(in_place.guards_intact());
+
+        for (int64_t block_size : {1, 3, 16, 32, 256}) {
+          SCOPED_TRACE(::testing::Message() << "block_size " << block_size);
+          // The sequence's blocks in reverse order among spare ones, so block
+          // order and pool order differ; rows of unused blocks hold garbage.
+          const int64_t n_blocks = (n_pos + block_size - 1) / block_size;
+          const int64_t pool_blocks = 2 * n_blocks + 1;
+          std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+          for (int64_t b = 0; b < n_blocks; ++b) table[b] = static_cast<int32_t>(2 * (n_blocks - 1 - b) + 1);
+          Buffer k_pool = random_buffer(pool_blocks * block_size * kv_stride, rng_);
+          Buffer v_pool = random_buffer(pool_blocks * block_size * kv_stride, rng_);
+          for (int64_t p = 0; p < n_pos; ++p) {
+            const int64_t row = table[p / block_size] * block_size + p % block_size;
+            std::copy(k.data() + p * kv_stride, k.data() + (p + 1) * kv_stride, k_pool.data() + row * kv_stride);
+            std::copy(v.data() + p * kv_stride, v.data() + (p + 1) * kv_stride, v_pool.data() + row * kv_stride);
+          }
+          Buffer paged(width, /*guarded=*/true), paged_scratch(scratch_floats, /*guarded=*/true);
+          attention_heads_paged(paged.data(), q.data(), k_pool.data() + head_dim, v_pool.data() + head_dim, n_pos,
+                                table.data(), block_size, heads, paged_scratch.data());
+          expect_same_bits(paged_scratch.data(), want_scores.data(), layout.n_heads * n_pos, "paged scores");
+          expect_same_bits(paged.data(), want.data(), width, "paged out");
+          EXPECT_TRUE(paged.guards_intact() && paged_scratch.guards_intact());
+
+          std::copy(q.data(), q.data() + width, in_place.data());
+          attention_heads_paged(in_place.data(), in_place.data(), k_pool.data() + head_dim, v_pool.data() + head_dim,
+                                n_pos, table.data(), block_size, heads, paged_scratch.data());
+          expect_same_bits(in_place.data(), want.data(), width, "paged out aliasing q");
+          EXPECT_TRUE(in_place.guards_intact());
+        }
       }
     }
   }

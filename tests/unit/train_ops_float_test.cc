@@ -166,19 +166,17 @@ TEST(TrainOpsFloat, AttentionMatchesDoubleAndTheInferenceKernel) {
 
   // Token t of a sequence, query head h, is the inference engine's decode
   // step at position t over a KV cache holding the sequence's k and v.
-  std::vector<float> kernel(out.size()), scores(kSeq);
+  const cpu::AttentionHeads heads{kHeads, kHeads / kKvHeads, kHeadDim, kv_width};
+  std::vector<float> kernel(out.size()), scratch(cpu::attention_scratch_floats(kSeq, heads));
   for (int64_t b = 0; b < kBatch; ++b) {
-    for (int64_t h = 0; h < kHeads; ++h) {
-      const int64_t kv_head = h / (kHeads / kKvHeads);
-      const float* k_cache = &kf[b * kSeq * kv_width + kv_head * kHeadDim];
-      const float* v_cache = &vf[b * kSeq * kv_width + kv_head * kHeadDim];
-      for (int64_t t = 0; t < kSeq; ++t) {
-        const int64_t at = (b * kSeq + t) * q_width + h * kHeadDim;
-        cpu::attention_head(&kernel[at], &qf[at], k_cache, v_cache, t + 1, kv_width, kHeadDim, scores.data());
-      }
+    const float* k_cache = &kf[b * kSeq * kv_width];
+    const float* v_cache = &vf[b * kSeq * kv_width];
+    for (int64_t t = 0; t < kSeq; ++t) {
+      const int64_t at = (b * kSeq + t) * q_width;
+      cpu::attention_heads(&kernel[at], &qf[at], k_cache, v_cache, t + 1, heads, scratch.data());
     }
   }
-  expect_float_matches_double("out vs cpu::attention_head", outf, {kernel.begin(), kernel.end()}, kKernelTol);
+  expect_float_matches_double("out vs cpu::attention_heads", outf, {kernel.begin(), kernel.end()}, kKernelTol);
 }
 
 TEST(TrainOpsFloat, CrossEntropyMatchesADirectLogSumExp) {
