@@ -37,6 +37,7 @@ struct BatchFlags {
   int repeat = 3;
   int threads = 0;
   uint64_t seed = 1;
+  std::string kv_dtype = "f32";
 };
 
 Result<std::vector<int64_t>> parse_batches(const std::string& list) {
@@ -90,6 +91,7 @@ Status run_bench_batch(const BatchFlags& f) {
   options.max_batch = std::max(most, f.prompt_tokens);
   options.kv_block_size = 16;
   options.kv_blocks = most * kv_blocks_for(positions, options.kv_block_size);
+  options.kv_dtype = f.kv_dtype == "f16" ? DType::kF16 : DType::kF32;
   options.contiguous_kv = false;
   TANDEM_ASSIGN_OR_RETURN(auto model, LlamaModel::create(*backend, std::move(w), options));
 
@@ -97,8 +99,8 @@ Status run_bench_batch(const BatchFlags& f) {
   std::uniform_int_distribution<int> pick(3, static_cast<int>(config->vocab_size) - 1);
   fmt::print("model        {}, {:.2f} GB of weights, {}\n", description,
              model->weight_bytes_per_token() / 1e9, backend->name());
-  fmt::print("decode       {} tokens per sequence after a {}-token prompt; median of {}\n", f.decode_tokens,
-             f.prompt_tokens, f.repeat);
+  fmt::print("decode       {} tokens per sequence after a {}-token prompt, {} KV cache; median of {}\n",
+             f.decode_tokens, f.prompt_tokens, f.kv_dtype, f.repeat);
   double base = 0;
   for (const int64_t batch : batches) {
     BlockAllocator allocator(options.kv_blocks);
@@ -148,6 +150,9 @@ void add_bench_batch_command(CLI::App& bench) {
   cmd->add_option("--repeat", flags->repeat, "Timed rounds (after one warm-up)")->capture_default_str();
   cmd->add_option("--threads", flags->threads, "CPU threads, 0 = all")->capture_default_str();
   cmd->add_option("--seed", flags->seed, "Seed of the synthetic weights and tokens")->capture_default_str();
+  cmd->add_option("--kv-dtype", flags->kv_dtype, "What the paged KV pool stores (engine.kv_dtype)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
   cmd->callback([flags] {
     Status s = run_bench_batch(*flags);
     set_exit_code(s.ok() ? 0 : report_error(s));

@@ -21,6 +21,7 @@ std::string_view to_string(DType v) { return detail::enum_names(v)[static_cast<s
 std::string_view to_string(ComputeBackend v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
 std::string_view to_string(CommBackend v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
 std::string_view to_string(Overlap v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
+std::string_view to_string(KvDType v) { return detail::enum_names(v)[static_cast<size_t>(v)]; }
 
 namespace detail {
 
@@ -296,6 +297,11 @@ Status check(const RunConfig& c, const Checker& at) {
   if (e.kv_blocks < 0 || e.kv_blocks > (int64_t{1} << 31) - 1) {
     return at.fail("engine.kv_blocks", "must be >= 0 (0: max_running sequences of the full context), got " +
                                            std::to_string(e.kv_blocks));
+  }
+  if (e.kv_dtype == KvDType::kF16 && c.backend.compute != ComputeBackend::kCpu) {
+    const std::string backend(to_string(c.backend.compute));
+    return at.fail("engine.kv_dtype",
+                   "f16 needs backend.compute: cpu (the " + backend + " backend's paged attention reads f32 pools)");
   }
   if (e.max_running < 1 || e.max_running > 4096) return at.fail("engine.max_running", outside(e.max_running, 1, 4096));
   if (e.max_batch_tokens < 1 || e.max_batch_tokens > 65536) {

@@ -33,6 +33,8 @@ enum class ComputeBackend { kCpu, kCuda };
 enum class CommBackend { kUcx, kNccl };
 // Whether data parallelism's gradient exchange runs beside the backward.
 enum class Overlap { kAuto, kOn, kOff };
+// What a serving engine's paged KV pool stores (LlamaModelOptions::kv_dtype).
+enum class KvDType { kF32, kF16 };
 
 // The names the YAML uses: "generate", "llama2c", "q8_0", "cuda", "nccl", ...
 std::string_view to_string(JobKind v);
@@ -41,6 +43,7 @@ std::string_view to_string(DType v);
 std::string_view to_string(ComputeBackend v);
 std::string_view to_string(CommBackend v);
 std::string_view to_string(Overlap v);
+std::string_view to_string(KvDType v);
 
 struct SshConfig {
   std::string user;           // empty: whatever the user's ssh config says
@@ -164,6 +167,9 @@ struct GenerateConfig {
 struct EngineConfig {
   int64_t kv_block_size = 16;     // positions per KV block
   int64_t kv_blocks = 0;          // blocks per rank; 0: max_running sequences of the full context
+  // f16: half the pool's memory (twice the blocks in the same bytes) and half
+  // the bytes attention reads, keys and values rounded to f16; cpu backend.
+  KvDType kv_dtype = KvDType::kF32;
   int64_t max_running = 32;       // sequences in the running batch
   int64_t max_batch_tokens = 128; // tokens per batched forward (decode tokens + prefill chunks)
   // Prompt tokens a forward may take while other sequences decode (capped at

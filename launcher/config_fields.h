@@ -37,6 +37,10 @@ inline std::span<const std::string_view> enum_names(Overlap) {
   static constexpr std::array<std::string_view, 3> k = {"auto", "on", "off"};
   return k;
 }
+inline std::span<const std::string_view> enum_names(KvDType) {
+  static constexpr std::array<std::string_view, 2> k = {"f32", "f16"};
+  return k;
+}
 inline std::span<const std::string_view> enum_names(CommBackend) {
   static constexpr std::array<std::string_view, 2> k = {"ucx", "nccl"};
   return k;
@@ -113,6 +117,7 @@ template <class V> void visit_fields(V& v, GenerateConfig& s) {
 template <class V> void visit_fields(V& v, EngineConfig& s) {
   v("kv_block_size", s.kv_block_size);
   v("kv_blocks", s.kv_blocks);
+  v("kv_dtype", s.kv_dtype);
   v("max_running", s.max_running);
   v("max_batch_tokens", s.max_batch_tokens);
   v("max_prefill_tokens", s.max_prefill_tokens);

@@ -84,6 +84,7 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
     options.kv_blocks = engine.kv_blocks > 0
                             ? engine.kv_blocks
                             : engine.max_running * kv_blocks_for(options.context, engine.kv_block_size);
+    options.kv_dtype = engine.kv_dtype == KvDType::kF16 ? tandem::DType::kF16 : tandem::DType::kF32;
     options.contiguous_kv = false;
   }
   TANDEM_ASSIGN_OR_RETURN(LlamaWeights weights,

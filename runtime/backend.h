@@ -182,13 +182,17 @@ class Backend {
   // backend without them says so with supports_paged_kv(); LlamaModel then
   // refuses a paged pool at create, so calling them is a programmer bug. ----
   virtual bool supports_paged_kv() const { return false; }
+  // The element types a paged pool may hold (LlamaModelOptions::kv_dtype);
+  // every backend with paged kernels reads f32 pools.
+  virtual bool supports_kv_dtype(DType dtype) const { return dtype == DType::kF32; }
   // Host -> backend memory, ordered with the kernels (the host buffer may be
   // reused once it returns).
   virtual Status copy_from_host(const Tensor& dst, const void* src, size_t bytes);
   // rope() with token t at positions[t] (i32 [tokens] in backend memory).
   virtual void rope_at(const Tensor& q, const Tensor& k, const Tensor& positions, const AttentionShape& shape,
                        std::span<const double> inv_freq);
-  // Rows slots[t] of the pools = k[t], v[t] (slots: i32 [tokens], rows of the pool).
+  // Rows slots[t] of the pools = k[t], v[t] (slots: i32 [tokens], rows of the
+  // pool), converted to the pools' dtype (f16: rounded to nearest even).
   virtual void store_kv_paged(const Tensor& k_pool, const Tensor& v_pool, const Tensor& k, const Tensor& v,
                               const Tensor& slots);
   // Causal grouped-query attention of every token of the step in one unit of

@@ -40,6 +40,10 @@ struct LlamaModelOptions {
   // sequence of a batch, and the batch's logits rows. 0: no pool, no forward_batch.
   int64_t kv_blocks = 0;
   int64_t kv_block_size = 16;
+  // What the pool stores: f32, or f16 (half the memory and the bytes
+  // attention reads; keys and values rounded to nearest even) where the
+  // backend supports it (Backend::supports_kv_dtype).
+  DType kv_dtype = DType::kF32;
   // The contiguous [context, kv_dim] cache of forward(). A serving engine that
   // runs only forward_batch may drop it (forward() then fails with
   // FailedPrecondition) and give the memory to the pool.

@@ -28,17 +28,23 @@ Status LlamaModel::plan_paged(const LlamaModelOptions& o) {
     return InvalidArgument("paged KV: " + str(o.kv_blocks) + " blocks of " + str(o.kv_block_size) +
                            " positions exceed 2^31 rows");
   if (!backend_.supports_paged_kv()) return Unimplemented(backend_.name() + " has no paged KV kernels");
+  if (o.kv_dtype != DType::kF32 && o.kv_dtype != DType::kF16)
+    return InvalidArgument("paged KV: the pool holds f32 or f16, not " + std::string(dtype_name(o.kv_dtype)));
+  if (!backend_.supports_kv_dtype(o.kv_dtype))
+    return Unimplemented(backend_.name() + " has no paged attention over a " + std::string(dtype_name(o.kv_dtype)) +
+                         " KV cache (f32 only)");
   const LlamaConfig& c = weights_.config;
   const LlamaShard& s = weights_.shard;
   paged_ = PagedKvConfig{o.kv_block_size, o.kv_blocks};
   max_blocks_per_seq_ = kv_blocks_for(context_, o.kv_block_size);
   const int64_t kv_dim = s.n_kv_heads * c.head_dim(), pool_rows = o.kv_blocks * o.kv_block_size;
   const int64_t layers = static_cast<int64_t>(weights_.layers.size());
-  TANDEM_ASSIGN_OR_RETURN(kv_pool_, backend_.allocate(static_cast<size_t>(2) * layers * pool_rows * kv_dim * sizeof(float)));
-  float* pool = static_cast<float*>(kv_pool_.data());
+  const auto pool_bytes = static_cast<size_t>(pool_rows * kv_dim * dtype_block_bytes(o.kv_dtype));
+  TANDEM_ASSIGN_OR_RETURN(kv_pool_, backend_.allocate(2 * static_cast<size_t>(layers) * pool_bytes));
+  auto* pool = static_cast<char*>(kv_pool_.data());
   for (int64_t l = 0; l < layers; ++l) {
-    k_pool_.push_back(Tensor::view(pool + (2 * l) * pool_rows * kv_dim, DType::kF32, {pool_rows, kv_dim}));
-    v_pool_.push_back(Tensor::view(pool + (2 * l + 1) * pool_rows * kv_dim, DType::kF32, {pool_rows, kv_dim}));
+    k_pool_.push_back(Tensor::view(pool + (2 * l) * pool_bytes, o.kv_dtype, {pool_rows, kv_dim}));
+    v_pool_.push_back(Tensor::view(pool + (2 * l + 1) * pool_bytes, o.kv_dtype, {pool_rows, kv_dim}));
   }
   // One buffer: the logits rows (f32), then the argmax ids and the metadata (i32).
   const int64_t vocab = s.vocab_end - s.vocab_begin;

@@ -5,7 +5,7 @@
 #
 #   scripts/bench_serve.sh [BINARY] [--shape NAME] [--concurrency "1 4 16 64"]
 #                          [--requests-per-client K] [--max-tokens T] [--prompt-tokens P] [--local]
-#                          [--requests-csv FILE] [--pin]
+#                          [--requests-csv FILE] [--pin] [--kv-dtype f32|f16]
 #
 # BINARY is the tandem executable (default build/tandem). The model is
 # `tandem model synth --shape NAME --seed 1` (default stories110M), written once
@@ -18,7 +18,8 @@
 # concurrency 16 >= 4x concurrency 1, and p99 TPOT at 16 < 3x its value at 1.
 # --requests-csv appends every request's TTFT, TPOT and tokens to FILE (a
 # relative path is from the project root, as BINARY's is). --pin runs rank i
-# on CPU i (cluster.nodes[i].cpu_affinity).
+# on CPU i (cluster.nodes[i].cpu_affinity). --kv-dtype sets engine.kv_dtype
+# (default f32).
 # The job is stopped with SIGINT at the end; its logs stay under
 # $TANDEM_BENCH_DIR/runs/<run id>/.
 set -euo pipefail
@@ -33,6 +34,7 @@ prompt_tokens=32
 local_only=0
 requests_csv=()
 pin=0
+kv_dtype=f32
 while [ $# -gt 0 ]; do
   case $1 in
     --shape) shape=$2; shift 2 ;;
@@ -43,7 +45,8 @@ while [ $# -gt 0 ]; do
     --local) local_only=1; shift ;;
     --requests-csv) requests_csv=(--requests-csv "$(realpath -m "$2")"); shift 2 ;;
     --pin) pin=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --kv-dtype) kv_dtype=$2; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) binary=$1; shift ;;
   esac
 done
@@ -71,7 +74,7 @@ blocks=$(( max_level * ((prompt_tokens + max_tokens + 15) / 16 + 1) ))
 settings=(--set job=serve --set http.enabled=true --set "model.path=$model_dir" --set "run_dir=$work/runs"
           --set parallel.tp=2 --set backend.threads=1
           --set "engine.max_running=$max_level" --set "engine.kv_blocks=$blocks"
-          --set "http.max_queued=$((max_level * 2))"
+          --set "http.max_queued=$((max_level * 2))" --set "engine.kv_dtype=$kv_dtype"
           --set launch.startup_timeout_s=300 --set launch.step_timeout_s=120)
 
 pinning=()
@@ -125,7 +128,7 @@ done
 client=(python3 scripts/bench_serve.py)
 [ "$where" = local ] || client=(ip netns exec "tandem-a-serve$$" python3 scripts/bench_serve.py)
 
-echo "model: $shape (tandem model synth --seed 1), f32, tp=2, 1 thread per worker, $where$([ "$pin" -eq 1 ] && echo ", rank i on CPU i")"
+echo "model: $shape (tandem model synth --seed 1), f32, $kv_dtype KV cache, tp=2, 1 thread per worker, $where$([ "$pin" -eq 1 ] && echo ", rank i on CPU i")"
 echo "requests: $prompt_tokens prompt tokens, $max_tokens new, greedy, streamed; $per_client per client; engine.max_running=$max_level, kv_blocks=$blocks"
 echo "host: $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg); run: $work/runs/$run"
 "${client[@]}" --url "$url" --concurrency 2 --requests 2 --max-tokens 8 --prompt-tokens "$prompt_tokens" \

@@ -66,22 +66,23 @@ struct PagedRows {
 // one, and V's first block with K's last. scores[j * n_pos + p] holds head
 // j's softmax weights afterwards. out may alias q: it is written last.
 //
-// Ops has static dot(a, b, n), softmax(x, n), axpy(y, a, x, n) (the ISA's own
-// arithmetic, so the result is bit for bit their composition) and
-// prefetch(p) (one cache line).
-template <class Ops, class Rows>
-void attend_heads(float* out, const float* q, const float* k_base, const float* v_base, int64_t n_pos,
+// T is the cache's element: float, or uint16_t holding f16 bits. Ops has
+// static dot(a, b, n), softmax(x, n), axpy(y, a, x, n) (the ISA's own
+// arithmetic, so the result is bit for bit their composition; with f16 rows,
+// the same arithmetic on the widened values) and prefetch(p) (one line).
+template <class Ops, class Rows, class T>
+void attend_heads(float* out, const float* q, const T* k_base, const T* v_base, int64_t n_pos,
                   const Rows& rows, const AttentionHeads& heads, float* scratch) {
   // scratch: attention_scratch_floats() (kernels.h) floats.
   const int64_t n_heads = heads.n_heads, group = heads.group, head_dim = heads.head_dim;
   const int64_t kv_stride = heads.kv_stride;
   const float scale = 1.0f / __builtin_sqrtf(static_cast<float>(head_dim));
   // The part of a row these heads read: their KV heads, from k_base / v_base.
-  const int64_t row_floats = (n_heads + group - 1) / group * head_dim;
-  const auto prefetch_row = [&](const float* row) {
-    constexpr int64_t kLineFloats = 16;
-    for (int64_t f = 0; f < row_floats; f += kLineFloats) Ops::prefetch(row + f);
-    Ops::prefetch(row + row_floats - 1);
+  const int64_t row_values = (n_heads + group - 1) / group * head_dim;
+  const auto prefetch_row = [&](const T* row) {
+    constexpr int64_t kLineValues = 64 / static_cast<int64_t>(sizeof(T));
+    for (int64_t f = 0; f < row_values; f += kLineValues) Ops::prefetch(row + f);
+    Ops::prefetch(row + row_values - 1);
   };
   float* scores = scratch;
   float* sums = scratch + n_heads * n_pos;
@@ -89,8 +90,8 @@ void attend_heads(float* out, const float* q, const float* k_base, const float* 
   int64_t first_row0 = 0;
   rows.for_each_run([&](int64_t first, int64_t count, int64_t row0, int64_t next_row0) {
     if (first == 0) first_row0 = row0;
-    const float* k = k_base + row0 * kv_stride;
-    const float* ahead = nullptr;
+    const T* k = k_base + row0 * kv_stride;
+    const T* ahead = nullptr;
     if constexpr (Rows::kJumps) {
       ahead = next_row0 >= 0 ? k_base + next_row0 * kv_stride : v_base + first_row0 * kv_stride;
     }
@@ -105,8 +106,8 @@ void attend_heads(float* out, const float* q, const float* k_base, const float* 
 
   for (int64_t i = 0; i < n_heads * head_dim; ++i) sums[i] = 0.0f;
   rows.for_each_run([&](int64_t first, int64_t count, int64_t row0, int64_t next_row0) {
-    const float* v = v_base + row0 * kv_stride;
-    const float* ahead = Rows::kJumps && next_row0 >= 0 ? v_base + next_row0 * kv_stride : nullptr;
+    const T* v = v_base + row0 * kv_stride;
+    const T* ahead = Rows::kJumps && next_row0 >= 0 ? v_base + next_row0 * kv_stride : nullptr;
     for (int64_t i = 0; i < count; ++i, v += kv_stride) {
       if (ahead != nullptr) prefetch_row(ahead + i * kv_stride);
       for (int64_t j = 0; j < n_heads; ++j) {

@@ -42,6 +42,8 @@ class CpuBackend final : public Backend {
   Status fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) override;
   // The paged kernels (cpu_backend_paged.cc).
   bool supports_paged_kv() const override { return true; }
+  // f16 halves the pool and the bytes attention reads (kernels.h).
+  bool supports_kv_dtype(DType dtype) const override { return dtype == DType::kF32 || dtype == DType::kF16; }
   Status copy_from_host(const Tensor& dst, const void* src, size_t bytes) override;
   void rope_at(const Tensor& q, const Tensor& k, const Tensor& positions, const AttentionShape& shape,
                std::span<const double> inv_freq) override;

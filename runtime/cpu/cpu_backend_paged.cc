@@ -46,14 +46,20 @@ void CpuBackend::store_kv_paged(const Tensor& k_pool, const Tensor& v_pool, cons
   TANDEM_CHECK(k.rows() == v.rows() && k.row_length() == v.row_length());
   TANDEM_CHECK(k_pool.rows() == v_pool.rows() && k_pool.row_length() == k.row_length() &&
                v_pool.row_length() == v.row_length());
+  TANDEM_CHECK(k_pool.dtype == v_pool.dtype && (k_pool.dtype == DType::kF32 || k_pool.dtype == DType::kF16));
   TANDEM_CHECK(slots.numel() == k.rows());
   const int32_t* slot = i32(slots);
   const int64_t width = k.row_length();
   for (int64_t t = 0; t < k.rows(); ++t) {
     // The model validated the block tables; a slot outside the pool is its bug.
     TANDEM_CHECK(slot[t] >= 0 && slot[t] < k_pool.rows());
-    std::memcpy(k_pool.f32() + slot[t] * width, k.f32() + t * width, width * sizeof(float));
-    std::memcpy(v_pool.f32() + slot[t] * width, v.f32() + t * width, width * sizeof(float));
+    if (k_pool.dtype == DType::kF16) {
+      cpu::f16_from_f32_row(static_cast<uint16_t*>(k_pool.data) + slot[t] * width, k.f32() + t * width, width);
+      cpu::f16_from_f32_row(static_cast<uint16_t*>(v_pool.data) + slot[t] * width, v.f32() + t * width, width);
+    } else {
+      std::memcpy(k_pool.f32() + slot[t] * width, k.f32() + t * width, width * sizeof(float));
+      std::memcpy(v_pool.f32() + slot[t] * width, v.f32() + t * width, width * sizeof(float));
+    }
   }
 }
 
@@ -63,6 +69,8 @@ void CpuBackend::paged_attention(const Tensor& out, const Tensor& q, const Tenso
   TANDEM_CHECK(p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0 && p.block_size > 0);
   TANDEM_CHECK(q.row_length() == p.n_heads * p.head_dim);
   TANDEM_CHECK(k_pool.row_length() == p.n_kv_heads * p.head_dim && v_pool.row_length() == k_pool.row_length());
+  TANDEM_CHECK(k_pool.dtype == v_pool.dtype && (k_pool.dtype == DType::kF32 || k_pool.dtype == DType::kF16));
+  const bool f16 = k_pool.dtype == DType::kF16;
   const int64_t tokens = q.rows();
   TANDEM_CHECK(p.positions.numel() == tokens && p.token_seq.numel() == tokens);
   const int32_t* pos = i32(p.positions);
@@ -83,9 +91,17 @@ void CpuBackend::paged_attention(const Tensor& out, const Tensor& q, const Tenso
       const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, heads));
       if (scratch.size() < need) scratch.resize(need);
       const int64_t row = t * q.row_length() + kv_begin * group * p.head_dim;
-      cpu::attention_heads_paged(out.f32() + row, q.f32() + row, k_pool.f32() + kv_begin * p.head_dim,
-                                 v_pool.f32() + kv_begin * p.head_dim, n_pos, tables + seq[t] * table_stride,
-                                 p.block_size, heads, scratch.data());
+      const int64_t kv_offset = kv_begin * p.head_dim;
+      const int32_t* table = tables + seq[t] * table_stride;
+      if (f16) {
+        cpu::attention_heads_paged_f16(out.f32() + row, q.f32() + row,
+                                       static_cast<const uint16_t*>(k_pool.data) + kv_offset,
+                                       static_cast<const uint16_t*>(v_pool.data) + kv_offset, n_pos, table,
+                                       p.block_size, heads, scratch.data());
+      } else {
+        cpu::attention_heads_paged(out.f32() + row, q.f32() + row, k_pool.f32() + kv_offset,
+                                   v_pool.f32() + kv_offset, n_pos, table, p.block_size, heads, scratch.data());
+      }
     }
   });
 }

@@ -25,6 +25,8 @@ struct KernelTable {
   decltype(&scalar::add) add;
   decltype(&scalar::attention_heads) attention_heads;
   decltype(&scalar::attention_heads_paged) attention_heads_paged;
+  decltype(&scalar::attention_heads_paged_f16) attention_heads_paged_f16;
+  decltype(&scalar::f16_from_f32_row) f16_from_f32_row;
 };
 
 constexpr KernelTable kScalarTable = {
@@ -39,6 +41,8 @@ constexpr KernelTable kScalarTable = {
     .add = &scalar::add,
     .attention_heads = &scalar::attention_heads,
     .attention_heads_paged = &scalar::attention_heads_paged,
+    .attention_heads_paged_f16 = &scalar::attention_heads_paged_f16,
+    .f16_from_f32_row = &scalar::f16_from_f32_row,
 };
 
 #if defined(TANDEM_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
@@ -55,6 +59,8 @@ constexpr KernelTable kAvx2Table = {
     .add = &avx2::add,
     .attention_heads = &avx2::attention_heads,
     .attention_heads_paged = &avx2::attention_heads_paged,
+    .attention_heads_paged_f16 = &avx2::attention_heads_paged_f16,
+    .f16_from_f32_row = &avx2::f16_from_f32_row,
 };
 // The f32 kernels of kAvx512 are kAvx2's but matmul_rows, whose several-token
 // tiles are compute-bound and fit 32 zmm registers; the quantized kernels
@@ -84,6 +90,8 @@ constexpr KernelTable kNeonTable = {
     .add = &neon::add,
     .attention_heads = &neon::attention_heads,
     .attention_heads_paged = &neon::attention_heads_paged,
+    .attention_heads_paged_f16 = &neon::attention_heads_paged_f16,
+    .f16_from_f32_row = &neon::f16_from_f32_row,
 };
 #endif
 
@@ -226,5 +234,14 @@ void attention_heads_paged(float* out, const float* q, const float* k_pool, cons
   TANDEM_CHECK(n_pos >= 1 && block_size >= 1 && heads.n_heads >= 1 && heads.group >= 1);
   active().attention_heads_paged(out, q, k_pool, v_pool, n_pos, block_table, block_size, heads, scratch);
 }
+
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch) {
+  TANDEM_CHECK(n_pos >= 1 && block_size >= 1 && heads.n_heads >= 1 && heads.group >= 1);
+  active().attention_heads_paged_f16(out, q, k_pool, v_pool, n_pos, block_table, block_size, heads, scratch);
+}
+
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n) { active().f16_from_f32_row(out, in, n); }
 
 }  // namespace tandem::cpu

@@ -95,6 +95,16 @@ void attention_heads_paged(float* out, const float* q, const float* k_pool, cons
                            const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
                            float* scratch);
 
+// attention_heads_paged() over a pool of f16 keys and values (their bits):
+// on each ISA, bit for bit the f32 call on the same values widened.
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch);
+
+// out[i] = in[i] as IEEE half, rounded to nearest even, subnormals kept
+// (f16_from_f32 of quant_blocks.h): the same bits on every ISA.
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
+
 // Floats of scratch attention_heads() needs: each head's scores, then its sums.
 inline int64_t attention_scratch_floats(int64_t n_pos, const AttentionHeads& heads) {
   return heads.n_heads * (n_pos + heads.head_dim);

@@ -1,5 +1,5 @@
-// AVX2+FMA kernels. Built only on x86 with -mavx2 -mfma and run only after
-// best_isa() saw both features, so:
+// AVX2+FMA kernels (and F16C for an f16 KV cache). Built only on x86 with
+// -mavx2 -mfma -mf16c and run only after best_isa() saw all three, so:
 //  - no inline function from a shared header may be instantiated here (no
 //    std::min, std::exp, TANDEM_CHECK...): the linker keeps one copy of an
 //    inline function for the whole program, and it might keep this file's
@@ -126,41 +126,55 @@ void weight_rows_times_token_group(float* y, const float* x, const float* w, int
   }
 }
 
-// dot()'s arithmetic, inlined where attention needs it once per position:
-// attention_head's scores must round exactly as dot() does.
-inline float dot_body(const float* a, const float* b, int64_t n) {
+// Eight values of a KV cache row as floats: f32 as they are, f16 (its bits)
+// widened, which is exact. The _tail forms load the first rem (1..7) values
+// and zeros after, never touching p[rem] and beyond.
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256 load8_tail(const float* p, int64_t rem) { return _mm256_maskload_ps(p, tail_mask(rem)); }
+inline __m256 load8_tail(const uint16_t* p, int64_t rem) {
+  uint16_t padded[kLanes] = {};
+  for (int64_t i = 0; i < rem; ++i) padded[i] = p[i];
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(padded)));
+}
+
+// dot()'s arithmetic, inlined where attention needs it once per position and
+// head; with f16 b, the same arithmetic on b's widened values.
+template <class T>
+inline float dot_body(const float* a, const T* b, int64_t n) {
   // Four independent chains hide the FMA latency (4 cycles, 2 per cycle).
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load8(b + i + 8), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), load8(b + i + 16), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), load8(b + i + 24), acc3);
   }
   for (; i + kLanes <= n; i += kLanes) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(b + i), acc0);
   }
   if (i < n) {
-    const __m256i mask = tail_mask(n - i);
-    acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, mask), _mm256_maskload_ps(b + i, mask), acc1);
+    acc1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, tail_mask(n - i)), load8_tail(b + i, n - i), acc1);
   }
   return horizontal_sum(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
 }
 
 // axpy()'s arithmetic, inlined where attention needs it once per position
-// and head.
-inline void axpy_body(float* y, float a, const float* x, int64_t n) {
+// and head; with f16 x, the same arithmetic on x's widened values.
+template <class T>
+inline void axpy_body(float* y, float a, const T* x, int64_t n) {
   const __m256 a_vec = _mm256_set1_ps(a);
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a_vec, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(a_vec, load8(x + i), _mm256_loadu_ps(y + i)));
   }
   if (i < n) {
     const __m256i mask = tail_mask(n - i);
-    const __m256 sum =
-        _mm256_fmadd_ps(a_vec, _mm256_maskload_ps(x + i, mask), _mm256_maskload_ps(y + i, mask));
+    const __m256 sum = _mm256_fmadd_ps(a_vec, load8_tail(x + i, n - i), _mm256_maskload_ps(y + i, mask));
     _mm256_maskstore_ps(y + i, mask, sum);
   }
 }
@@ -295,10 +309,12 @@ namespace {
 
 // attend_heads' arithmetic: this file's dot, softmax and axpy, inlined.
 struct Ops {
-  static float dot(const float* a, const float* b, int64_t n) { return dot_body(a, b, n); }
+  template <class T>
+  static float dot(const float* a, const T* b, int64_t n) { return dot_body(a, b, n); }
   static void softmax(float* x, int64_t n) { avx2::softmax(x, n); }
-  static void axpy(float* y, float a, const float* x, int64_t n) { axpy_body(y, a, x, n); }
-  static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  template <class T>
+  static void axpy(float* y, float a, const T* x, int64_t n) { axpy_body(y, a, x, n); }
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 };
 
 }  // namespace
@@ -312,6 +328,26 @@ void attention_heads_paged(float* out, const float* q, const float* k_pool, cons
                            const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
                            float* scratch) {
   attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
+}
+
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch) {
+  attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
+}
+
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m128i halves = _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), halves);
+  }
+  if (i < n) {
+    uint16_t padded[kLanes];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(padded),
+                     _mm256_cvtps_ph(_mm256_maskload_ps(in + i, tail_mask(n - i)), _MM_FROUND_TO_NEAREST_INT));
+    for (int64_t j = 0; i + j < n; ++j) out[i + j] = padded[j];
+  }
 }
 
 }  // namespace tandem::cpu::avx2

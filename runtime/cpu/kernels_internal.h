@@ -48,6 +48,10 @@ void attention_heads(float* out, const float* q, const float* k_cache, const flo
 void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
                            const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
                            float* scratch);
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch);
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
 }  // namespace scalar
 
 // AVX2+FMA, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64), so
@@ -68,6 +72,10 @@ void attention_heads(float* out, const float* q, const float* k_cache, const flo
 void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
                            const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
                            float* scratch);
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch);
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
 }  // namespace avx2
 
 // AVX-512 F/VL, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64).
@@ -95,6 +103,10 @@ void attention_heads(float* out, const float* q, const float* k_cache, const flo
 void attention_heads_paged(float* out, const float* q, const float* k_pool, const float* v_pool, int64_t n_pos,
                            const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
                            float* scratch);
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch);
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
 }  // namespace neon
 
 }  // namespace tandem::cpu

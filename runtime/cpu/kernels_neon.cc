@@ -119,36 +119,49 @@ void weight_rows_times_token_group(float* y, const float* x, const float* w, int
   }
 }
 
-// dot()'s arithmetic, inlined where attention needs it once per position:
-// attention_head's scores must round exactly as dot() does.
-inline float dot_body(const float* a, const float* b, int64_t n) {
+// Four values of a KV cache row as floats: f32 as they are, f16 (its bits)
+// widened, which is exact. The _partial forms load the first rem (0..3)
+// values and zeros after, never touching p[rem] and beyond.
+inline float32x4_t load4(const float* p) { return vld1q_f32(p); }
+inline float32x4_t load4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+inline float32x4_t load4_partial(const float* p, int64_t rem) { return load_partial(p, rem, 0.0f); }
+inline float32x4_t load4_partial(const uint16_t* p, int64_t rem) {
+  uint16_t padded[kLanes] = {};
+  for (int64_t i = 0; i < rem; ++i) padded[i] = p[i];
+  return load4(padded);
+}
+
+// dot()'s arithmetic, inlined where attention needs it once per position and
+// head; with f16 b, the same arithmetic on b's widened values.
+template <class T>
+inline float dot_body(const float* a, const T* b, int64_t n) {
   // Four independent chains hide the FMA latency (4 cycles on Neoverse/X925).
   float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
   float32x4_t acc2 = vdupq_n_f32(0.0f), acc3 = vdupq_n_f32(0.0f);
   int64_t i = 0;
   for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
-    acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
-    acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
-    acc2 = vfmaq_f32(acc2, vld1q_f32(a + i + 8), vld1q_f32(b + i + 8));
-    acc3 = vfmaq_f32(acc3, vld1q_f32(a + i + 12), vld1q_f32(b + i + 12));
+    acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), load4(b + i));
+    acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), load4(b + i + 4));
+    acc2 = vfmaq_f32(acc2, vld1q_f32(a + i + 8), load4(b + i + 8));
+    acc3 = vfmaq_f32(acc3, vld1q_f32(a + i + 12), load4(b + i + 12));
   }
-  for (; i + kLanes <= n; i += kLanes) acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+  for (; i + kLanes <= n; i += kLanes) acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), load4(b + i));
   if (i < n) {
-    acc1 = vfmaq_f32(acc1, load_partial(a + i, n - i, 0.0f), load_partial(b + i, n - i, 0.0f));
+    acc1 = vfmaq_f32(acc1, load_partial(a + i, n - i, 0.0f), load4_partial(b + i, n - i));
   }
   return vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
 }
 
 // axpy()'s arithmetic, inlined where attention needs it once per position
-// and head.
-inline void axpy_body(float* y, float a, const float* x, int64_t n) {
+// and head; with f16 x, the same arithmetic on x's widened values.
+template <class T>
+inline void axpy_body(float* y, float a, const T* x, int64_t n) {
   const float32x4_t a_vec = vdupq_n_f32(a);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), a_vec, vld1q_f32(x + i)));
+  for (; i + kLanes <= n; i += kLanes) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), a_vec, load4(x + i)));
   if (i < n) {
     const int64_t rem = n - i;
-    store_partial(y + i, vfmaq_f32(load_partial(y + i, rem, 0.0f), a_vec, load_partial(x + i, rem, 0.0f)),
-                  rem);
+    store_partial(y + i, vfmaq_f32(load_partial(y + i, rem, 0.0f), a_vec, load4_partial(x + i, rem)), rem);
   }
 }
 
@@ -272,10 +285,12 @@ namespace {
 
 // attend_heads' arithmetic: this file's dot, softmax and axpy, inlined.
 struct Ops {
-  static float dot(const float* a, const float* b, int64_t n) { return dot_body(a, b, n); }
+  template <class T>
+  static float dot(const float* a, const T* b, int64_t n) { return dot_body(a, b, n); }
   static void softmax(float* x, int64_t n) { neon::softmax(x, n); }
-  static void axpy(float* y, float a, const float* x, int64_t n) { axpy_body(y, a, x, n); }
-  static void prefetch(const float* p) { __builtin_prefetch(p); }
+  template <class T>
+  static void axpy(float* y, float a, const T* x, int64_t n) { axpy_body(y, a, x, n); }
+  static void prefetch(const void* p) { __builtin_prefetch(p); }
 };
 
 }  // namespace
@@ -289,6 +304,23 @@ void attention_heads_paged(float* out, const float* q, const float* k_pool, cons
                            const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
                            float* scratch) {
   attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
+}
+
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch) {
+  attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
+}
+
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n) {
+  // FCVTN rounds to nearest even (the FPCR default) and keeps subnormals.
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) vst1_u16(out + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(in + i))));
+  if (i < n) {
+    uint16_t padded[kLanes];
+    vst1_u16(padded, vreinterpret_u16_f16(vcvt_f16_f32(load_partial(in + i, n - i, 0.0f))));
+    for (int64_t j = 0; i + j < n; ++j) out[i + j] = padded[j];
+  }
 }
 
 }  // namespace tandem::cpu::neon

@@ -7,6 +7,7 @@
 
 #include "runtime/cpu/attention_rows.h"
 #include "runtime/cpu/kernels_internal.h"
+#include "runtime/quant_blocks.h"
 
 namespace tandem::cpu {
 
@@ -51,20 +52,33 @@ float sum_of(const float* x, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-}  // namespace
+// A KV cache value as a float: f32 as it is, f16 (its bits) widened, exactly.
+inline float widen(float v) { return v; }
+inline float widen(uint16_t h) { return quant::f32_from_f16(h); }
 
-float dot(const float* a, const float* b, int64_t n) {
+// dot() and axpy(), and with f16 b or x the same arithmetic on widened values.
+template <class T>
+float dot_of(const float* a, const T* b, int64_t n) {
   float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    s0 += a[i] * b[i];
-    s1 += a[i + 1] * b[i + 1];
-    s2 += a[i + 2] * b[i + 2];
-    s3 += a[i + 3] * b[i + 3];
+    s0 += a[i] * widen(b[i]);
+    s1 += a[i + 1] * widen(b[i + 1]);
+    s2 += a[i + 2] * widen(b[i + 2]);
+    s3 += a[i + 3] * widen(b[i + 3]);
   }
-  for (; i < n; ++i) s0 += a[i] * b[i];
+  for (; i < n; ++i) s0 += a[i] * widen(b[i]);
   return (s0 + s1) + (s2 + s3);
 }
+
+template <class T>
+void axpy_of(float* y, float a, const T* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * widen(x[i]);
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) { return dot_of(a, b, n); }
 
 void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
                  int64_t n_out, int64_t row_begin, int64_t row_end) {
@@ -91,9 +105,7 @@ void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int
   }
 }
 
-void axpy(float* y, float a, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
+void axpy(float* y, float a, const float* x, int64_t n) { axpy_of(y, a, x, n); }
 
 void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps) {
   const float sum_squares = dot(x, x, n);
@@ -140,10 +152,12 @@ namespace {
 
 // attend_heads' arithmetic: this file's dot, softmax and axpy.
 struct Ops {
-  static float dot(const float* a, const float* b, int64_t n) { return scalar::dot(a, b, n); }
+  template <class T>
+  static float dot(const float* a, const T* b, int64_t n) { return dot_of(a, b, n); }
   static void softmax(float* x, int64_t n) { scalar::softmax(x, n); }
-  static void axpy(float* y, float a, const float* x, int64_t n) { scalar::axpy(y, a, x, n); }
-  static void prefetch(const float* p) { __builtin_prefetch(p); }
+  template <class T>
+  static void axpy(float* y, float a, const T* x, int64_t n) { axpy_of(y, a, x, n); }
+  static void prefetch(const void* p) { __builtin_prefetch(p); }
 };
 
 }  // namespace
@@ -157,6 +171,16 @@ void attention_heads_paged(float* out, const float* q, const float* k_pool, cons
                            const int32_t* block_table, int64_t block_size, const AttentionHeads& heads,
                            float* scratch) {
   attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
+}
+
+void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_pool, const uint16_t* v_pool,
+                               int64_t n_pos, const int32_t* block_table, int64_t block_size,
+                               const AttentionHeads& heads, float* scratch) {
+  attend_heads<Ops>(out, q, k_pool, v_pool, n_pos, PagedRows{n_pos, block_table, block_size}, heads, scratch);
+}
+
+void f16_from_f32_row(uint16_t* out, const float* in, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = quant::f16_from_f32(in[i]);
 }
 
 }  // namespace scalar

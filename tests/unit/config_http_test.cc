@@ -76,6 +76,22 @@ TEST(ConfigHttp, EngineKeysDefaultsAndPrefillBudget) {
             "x.yaml:2:23: engine.max_prefill_tokens: 0 is outside 1..65536");
 }
 
+// engine.kv_dtype: f32 by default, f16 on the cpu backend only (the cuda
+// backend's paged attention reads f32 pools), any other name refused.
+TEST(ConfigHttp, KvDtypeIsF32OrF16OnTheCpuBackend) {
+  EXPECT_EQ(EngineConfig{}.kv_dtype, KvDType::kF32);
+  auto set = parse_config("job: serve\n", "x.yaml", {"engine.kv_dtype=f16"});
+  ASSERT_TRUE(set.ok()) << set.status().to_string();
+  EXPECT_EQ(set->engine.kv_dtype, KvDType::kF16);
+  auto back = parse_config(to_yaml(*set), "x.yaml");
+  ASSERT_TRUE(back.ok()) << back.status().to_string();
+  EXPECT_EQ(back->engine.kv_dtype, KvDType::kF16);
+  EXPECT_NE(error_of("engine:\n  kv_dtype: bf16\n").find("engine.kv_dtype"), std::string::npos);
+  EXPECT_EQ(error_of("backend:\n  compute: cuda\n  comm: nccl\nengine:\n  kv_dtype: f16\n"),
+            "x.yaml:5:13: engine.kv_dtype: f16 needs backend.compute: cpu (the cuda backend's paged attention "
+            "reads f32 pools)");
+}
+
 TEST(ConfigHttp, ServerOptionsFromTheConfig) {
   RunConfig c;
   c.model.path = "models/stories260K/";

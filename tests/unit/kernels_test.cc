@@ -27,6 +27,7 @@
 
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_internal.h"
+#include "runtime/quant_blocks.h"
 
 namespace tandem::cpu {
 namespace {
@@ -477,6 +478,72 @@ TEST_P(KernelTest, AttentionHeadsAreDotSoftmaxAxpyBitForBitAndPagedMatchesThem) 
                                 n_pos, table.data(), block_size, heads, paged_scratch.data());
           expect_same_bits(in_place.data(), want.data(), width, "paged out aliasing q");
           EXPECT_TRUE(in_place.guards_intact());
+        }
+      }
+    }
+  }
+}
+
+// Every f16 case the conversion must round as quant::f16_from_f32 does:
+// exact halves, ties to even both ways, subnormals, the largest finite half
+// and what overflows it, zeros and infinities of both signs.
+std::vector<float> f16_conversion_cases(std::mt19937& rng) {
+  std::vector<float> v = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65519.0f, 65520.0f, -70000.0f, 1e-8f, -3e-6f,
+                          5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 6.1035156e-5f, 6.09e-5f,
+                          1.0f + 1.0f / 2048.0f, 1.0f + 3.0f / 2048.0f, std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity()};
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  for (int i = 0; i < 200; ++i) v.push_back(std::ldexp(mantissa(rng), i % 40 - 28));
+  return v;
+}
+
+TEST_P(KernelTest, F16FromF32RowRoundsAsTheScalarConversionForEveryTail) {
+  const std::vector<float> cases = f16_conversion_cases(rng_);
+  for (int64_t n : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{13}, static_cast<int64_t>(cases.size())}) {
+    for (int64_t start = 0; start + n <= static_cast<int64_t>(cases.size()); start += n) {
+      std::vector<uint16_t> got(static_cast<size_t>(n + 2), 0xBEEF);  // two guards after the row
+      f16_from_f32_row(got.data(), cases.data() + start, n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(got[i], quant::f16_from_f32(cases[start + i])) << "value " << cases[start + i] << " n " << n;
+      }
+      EXPECT_EQ(got[n], 0xBEEF);
+      EXPECT_EQ(got[n + 1], 0xBEEF);
+    }
+  }
+}
+
+// An f16 pool gives, bit for bit, what the f32 kernel gives on the same
+// values widened: the arithmetic is the f32 kernel's, only the loads differ.
+TEST_P(KernelTest, AttentionOverAnF16PoolIsTheF32KernelOnWidenedValues) {
+  for (const HeadLayout& layout : kHeadLayouts) {
+    for (int64_t head_dim : {1, 9, 40, 64, 71, 128}) {
+      for (int64_t n_pos : {1, 7, 33, 200}) {
+        for (int64_t block_size : {1, 3, 16}) {
+          SCOPED_TRACE(::testing::Message() << layout.n_heads << " heads, head_dim " << head_dim << " n_pos " << n_pos
+                                            << " block_size " << block_size);
+          const AttentionHeads heads = heads_for(layout, head_dim);
+          const int64_t width = layout.n_heads * head_dim, kv_stride = heads.kv_stride;
+          const int64_t n_blocks = (n_pos + block_size - 1) / block_size;
+          std::vector<int32_t> table(static_cast<size_t>(n_blocks));
+          for (int64_t b = 0; b < n_blocks; ++b) table[b] = static_cast<int32_t>(n_blocks - 1 - b);
+          const int64_t pool_values = n_blocks * block_size * kv_stride;
+          Buffer k32 = random_buffer(pool_values, rng_), v32 = random_buffer(pool_values, rng_);
+          std::vector<uint16_t> k16(static_cast<size_t>(pool_values)), v16(static_cast<size_t>(pool_values));
+          for (int64_t i = 0; i < pool_values; ++i) {
+            k16[i] = quant::f16_from_f32(k32[i]);
+            v16[i] = quant::f16_from_f32(v32[i]);
+            k32[i] = quant::f32_from_f16(k16[i]);
+            v32[i] = quant::f32_from_f16(v16[i]);
+          }
+          Buffer q = random_buffer(width, rng_);
+          Buffer want(width, /*guarded=*/true), got(width, /*guarded=*/true);
+          Buffer scratch(attention_scratch_floats(n_pos, heads), /*guarded=*/true);
+          attention_heads_paged(want.data(), q.data(), k32.data() + head_dim, v32.data() + head_dim, n_pos,
+                                table.data(), block_size, heads, scratch.data());
+          attention_heads_paged_f16(got.data(), q.data(), k16.data() + head_dim, v16.data() + head_dim, n_pos,
+                                    table.data(), block_size, heads, scratch.data());
+          expect_same_bits(got.data(), want.data(), width, "f16 pool out");
+          EXPECT_TRUE(got.guards_intact() && scratch.guards_intact());
         }
       }
     }

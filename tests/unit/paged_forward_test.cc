@@ -80,6 +80,25 @@ std::map<std::pair<int, int>, std::vector<float>> alone(LlamaModel& model, const
   return out;
 }
 
+// Each wanted part's logits from the float64 reference, one token at a time,
+// in the order the script reports them.
+std::vector<std::vector<float>> reference_logits(const LlamaWeights& weights, const BatchScript& script) {
+  const testing::ReferenceWeights ref_weights = testing::reference_from(weights);
+  std::map<int, std::unique_ptr<testing::ReferenceLlama>> refs;
+  std::vector<std::vector<float>> out;
+  for (const auto& step : script.steps) {
+    for (const auto& part : step) {
+      auto& ref = refs[part.seq];
+      if (!ref) ref = std::make_unique<testing::ReferenceLlama>(ref_weights);
+      std::vector<double> logits;
+      for (size_t t = 0; t < part.tokens.size(); ++t)
+        logits = ref->forward(part.tokens[t], static_cast<int>(part.start_pos + t));
+      if (part.want_logits) out.emplace_back(logits.begin(), logits.end());
+    }
+  }
+  return out;
+}
+
 TEST_F(PagedForward, MixedStepsMatchEachSequenceAlone) {
   for (int64_t block_size : {1, 4, 16}) {
     const int64_t blocks = 160 / block_size;
@@ -131,22 +150,42 @@ TEST_F(PagedForward, GqaMatchesTheFloat64Reference) {
   paged_test::shuffle_pool(allocator, 1);
   std::vector<std::vector<float>> got;
   ASSERT_TRUE(script.run(*batch, allocator, got).ok());
-  const testing::ReferenceWeights ref_weights = testing::reference_from(weights_);
-  size_t i = 0;
-  std::map<int, std::unique_ptr<testing::ReferenceLlama>> refs;
-  for (int step = 0; step < static_cast<int>(script.steps.size()); ++step) {
-    for (const auto& part : script.steps[step]) {
-      auto& ref = refs[part.seq];
-      if (!ref) ref = std::make_unique<testing::ReferenceLlama>(ref_weights);
-      std::vector<double> logits;
-      for (size_t t = 0; t < part.tokens.size(); ++t)
-        logits = ref->forward(part.tokens[t], static_cast<int>(part.start_pos + t));
-      if (!part.want_logits) continue;
-      const std::vector<float> want(logits.begin(), logits.end());
-      EXPECT_LE(max_relative_error(want, got[i]), 1e-4) << "step " << step << " sequence " << part.seq;
-      ++i;
-    }
+  const auto want = reference_logits(weights_, script);
+  ASSERT_EQ(want.size(), got.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_LE(max_relative_error(want[i], got[i]), 1e-4) << "wanted row " << i;
+}
+
+// An f16 pool: keys and values rounded to f16 (relative error <= 2^-11), so
+// the logits follow the float64 reference to ~1e-3 of their scale, not
+// ~1e-6; a wrong position, head or block would be off by far more. The
+// pool takes half the bytes of an f32 one, and what it stores is f16 (the
+// logits differ from the f32 pool's).
+TEST_F(PagedForward, AnF16PoolTracksTheFloat64ReferenceInHalfTheBytes) {
+  LlamaModelOptions o16 = paged_options();
+  o16.kv_dtype = DType::kF16;
+  auto f16 = make_model(*backend_, weights_, o16);
+  auto f32 = make_model(*backend_, weights_, paged_options());
+  ASSERT_TRUE(f16 && f32);
+  const uint64_t pool32 = 2 * 3 * 40 * 4 * (2 * 8) * sizeof(float);  // K and V x layers x rows x kv_dim
+  EXPECT_EQ(f32->allocated_bytes() - f16->allocated_bytes(), pool32 / 2);
+
+  BatchScript script = paged_test::mixed_script(301, /*seed=*/9);
+  std::vector<std::vector<float>> got16, got32;
+  BlockAllocator allocator16(40), allocator32(40);
+  paged_test::shuffle_pool(allocator16, 1);
+  paged_test::shuffle_pool(allocator32, 1);
+  ASSERT_TRUE(script.run(*f16, allocator16, got16).ok());
+  ASSERT_TRUE(script.run(*f32, allocator32, got32).ok());
+  ASSERT_EQ(got16.size(), got32.size());
+
+  const auto want = reference_logits(weights_, script);
+  ASSERT_EQ(want.size(), got16.size());
+  bool any_differs = false;
+  for (size_t i = 0; i < got16.size(); ++i) {
+    EXPECT_LE(max_relative_error(want[i], got16[i]), 2e-3) << "wanted row " << i;
+    any_differs = any_differs || got16[i] != got32[i];
   }
+  EXPECT_TRUE(any_differs) << "the f16 pool gave the f32 pool's logits bit for bit";
 }
 
 TEST_F(PagedForward, ArgmaxIsTheLogitsBest) {
