@@ -162,10 +162,30 @@ void CpuBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const Te
   std::memcpy(v_cache.f32() + start_pos * v.row_length(), v.f32(), v.rows() * row_bytes);
 }
 
-int64_t CpuBackend::attention_splits(int64_t tokens, int64_t n_kv_heads) const {
+int64_t CpuBackend::attention_pieces(int64_t tokens, int64_t n_heads, int64_t n_kv_heads) const {
   if (tokens <= 0) return 1;
-  const int64_t threads = pool_.size();
-  return std::clamp<int64_t>((threads + tokens - 1) / tokens, 1, n_kv_heads);
+  const int64_t wanted = (pool_.size() + tokens - 1) / tokens;
+  if (wanted <= n_kv_heads) return std::max<int64_t>(wanted, 1);
+  // Beyond one piece per KV head, each group splits into as many runs of
+  // query heads (at most one head each): a long single-sequence decode on
+  // many threads keeps them all.
+  const int64_t group = n_heads / n_kv_heads;
+  return n_kv_heads * std::min(group, (wanted + n_kv_heads - 1) / n_kv_heads);
+}
+
+// Whole GQA groups while pieces <= n_kv_heads, else a run of one group's
+// query heads.
+CpuBackend::HeadPiece CpuBackend::head_piece(int64_t piece, int64_t pieces, int64_t n_heads, int64_t n_kv_heads,
+                                             int64_t head_dim, int64_t kv_stride) {
+  const int64_t group = n_heads / n_kv_heads;
+  if (pieces <= n_kv_heads) {
+    const int64_t kv_begin = piece * n_kv_heads / pieces, kv_end = (piece + 1) * n_kv_heads / pieces;
+    return {kv_begin * group, kv_begin, {(kv_end - kv_begin) * group, group, head_dim, kv_stride}};
+  }
+  const int64_t per_kv = pieces / n_kv_heads, kv = piece / per_kv, sub = piece % per_kv;
+  const int64_t first = sub * group / per_kv, last = (sub + 1) * group / per_kv;
+  // The run's heads all read KV head kv: a group as long as the run.
+  return {kv * group + first, kv, {last - first, last - first, head_dim, kv_stride}};
 }
 
 void CpuBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_cache,
@@ -176,21 +196,18 @@ void CpuBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_c
   TANDEM_CHECK(k_cache.row_length() == s.n_kv_heads * s.head_dim);
   const int64_t tokens = q.rows();
   TANDEM_CHECK(s.start_pos + tokens <= k_cache.rows());
-  const int64_t group = s.n_heads / s.n_kv_heads;
-  const int64_t splits = attention_splits(tokens, s.n_kv_heads);
-  pool_.parallel_for(tokens * splits, 1, [&](int64_t begin, int64_t end) {
+  const int64_t pieces = attention_pieces(tokens, s.n_heads, s.n_kv_heads);
+  pool_.parallel_for(tokens * pieces, 1, [&](int64_t begin, int64_t end) {
     // Scratch grows to the longest context seen, then stays: no allocation per step.
     thread_local std::vector<float> scratch;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / splits, kv_begin = i % splits * s.n_kv_heads / splits;
-      const int64_t kv_end = (i % splits + 1) * s.n_kv_heads / splits;
-      const cpu::AttentionHeads heads{(kv_end - kv_begin) * group, group, s.head_dim, k_cache.row_length()};
-      const int64_t n_pos = s.start_pos + t + 1;
-      const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, heads));
+      const int64_t t = i / pieces, n_pos = s.start_pos + t + 1;
+      const HeadPiece p = head_piece(i % pieces, pieces, s.n_heads, s.n_kv_heads, s.head_dim, k_cache.row_length());
+      const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, p.heads));
       if (scratch.size() < need) scratch.resize(need);
-      const int64_t row = t * q.row_length() + kv_begin * group * s.head_dim;
-      cpu::attention_heads(out.f32() + row, q.f32() + row, k_cache.f32() + kv_begin * s.head_dim,
-                           v_cache.f32() + kv_begin * s.head_dim, n_pos, heads, scratch.data());
+      const int64_t row = t * q.row_length() + p.q_head * s.head_dim, kv = p.kv_head * s.head_dim;
+      cpu::attention_heads(out.f32() + row, q.f32() + row, k_cache.f32() + kv, v_cache.f32() + kv, n_pos, p.heads,
+                           scratch.data());
     }
   });
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "runtime/backend.h"
+#include "runtime/cpu/attention_rows.h"
 #include "runtime/cpu/kernels_quant.h"
 #include "runtime/thread_pool.h"
 
@@ -56,9 +57,19 @@ class CpuBackend final : public Backend {
   void release(void* data, size_t bytes) override;
 
  private:
-  // How many pieces attention cuts a token's heads into: whole GQA groups,
-  // as few as keep the pool busy, since each piece reads its rows once.
-  int64_t attention_splits(int64_t tokens, int64_t n_kv_heads) const;
+  // How many pieces attention cuts a token's heads into (cpu_backend.cc,
+  // HeadPiece): as few as keep the pool busy, since each piece reads its
+  // rows once; whole GQA groups while that is enough.
+  int64_t attention_pieces(int64_t tokens, int64_t n_heads, int64_t n_kv_heads) const;
+  // Piece `piece` of `pieces` of a token's heads: query heads from q_head on,
+  // reading KV heads from kv_head on, laid out as `heads` says.
+  struct HeadPiece {
+    int64_t q_head;
+    int64_t kv_head;
+    cpu::AttentionHeads heads;
+  };
+  static HeadPiece head_piece(int64_t piece, int64_t pieces, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
+                              int64_t kv_stride);
 
   ThreadPool pool_;
   // matmul's activations quantized for q8_0/q4_0/q4_k weights; grows to the

@@ -188,6 +188,44 @@ TEST_F(PagedForward, AnF16PoolTracksTheFloat64ReferenceInHalfTheBytes) {
   EXPECT_TRUE(any_differs) << "the f16 pool gave the f32 pool's logits bit for bit";
 }
 
+// Attention splits a token's heads across threads: whole GQA groups, or
+// runs of one group's query heads when the pool has more threads than the
+// step has tokens x KV heads (8 threads, 2 KV heads, a one-token step: 8
+// pieces of one head). Each head's arithmetic is the same either way, and so
+// is every matmul row's, so the logits are bit for bit one thread's, paged
+// (with f32 and f16 pools) and contiguous.
+TEST_F(PagedForward, SplittingHeadsAcrossThreadsChangesNoBit) {
+  auto one = std::move(*make_backend(BackendOptions{BackendKind::kCpu, 1, 0}));
+  auto eight = std::move(*make_backend(BackendOptions{BackendKind::kCpu, 8, 0}));
+  for (DType kv : {DType::kF32, DType::kF16}) {
+    LlamaModelOptions o = paged_options();
+    o.kv_dtype = kv;
+    auto a = make_model(*one, weights_, o);
+    auto b = make_model(*eight, weights_, o);
+    ASSERT_TRUE(a && b);
+    BatchScript script = paged_test::mixed_script(301, /*seed=*/5);
+    std::vector<std::vector<float>> got_a, got_b;
+    BlockAllocator alloc_a(40), alloc_b(40);
+    ASSERT_TRUE(script.run(*a, alloc_a, got_a).ok());
+    ASSERT_TRUE(script.run(*b, alloc_b, got_b).ok());
+    EXPECT_EQ(got_a, got_b) << dtype_name(kv) << " pool";
+  }
+  auto a = make_model(*one, weights_, LlamaModelOptions{});
+  auto b = make_model(*eight, weights_, LlamaModelOptions{});
+  ASSERT_TRUE(a && b);
+  const std::vector<int> prompt = {1, 5, 9, 200, 7, 3, 3, 8};
+  std::vector<float> want(301), got(301);
+  ASSERT_TRUE(a->forward(prompt, 0, want).ok());
+  ASSERT_TRUE(b->forward(prompt, 0, got).ok());
+  EXPECT_EQ(want, got) << "prefill";
+  for (int pos = 8; pos < 20; ++pos) {  // one token a step: the most pieces
+    const int token = 11 + pos;
+    ASSERT_TRUE(a->forward(std::span(&token, 1), pos, want).ok());
+    ASSERT_TRUE(b->forward(std::span(&token, 1), pos, got).ok());
+    ASSERT_EQ(want, got) << "decode at " << pos;
+  }
+}
+
 TEST_F(PagedForward, ArgmaxIsTheLogitsBest) {
   auto batch = make_model(*backend_, weights_, paged_options());
   BatchScript script = paged_test::mixed_script(301, 4);
