@@ -19,7 +19,7 @@
 # --requests-csv appends every request's TTFT, TPOT and tokens to FILE (a
 # relative path is from the project root, as BINARY's is). --pin runs rank i
 # on CPU i (cluster.nodes[i].cpu_affinity). --kv-dtype sets engine.kv_dtype
-# (default f32).
+# (unset: the binary's default, f32).
 # Levels may repeat: "1 16 1 16 1 16" pairs each level 1 with the next level 16
 # and reports every pair and the median ratios.
 # The job is stopped with SIGINT at the end; its logs stay under
@@ -36,7 +36,7 @@ prompt_tokens=32
 local_only=0
 requests_csv=()
 pin=0
-kv_dtype=f32
+kv_dtype=""
 while [ $# -gt 0 ]; do
   case $1 in
     --shape) shape=$2; shift 2 ;;
@@ -76,9 +76,11 @@ blocks=$(( max_level * ((prompt_tokens + max_tokens + 15) / 16 + 1) ))
 settings=(--set job=serve --set http.enabled=true --set "model.path=$model_dir" --set "run_dir=$work/runs"
           --set parallel.tp=2 --set backend.threads=1
           --set "engine.max_running=$max_level" --set "engine.kv_blocks=$blocks"
-          --set "http.max_queued=$((max_level * 2))" --set "engine.kv_dtype=$kv_dtype"
+          --set "http.max_queued=$((max_level * 2))"
           --set launch.startup_timeout_s=300 --set launch.step_timeout_s=120)
 
+# Only when asked: a binary from before engine.kv_dtype still runs the default.
+[ -n "$kv_dtype" ] && settings+=(--set "engine.kv_dtype=$kv_dtype")
 pinning=()
 [ "$pin" -eq 1 ] && pinning=(--set "cluster.nodes[0].cpu_affinity=0" --set "cluster.nodes[1].cpu_affinity=1")
 
@@ -130,7 +132,7 @@ done
 client=(python3 scripts/bench_serve.py)
 [ "$where" = local ] || client=(ip netns exec "tandem-a-serve$$" python3 scripts/bench_serve.py)
 
-echo "model: $shape (tandem model synth --seed 1), f32, $kv_dtype KV cache, tp=2, 1 thread per worker, $where$([ "$pin" -eq 1 ] && echo ", rank i on CPU i")"
+echo "model: $shape (tandem model synth --seed 1), f32, ${kv_dtype:-f32} KV cache, tp=2, 1 thread per worker, $where$([ "$pin" -eq 1 ] && echo ", rank i on CPU i")"
 echo "requests: $prompt_tokens prompt tokens, $max_tokens new, greedy, streamed; $per_client per client; engine.max_running=$max_level, kv_blocks=$blocks"
 echo "host: $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg); run: $work/runs/$run"
 "${client[@]}" --url "$url" --concurrency 2 --requests 2 --max-tokens 8 --prompt-tokens "$prompt_tokens" \
