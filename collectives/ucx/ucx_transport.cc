@@ -19,9 +19,6 @@
 namespace tandem::collectives {
 namespace {
 
-// How long a failed wait may spend cancelling and draining before it gives
-// up on a request (whose UCX handle is then freed so no callback can follow).
-constexpr std::chrono::milliseconds kDrainBudget{1000};
 // Longest sleep on the event fd: bounds how stale a deadline check can be.
 constexpr int kSleepSliceMs = 10;
 constexpr size_t kPendingListed = 4;  // transfers named in a deadline message
@@ -96,7 +93,10 @@ class UcxTransport final : public Transport {
       if (abort_reason_.empty()) abort_reason_ = reason.empty() ? "aborted" : std::string(reason);
     }
     aborted_.store(true, std::memory_order_release);
-    // Wakes a wait() sleeping on the event fd; UCX allows this from any thread.
+    // Wakes a wait() sleeping on the event fd; UCX allows this from any
+    // thread, though not against fail() destroying the worker.
+    std::lock_guard<std::mutex> lock(abort_mu_);
+    if (!w_->worker()) return;
     const ucs_status_t s = ucp_worker_signal(w_->worker());
     if (s != UCS_OK)
       std::fprintf(stderr, "tandem: %s\n", TANDEM_UCS_ERROR(s, "ucx: ucp_worker_signal").message().c_str());
@@ -286,20 +286,17 @@ Status UcxTransport::fail(Status cause) {
   for (auto& [id, op] : ops_)
     if (!op->done && !op->send && op->request) ucp_request_cancel(w_->worker(), op->request);
   // Sends cannot be cancelled in UCX 1.13; releasing the endpoints completes
-  // them (UCS_ERR_CANCELED), so the caller's buffers are free on return.
-  w_->force_close(kDrainBudget);
-  const Deadline until = Clock::now() + kDrainBudget;
-  auto undone = [this] {
-    return std::count_if(ops_.begin(), ops_.end(), [](const auto& kv) { return !kv.second->done; });
-  };
-  while (undone() > 0 && Clock::now() < until) ucp_worker_progress(w_->worker());
-  const auto stuck = undone();
+  // them (UCS_ERR_CANCELED). Whatever is still unfinished is released with
+  // the worker, which is destroyed here rather than progressed again (see
+  // UcxWorker::destroy_now), so the caller's buffers are free on return.
+  w_->drop_endpoints();
   for (auto& [id, op] : ops_)
     if (op->request) ucp_request_free(op->request);  // no callback follows a free
   ops_.clear();
-  if (stuck > 0)
-    broken_ = Status(broken_.code(), broken_.message() + " (" + std::to_string(stuck) +
-                                         " transfers did not finish cancelling within 1 s)");
+  {
+    std::lock_guard<std::mutex> lock(abort_mu_);
+    w_->destroy_now();
+  }
   return broken_;
 }
 

@@ -147,7 +147,21 @@ Status UcxWorker::peer_failure() const {
   return Unavailable(e.message());
 }
 
-void UcxWorker::force_close(std::chrono::milliseconds budget) { close_endpoints(true, budget); }
+void UcxWorker::drop_endpoints() { close_endpoints(/*force=*/true, std::chrono::milliseconds(0)); }
+
+// Once the endpoints were dropped without a word (a stop, a deadline, a dead
+// peer), a live peer's next wireup message opens a new endpoint here whose
+// reply then waits on a TCP connection the peer closes; Debian's UCX 1.13
+// purges that reply, from ucp_worker_progress or ucp_worker_destroy alike,
+// and asserts (openucx/ucx#8175), aborting a rank that was stopping cleanly
+// (6 of 80 SIGINT stops of a training job on a loaded machine). Destroying
+// the worker before it is progressed again leaves no time for such an
+// endpoint to appear.
+void UcxWorker::destroy_now() {
+  if (!worker_) return;
+  ucp_worker_destroy(worker_);
+  worker_ = nullptr;
+}
 
 void UcxWorker::close_endpoints(bool force, std::chrono::milliseconds budget) {
   std::vector<void*> pending;
@@ -177,10 +191,8 @@ void UcxWorker::close_endpoints(bool force, std::chrono::milliseconds budget) {
 
 // Progresses the worker until nothing has happened for kQuiet (or `budget`
 // ran out), so that wireup messages still queued on endpoints the peer opened
-// (a connection's reply) leave before the worker is destroyed: the UCX of
-// Debian 12 asserts when ucp_worker_destroy purges one (an assertion UCX
-// itself removed, openucx/ucx#8175), which aborted a rank stopped by SIGINT
-// while its lanes were still being wired up.
+// (a connection's reply) leave before a cleanly closed worker is destroyed:
+// the UCX of Debian 12 asserts when ucp_worker_destroy purges one.
 void UcxWorker::drain_until_quiet(std::chrono::milliseconds budget) {
   constexpr auto kQuiet = std::chrono::milliseconds(20);
   const Deadline until = Clock::now() + budget;

@@ -54,8 +54,12 @@ class UcxWorker {
   Status peer_failure() const;
 
   // Releases every endpoint at once (no flush, no word to the peer), which
-  // completes their pending sends with UCS_ERR_CANCELED; bounded by `budget`.
-  void force_close(std::chrono::milliseconds budget);
+  // completes their pending sends with UCS_ERR_CANCELED, without progressing
+  // the worker. What follows is destroy_now(): see there.
+  void drop_endpoints();
+  // Destroys the worker at once, without the drain of a clean close; worker()
+  // is null afterwards. Not safe against a concurrent ucp_worker_signal.
+  void destroy_now();
 
  private:
   struct PeerSlot {
