@@ -187,6 +187,11 @@ TEST(UcxTransport, DeadlineNamesThePendingPeerAndPoisonsTheTransport) {
     auto again = t.post_send(0, 1, &v, sizeof v);
     if (again.ok() || again.status().code() != StatusCode::kAborted)
       return "a call after a deadline must be ABORTED, got " + again.status().to_string();
+    // The failure destroyed the UCX worker (it must not be progressed once its
+    // endpoints are dropped); a stop arriving now must not signal it.
+    t.abort("stop after the failure");
+    const Status late = t.wait(std::span<const RequestId>(&*r, 1), deadline_after(300ms));
+    if (late.code() != StatusCode::kAborted) return "a wait after abort must be ABORTED, got " + late.to_string();
     return "";
   });
 }
