@@ -23,15 +23,16 @@
 //    worker's event fd in slices of at most 10 ms, so an idle wait costs no
 //    CPU and abort() (which signals the worker) still ends it promptly.
 //  - A wait that fails (deadline, abort, a failed peer, DATA_LOSS) leaves the
-//    transport unusable: it cancels every pending receive and force-closes the
-//    endpoints, which completes every pending send, so buffers may be reused;
-//    later calls fail with the cause. A late message of a timed-out collective
-//    could otherwise match a later receive.
+//    transport unusable: it cancels every pending receive, force-closes the
+//    endpoints, which completes every pending send, and destroys the worker,
+//    so buffers may be reused; later calls fail with the cause. A late
+//    message of a timed-out collective could otherwise match a later receive.
 //  - Errors name the peer and the UCX call with file:line, e.g.
 //    "peer 1: send of 4096 B: Connection reset by remote peer (ucx status -25,
 //    ucx_transport.cc:212)"; the Communicator adds rank and operation.
-//  - The destructor flush-closes the endpoints within `close_timeout` (force
-//    when the transport has failed), then destroys the worker and context.
+//  - The destructor flush-closes the endpoints within `close_timeout`, then
+//    destroys the worker and context; with transfers pending or after
+//    abort(), it fails the transport first, as above.
 //  - abort() may be called from any thread while the transport exists.
 #pragma once
 
