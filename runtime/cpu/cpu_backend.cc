@@ -180,12 +180,20 @@ CpuBackend::HeadPiece CpuBackend::head_piece(int64_t piece, int64_t pieces, int6
   const int64_t group = n_heads / n_kv_heads;
   if (pieces <= n_kv_heads) {
     const int64_t kv_begin = piece * n_kv_heads / pieces, kv_end = (piece + 1) * n_kv_heads / pieces;
-    return {kv_begin * group, kv_begin, {(kv_end - kv_begin) * group, group, head_dim, kv_stride}};
+    return {kv_begin * group * head_dim, kv_begin * head_dim,
+            {(kv_end - kv_begin) * group, group, head_dim, kv_stride}};
   }
   const int64_t per_kv = pieces / n_kv_heads, kv = piece / per_kv, sub = piece % per_kv;
   const int64_t first = sub * group / per_kv, last = (sub + 1) * group / per_kv;
   // The run's heads all read KV head kv: a group as long as the run.
-  return {kv * group + first, kv, {last - first, last - first, head_dim, kv_stride}};
+  return {(kv * group + first) * head_dim, kv * head_dim, {last - first, last - first, head_dim, kv_stride}};
+}
+
+float* CpuBackend::attention_scratch(int64_t n_pos, const cpu::AttentionHeads& heads) {
+  thread_local std::vector<float> scratch;
+  const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, heads));
+  if (scratch.size() < need) scratch.resize(need);
+  return scratch.data();
 }
 
 void CpuBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_cache,
@@ -198,16 +206,12 @@ void CpuBackend::attention(const Tensor& out, const Tensor& q, const Tensor& k_c
   TANDEM_CHECK(s.start_pos + tokens <= k_cache.rows());
   const int64_t pieces = attention_pieces(tokens, s.n_heads, s.n_kv_heads);
   pool_.parallel_for(tokens * pieces, 1, [&](int64_t begin, int64_t end) {
-    // Scratch grows to the longest context seen, then stays: no allocation per step.
-    thread_local std::vector<float> scratch;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i / pieces, n_pos = s.start_pos + t + 1;
       const HeadPiece p = head_piece(i % pieces, pieces, s.n_heads, s.n_kv_heads, s.head_dim, k_cache.row_length());
-      const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, p.heads));
-      if (scratch.size() < need) scratch.resize(need);
-      const int64_t row = t * q.row_length() + p.q_head * s.head_dim, kv = p.kv_head * s.head_dim;
-      cpu::attention_heads(out.f32() + row, q.f32() + row, k_cache.f32() + kv, v_cache.f32() + kv, n_pos, p.heads,
-                           scratch.data());
+      const int64_t row = t * q.row_length() + p.q_offset;
+      cpu::attention_heads(out.f32() + row, q.f32() + row, k_cache.f32() + p.kv_offset, v_cache.f32() + p.kv_offset,
+                           n_pos, p.heads, attention_scratch(n_pos, p.heads));
     }
   });
 }

@@ -61,15 +61,20 @@ class CpuBackend final : public Backend {
   // HeadPiece): as few as keep the pool busy, since each piece reads its
   // rows once; whole GQA groups while that is enough.
   int64_t attention_pieces(int64_t tokens, int64_t n_heads, int64_t n_kv_heads) const;
-  // Piece `piece` of `pieces` of a token's heads: query heads from q_head on,
-  // reading KV heads from kv_head on, laid out as `heads` says.
+  // Piece `piece` of `pieces` of a token's heads: its query heads start at
+  // float q_offset of a q / out row, their KV heads at kv_offset of a cache
+  // row, laid out as `heads` says.
   struct HeadPiece {
-    int64_t q_head;
-    int64_t kv_head;
+    int64_t q_offset;
+    int64_t kv_offset;
     cpu::AttentionHeads heads;
   };
   static HeadPiece head_piece(int64_t piece, int64_t pieces, int64_t n_heads, int64_t n_kv_heads, int64_t head_dim,
                               int64_t kv_stride);
+  // The calling thread's scratch for attention over n_pos positions with
+  // `heads`: grows to the longest context seen, then stays (no allocation
+  // per step).
+  static float* attention_scratch(int64_t n_pos, const cpu::AttentionHeads& heads);
 
   ThreadPool pool_;
   // matmul's activations quantized for q8_0/q4_0/q4_k weights; grows to the

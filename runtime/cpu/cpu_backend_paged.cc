@@ -4,7 +4,6 @@
 // parallel loop: a decode step of 64 sequences wakes the pool once per
 // layer, not 64 times (~45 us a wake-up on the dev VM).
 #include <cstring>
-#include <vector>
 
 #include "runtime/cpu/cpu_backend.h"
 #include "runtime/cpu/kernels.h"
@@ -79,23 +78,20 @@ void CpuBackend::paged_attention(const Tensor& out, const Tensor& q, const Tenso
   const int64_t table_stride = p.block_tables.row_length();
   const int64_t pieces = attention_pieces(tokens, p.n_heads, p.n_kv_heads);
   pool_.parallel_for(tokens * pieces, 1, [&](int64_t begin, int64_t end) {
-    // Scratch grows to the longest context seen, then stays: no allocation per step.
-    thread_local std::vector<float> scratch;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i / pieces, n_pos = static_cast<int64_t>(pos[t]) + 1;
       TANDEM_CHECK(n_pos <= p.max_positions && seq[t] >= 0 && seq[t] < p.block_tables.rows());
       const HeadPiece piece = head_piece(i % pieces, pieces, p.n_heads, p.n_kv_heads, p.head_dim, k_pool.row_length());
-      const auto need = static_cast<size_t>(cpu::attention_scratch_floats(n_pos, piece.heads));
-      if (scratch.size() < need) scratch.resize(need);
-      const int64_t row = t * q.row_length() + piece.q_head * p.head_dim, kv = piece.kv_head * p.head_dim;
+      const int64_t row = t * q.row_length() + piece.q_offset, kv = piece.kv_offset;
       const int32_t* table = tables + seq[t] * table_stride;
+      float* scratch = attention_scratch(n_pos, piece.heads);
       if (f16) {
         cpu::attention_heads_paged_f16(out.f32() + row, q.f32() + row, static_cast<const uint16_t*>(k_pool.data) + kv,
                                        static_cast<const uint16_t*>(v_pool.data) + kv, n_pos, table, p.block_size,
-                                       piece.heads, scratch.data());
+                                       piece.heads, scratch);
       } else {
         cpu::attention_heads_paged(out.f32() + row, q.f32() + row, k_pool.f32() + kv, v_pool.f32() + kv, n_pos, table,
-                                   p.block_size, piece.heads, scratch.data());
+                                   p.block_size, piece.heads, scratch);
       }
     }
   });
