@@ -122,6 +122,8 @@ class Engine {
   // sink then receives kFinished with FinishReason::kCancelled. Unknown or
   // finished ids are ignored.
   virtual void cancel(RequestId id) = 0;
+  // A snapshot as of the last step; the token counters already include a
+  // request by the time its sink receives kFinished.
   virtual EngineMetrics metrics() const = 0;
   // Positions a sequence may occupy (prompt + generated).
   virtual int64_t context() const = 0;

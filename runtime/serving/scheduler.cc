@@ -176,6 +176,9 @@ void Scheduler::finish(Sequence& seq, FinishReason reason) {
     done.tpot_s = seconds_between(seq.first_token, seq.last_token) / static_cast<double>(seq.generated() - 1);
   }
   prompt_tokens_ += seq.prompt_len;
+  // A client that reads the metrics once its request has ended must find
+  // that request's tokens counted (a status query right after a stream).
+  publish_metrics();
   emit(seq, done);
 }
 

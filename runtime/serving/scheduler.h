@@ -176,7 +176,7 @@ class Scheduler : public Engine {
   std::vector<RequestId> cancels_;
   bool shutting_down_ = false;
   RequestId next_id_ = 1;
-  EngineMetrics published_;  // as of the last step; queued excludes incoming_
+  EngineMetrics published_;  // as of the last step or finished request; queued excludes incoming_
 };
 
 }  // namespace tandem::serving

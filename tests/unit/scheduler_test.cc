@@ -114,6 +114,50 @@ TEST_F(SchedulerTest, BatchedEqualsOneByOne) {
   EXPECT_GT(m.step_seconds.sum, 0);
 }
 
+// An orchestrator asks for the status as soon as its stream ends: by the
+// time a request's kFinished reaches its sink, the published counters
+// include that request's tokens and prompt, alone or among others.
+TEST_F(SchedulerTest, MetricsCountARequestBeforeItsClientHearsItFinished) {
+  const PagedKvConfig kv{4, 512};
+  FakeForward fake(tok_.vocab_size(), kv, tok_.eos_id());
+  auto s = make(fake, kv, limits(16));
+  const auto requests = mixed_requests(6);
+  std::vector<EngineMetrics> at_finish(requests.size());
+  std::vector<int64_t> completion(requests.size(), -1);
+  std::vector<size_t> finish_order;
+  auto submit = [&](size_t i) {
+    return s->submit(requests[i], [&, i](const ServingEvent& e) {
+      if (e.kind == ServingEvent::Kind::kFinished) {
+        at_finish[i] = s->metrics();
+        completion[i] = e.completion_tokens;
+        finish_order.push_back(i);
+      }
+      return true;
+    });
+  };
+  // Alone: the counters are exactly this request's.
+  ASSERT_TRUE(submit(0).ok());
+  ASSERT_TRUE(testing::drain(*s));
+  ASSERT_GT(completion[0], 0);
+  EXPECT_EQ(at_finish[0].generated_tokens, completion[0]);
+  EXPECT_EQ(at_finish[0].prompt_tokens, static_cast<int64_t>(requests[0].prompt_tokens.size()));
+  // Among others: each snapshot covers this request and every one that
+  // finished before it (requests ending in one step may see each other).
+  for (size_t i = 1; i < requests.size(); ++i) ASSERT_TRUE(submit(i).ok());
+  ASSERT_TRUE(testing::drain(*s));
+  ASSERT_EQ(finish_order.size(), requests.size());
+  int64_t finished_tokens = 0, finished_prompts = 0;
+  for (const size_t i : finish_order) {
+    ASSERT_GT(completion[i], 0) << "request " << i;
+    finished_tokens += completion[i];
+    finished_prompts += static_cast<int64_t>(requests[i].prompt_tokens.size());
+    EXPECT_GE(at_finish[i].generated_tokens, finished_tokens) << "request " << i;
+    EXPECT_GE(at_finish[i].prompt_tokens, finished_prompts) << "request " << i;
+  }
+  EXPECT_EQ(at_finish[finish_order.back()].generated_tokens, finished_tokens);
+  EXPECT_EQ(at_finish[finish_order.back()].prompt_tokens, finished_prompts);
+}
+
 // Six sequences decode when a 100-token prompt arrives: every step keeps
 // their six decode rows and takes at most the prefill budget of the prompt
 // (less where the step's token budget leaves less beside the decodes), while
