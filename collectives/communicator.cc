@@ -20,7 +20,8 @@ bool reducible(DType dtype) {
     case DType::kI64: return true;
     case DType::kQ8_0:
     case DType::kQ4_0:
-    case DType::kQ4K: return false;
+    case DType::kQ4K:
+    case DType::kF32Panels: return false;  // weight storage, not data to reduce
   }
   return false;
 }

@@ -12,6 +12,7 @@ std::string_view dtype_name(DType dtype) {
     case DType::kQ4K: return "q4_k";
     case DType::kI32: return "i32";
     case DType::kI64: return "i64";
+    case DType::kF32Panels: return "f32_panels";
   }
   return "unknown";
 }
@@ -28,6 +29,7 @@ int64_t dtype_block_elems(DType dtype) {
 int64_t dtype_block_bytes(DType dtype) {
   switch (dtype) {
     case DType::kF32:
+    case DType::kF32Panels:
     case DType::kI32: return 4;
     case DType::kI64: return 8;
     case DType::kF16:
@@ -67,6 +69,7 @@ size_t Tensor::bytes() const {
 
 Tensor Tensor::row_slice(int64_t begin, int64_t count) const {
   TANDEM_CHECK(begin >= 0 && count >= 0 && begin + count <= rows());
+  TANDEM_CHECK_MSG(dtype != DType::kF32Panels, "a row slice of an f32_panels matrix");
   Tensor t = *this;
   const int64_t row_bytes =
       row_length() / dtype_block_elems(dtype) * dtype_block_bytes(dtype);

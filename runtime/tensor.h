@@ -17,8 +17,11 @@ namespace tandem {
 
 // f32 activations; f16/bf16, GGUF's Q8_0/Q4_0 (blocks of 32) and Q4_K
 // (super-blocks of 256, runtime/quantize_q4k.h) store weights; i32/i64 carry
-// token ids and counters (and are reduced by the collectives).
-enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kI32, kI64, kQ4K };
+// token ids and counters (and are reduced by the collectives). kF32Panels is
+// an f32 matrix stored for the CPU's matmul (runtime/panel_layout.h): the
+// same values and bytes as kF32, its rows in another order, so only code that
+// knows the layout may read it.
+enum class DType : uint8_t { kF32, kF16, kBF16, kQ8_0, kQ4_0, kI32, kI64, kQ4K, kF32Panels };
 
 std::string_view dtype_name(DType dtype);
 // Elements per storage block (1 for plain types, 32 for Q8_0/Q4_0, 256 for
@@ -45,6 +48,7 @@ struct Tensor {
   int64_t rows() const { return rank == 0 ? 1 : numel() / shape[rank - 1]; }
   int64_t row_length() const { return rank == 0 ? 1 : shape[rank - 1]; }
   // Rows [begin, begin + count) of this tensor seen as a 2-D [rows, row_length].
+  // Not of kF32Panels, whose rows are not contiguous (a programmer bug).
   Tensor row_slice(int64_t begin, int64_t count) const;
 
   float* f32() const;  // checks dtype == kF32

@@ -89,7 +89,8 @@ void dispatch(DType dtype, ReduceOp op, void* d, const void* a, const void* b, s
     case DType::kI64: return by_op<Plain<int64_t>>(op, d, a, b, n);
     case DType::kQ8_0:
     case DType::kQ4_0:
-    case DType::kQ4K: break;
+    case DType::kQ4K:
+    case DType::kF32Panels: break;
   }
   TANDEM_CHECK_MSG(false, "reduce of a non-reducible dtype");
 }

@@ -17,6 +17,7 @@ struct KernelTable {
   Isa isa;
   decltype(&scalar::dot) dot;
   decltype(&scalar::matmul_rows) matmul_rows;
+  decltype(&scalar::matmul_panels) matmul_panels;
   decltype(&scalar::axpy) axpy;
   decltype(&scalar::rmsnorm) rmsnorm;
   decltype(&scalar::softmax) softmax;
@@ -33,6 +34,7 @@ constexpr KernelTable kScalarTable = {
     .isa = Isa::kScalar,
     .dot = &scalar::dot,
     .matmul_rows = &scalar::matmul_rows,
+    .matmul_panels = &scalar::matmul_panels,
     .axpy = &scalar::axpy,
     .rmsnorm = &scalar::rmsnorm,
     .softmax = &scalar::softmax,
@@ -51,6 +53,7 @@ constexpr KernelTable kAvx2Table = {
     .isa = Isa::kAvx2,
     .dot = &avx2::dot,
     .matmul_rows = &avx2::matmul_rows,
+    .matmul_panels = &scalar::matmul_panels,  // correct but slow; no model is stored so here (panels_pay())
     .axpy = &avx2::axpy,
     .rmsnorm = &avx2::rmsnorm,
     .softmax = &avx2::softmax,
@@ -69,6 +72,7 @@ constexpr KernelTable kAvx512Table = [] {
   KernelTable table = kAvx2Table;
   table.isa = Isa::kAvx512;
   table.matmul_rows = &avx512::matmul_rows;
+  table.matmul_panels = &avx512::matmul_panels;
   return table;
 }();
 #endif
@@ -82,6 +86,7 @@ constexpr KernelTable kNeonTable = {
     .isa = Isa::kNeon,
     .dot = &neon::dot,
     .matmul_rows = &neon::matmul_rows,
+    .matmul_panels = &scalar::matmul_panels,  // correct but slow; no model is stored so here (panels_pay())
     .axpy = &neon::axpy,
     .rmsnorm = &neon::rmsnorm,
     .softmax = &neon::softmax,
@@ -199,6 +204,14 @@ void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int
   TANDEM_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= n_out);
   active().matmul_rows(y, x, w, n_tokens, n_in, n_out, row_begin, row_end);
 }
+
+void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in, int64_t n_out,
+                   int64_t row_begin, int64_t row_end) {
+  TANDEM_CHECK(n_tokens >= 0 && n_in >= 0 && 0 <= row_begin && row_begin <= row_end && row_end <= n_out);
+  active().matmul_panels(y, x, w, n_tokens, n_in, n_out, row_begin, row_end);
+}
+
+bool panels_pay() { return active().isa == Isa::kAvx512; }
 
 void axpy(float* y, float a, const float* x, int64_t n) { active().axpy(y, a, x, n); }
 

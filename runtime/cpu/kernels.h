@@ -22,7 +22,8 @@ enum class Isa {
   // x86-64 with AVX-512 F, BW and VL on top of kAvx2's features: the quantized
   // kernels use 512-bit registers (and VNNI's vpdpbusd when the CPU has it);
   // the f32 kernels are kAvx2's, which already stream memory at full speed,
-  // except matmul_rows for several tokens (compute-bound: 4x6 zmm tiles).
+  // except the matmuls: matmul_rows for several tokens (compute-bound: 4x6
+  // zmm tiles) and matmul_panels (32 rows x up to 12 tokens).
   kAvx512,
   kNeon,  // AArch64 Advanced SIMD: part of the architecture, so every aarch64 build has it
 };
@@ -49,6 +50,22 @@ float dot(const float* a, const float* b, int64_t n);
 // With several tokens, each weight row is read once per group of tokens.
 void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
                  int64_t n_out, int64_t row_begin, int64_t row_end);
+
+// matmul_rows() with the weights in 32-row panels (DType::kF32Panels,
+// runtime/panel_layout.h): the same y, and rows outside [row_begin, row_end)
+// again untouched, at any range (a block cut by the range is computed whole
+// and stored in part, so ranges at multiples of 32 waste nothing). Each
+// output is one sum over i in order, where matmul_rows sums 16 lanes apart,
+// so the two agree to rounding, not bit for bit. AVX-512 has the kernel the
+// layout is for; every other ISA runs the scalar one (slow: the layout is
+// only chosen when panels_pay()).
+void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in, int64_t n_out,
+                   int64_t row_begin, int64_t row_end);
+
+// Whether the active ISA computes with f32_panels weights faster than with
+// row-major ones (AVX-512: the matmul 7-40% shorter at 2-64 tokens,
+// docs/benchmarks.md).
+bool panels_pay();
 
 // y[i] += a * x[i]
 void axpy(float* y, float a, const float* x, int64_t n);

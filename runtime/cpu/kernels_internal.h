@@ -37,6 +37,9 @@ namespace scalar {
 float dot(const float* a, const float* b, int64_t n);
 void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
                  int64_t n_out, int64_t row_begin, int64_t row_end);
+// The reference for every ISA, and what all but AVX-512 run (kernels.h).
+void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in, int64_t n_out,
+                   int64_t row_begin, int64_t row_end);
 void axpy(float* y, float a, const float* x, int64_t n);
 void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 void softmax(float* x, int64_t n);
@@ -79,11 +82,13 @@ void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
 }  // namespace avx2
 
 // AVX-512 F/VL, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64).
-// Only matmul_rows: for several tokens it is compute-bound and gains from 32
-// zmm registers; every other f32 kernel of kAvx512 is kAvx2's.
+// Only the matmuls: for several tokens they are compute-bound and gain from
+// 32 zmm registers; every other f32 kernel of kAvx512 is kAvx2's.
 namespace avx512 {
 void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in,
                  int64_t n_out, int64_t row_begin, int64_t row_end);
+void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in, int64_t n_out,
+                   int64_t row_begin, int64_t row_end);
 }  // namespace avx512
 
 // NEON, defined only in builds with TANDEM_HAVE_NEON_KERNELS (aarch64), so

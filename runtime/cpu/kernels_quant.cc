@@ -104,6 +104,7 @@ std::vector<const QuantKernels*> supported_quant_kernels() {
 bool matmul_dtype_supported(DType dtype) {
   switch (dtype) {
     case DType::kF32:
+    case DType::kF32Panels:
     case DType::kF16:
     case DType::kBF16:
     case DType::kQ8_0:
@@ -149,6 +150,10 @@ void matmul_rows_typed(float* y, const float* x, const ActivationBlock* xq, cons
   TANDEM_CHECK_MSG(matmul_dtype_supported(dtype), std::string(dtype_name(dtype)));
   if (dtype == DType::kF32) {
     matmul_rows(y, x, static_cast<const float*>(w), n_tokens, n_in, n_out, row_begin, row_end);
+    return;
+  }
+  if (dtype == DType::kF32Panels) {
+    matmul_panels(y, x, static_cast<const float*>(w), n_tokens, n_in, n_out, row_begin, row_end);
     return;
   }
   const QuantKernels& k = active();

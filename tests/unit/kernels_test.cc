@@ -1,24 +1,11 @@
-// Every CPU kernel, for every ISA this CPU and build support, against a
-// float64 reference computed here, on sizes that exercise the SIMD tails.
-//
-// Tolerances (the float kernels vs the float64 reference):
-//  - sums (dot, matmul_rows, rmsnorm, softmax): |got - ref| <= 1e-5 * S, where
-//    S is the sum of |terms| (sum |a_i * b_i| for a dot; |ref| for rmsnorm and
-//    softmax, whose sums are of positive terms). Dropping or doubling one term
-//    of a 4099-long dot is ~2e-4 * S, so a tail bug cannot hide under this.
-//  - elementwise (axpy, add, swiglu, rope): |got - ref| <= 1e-6 * S with S the
-//    sum of the |terms| of that element (|y| + |a*x| for axpy), plus 1e-30 so
-//    results that underflow to 0 in float pass.
-//  - attention_heads: absolute 1e-5 on outputs of size ~0.1-1 (inputs in
-//    [-1, 1]); a wrong position, scale or weight is off by >1e-3.
-// Inputs sit one float past a 32-byte boundary (like weights mmapped at
-// offset 28) and end exactly at their allocation, so ASan sees overreads;
-// outputs carry guard floats after the end that must stay untouched.
+// Every CPU kernel but the matmuls (kernels_matmul_test.cc), for every ISA
+// this CPU and build support, against a float64 reference computed here, on
+// sizes that exercise the SIMD tails; tolerances and buffers as
+// kernel_test_support.h states them.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,68 +15,12 @@
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_internal.h"
 #include "runtime/quant_blocks.h"
+#include "tests/unit/kernel_test_support.h"
 
 namespace tandem::cpu {
 namespace {
 
-constexpr double kSumTol = 1e-5;
-constexpr double kElemTol = 1e-6;
-constexpr double kUnderflowFloor = 1e-30;
-constexpr int64_t kOddSizes[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 257, 1023, 4099};
-constexpr int64_t kGuard = 8;
-constexpr float kGuardValue = -12345.0f;
-
-// A float array starting 4 bytes into its storage (unaligned for SIMD) and
-// ending exactly at the end of the allocation, or followed by guard floats.
-class Buffer {
- public:
-  explicit Buffer(int64_t n, bool guarded = false)
-      : n_(n), guard_(guarded ? kGuard : 0), storage_(static_cast<size_t>(1 + n + guard_), kGuardValue) {}
-  float* data() { return storage_.data() + 1; }
-  const float* data() const { return storage_.data() + 1; }
-  float& operator[](int64_t i) { return data()[i]; }
-  float operator[](int64_t i) const { return data()[i]; }
-  int64_t size() const { return n_; }
-  bool guards_intact() const {
-    for (int64_t g = 0; g < guard_; ++g) {
-      if (storage_[static_cast<size_t>(1 + n_ + g)] != kGuardValue) return false;
-    }
-    return true;
-  }
-
- private:
-  int64_t n_, guard_;
-  std::vector<float> storage_;
-};
-
-Buffer random_buffer(int64_t n, std::mt19937& rng, float lo = -1.0f, float hi = 1.0f, bool guarded = false) {
-  Buffer b(n, guarded);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  for (int64_t i = 0; i < n; ++i) b[i] = dist(rng);
-  return b;
-}
-
-void expect_close(double got, double ref, double tol, const char* what, int64_t i) {
-  EXPECT_LE(std::fabs(got - ref), tol) << what << " index " << i << ": got " << got << ", want " << ref;
-}
-
-class KernelTest : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    if (!isa_supported(GetParam())) {
-      GTEST_SKIP() << "ISA " << isa_name(GetParam()) << " is not supported by this CPU or build";
-    }
-    saved_ = active_isa();
-    ASSERT_TRUE(set_active_isa(GetParam()));
-  }
-  void TearDown() override {
-    if (saved_) set_active_isa(*saved_);
-  }
-  std::mt19937 rng_{20240611};
-
- private:
-  std::optional<Isa> saved_;
-};
+using namespace kernel_test;  // the shared fixture, buffers and tolerances
 
 TEST_P(KernelTest, DotMatchesFloat64) {
   for (int64_t n : kOddSizes) {
@@ -115,94 +46,6 @@ TEST_P(KernelTest, DotCountsEveryIndexOnce) {
       ASSERT_EQ(dot(a.data(), b.data(), n), b[k]) << "n " << n << " k " << k;
     }
   }
-}
-
-struct MatmulCase {
-  int64_t n_tokens, n_in, n_out, row_begin, row_end;
-};
-
-void check_matmul(const MatmulCase& c, std::mt19937& rng) {
-  SCOPED_TRACE(::testing::Message() << "tokens " << c.n_tokens << " n_in " << c.n_in << " n_out "
-                                    << c.n_out << " rows [" << c.row_begin << ", " << c.row_end << ")");
-  Buffer x = random_buffer(c.n_tokens * c.n_in, rng), w = random_buffer(c.n_out * c.n_in, rng);
-  Buffer y(c.n_tokens * c.n_out, /*guarded=*/true);
-  const float sentinel = std::numeric_limits<float>::quiet_NaN();
-  for (int64_t i = 0; i < y.size(); ++i) y[i] = sentinel;
-  matmul_rows(y.data(), x.data(), w.data(), c.n_tokens, c.n_in, c.n_out, c.row_begin, c.row_end);
-  for (int64_t t = 0; t < c.n_tokens; ++t) {
-    for (int64_t r = 0; r < c.n_out; ++r) {
-      const float got = y[t * c.n_out + r];
-      if (r < c.row_begin || r >= c.row_end) {
-        EXPECT_TRUE(std::isnan(got)) << "row " << r << " outside the range was written";
-        continue;
-      }
-      double ref = 0.0, scale = 0.0;
-      for (int64_t i = 0; i < c.n_in; ++i) {
-        ref += double{x[t * c.n_in + i]} * w[r * c.n_in + i];
-        scale += std::fabs(double{x[t * c.n_in + i]} * w[r * c.n_in + i]);
-      }
-      ASSERT_FALSE(std::isnan(got)) << "token " << t << " row " << r << " not written";
-      expect_close(got, ref, kSumTol * scale, "matmul token*n_out+row", t * c.n_out + r);
-    }
-  }
-  EXPECT_TRUE(y.guards_intact());
-}
-
-TEST_P(KernelTest, MatmulRowsMatchesFloat64) {
-  for (int64_t n_tokens : {1, 2, 3, 4, 5, 9}) {
-    for (int64_t n_in : {1, 7, 8, 9, 33, 257}) {
-      for (int64_t n_out : {1, 3, 4, 5, 9, 17}) {
-        check_matmul({n_tokens, n_in, n_out, 0, n_out}, rng_);
-      }
-    }
-  }
-}
-
-TEST_P(KernelTest, MatmulRowsLeavesRowsOutsideTheRangeUntouched) {
-  for (int64_t n_tokens : {1, 2, 3, 5}) {
-    check_matmul({n_tokens, 33, 11, 1, 10}, rng_);
-    check_matmul({n_tokens, 9, 11, 3, 4}, rng_);
-    check_matmul({n_tokens, 9, 11, 6, 11}, rng_);
-    check_matmul({n_tokens, 9, 11, 5, 5}, rng_);  // empty range writes nothing
-  }
-}
-
-TEST_P(KernelTest, MatmulRowsCoversEveryTileEdge) {
-  // kAvx512's tiles are 4 rows x 6 tokens of 16 lanes: token counts that fill
-  // them, leave 1..5 over, or span several groups; n_in just under, at and
-  // over 16 lanes and a long row with a tail; row ranges starting and ending
-  // off a multiple of 4, so leftover rows meet the range edges.
-  struct Range {
-    int64_t begin, end;
-  };
-  const Range ranges[] = {{0, 13}, {1, 12}, {3, 10}, {5, 6}, {2, 7}, {4, 4}};
-  for (int64_t n_tokens : {2, 3, 4, 5, 6, 7, 16, 17, 64}) {
-    for (int64_t n_in : {15, 16, 17, 100, 771}) {
-      for (const Range& range : ranges) check_matmul({n_tokens, n_in, 13, range.begin, range.end}, rng_);
-    }
-  }
-  // kAvx512 goes along rows longer than 1024 in chunks, the last with a
-  // tail, adding each chunk's sums to y; it sizes token blocks by the chunk,
-  // so 80 tokens of 4099 span two of them.
-  for (int64_t n_tokens : {2, 7, 17}) check_matmul({n_tokens, 1500, 9, 1, 8}, rng_);
-  check_matmul({80, 4099, 6, 1, 6}, rng_);
-}
-
-TEST_P(KernelTest, MatmulRowsSpansTokenBlocksAndLongRows) {
-  // More tokens than one cache block holds, rows longer than a 4-wide unroll.
-  const int64_t n_in = 4099;
-  check_matmul({matmul_token_block(n_in) + 1, n_in, 5, 0, 5}, rng_);
-  check_matmul({1, n_in, 7, 0, 7}, rng_);
-  check_matmul({3, 1023, 6, 1, 6}, rng_);
-}
-
-TEST_P(KernelTest, MatmulRowsWithEmptyRowsWritesZero) {
-  Buffer y(6, /*guarded=*/true);
-  for (int64_t i = 0; i < 6; ++i) y[i] = 7.0f;
-  float unused = 0.0f;
-  matmul_rows(y.data(), &unused, &unused, 2, /*n_in=*/0, 3, 0, 3);
-  for (int64_t i = 0; i < 6; ++i) EXPECT_EQ(y[i], 0.0f);
-  EXPECT_TRUE(y.guards_intact());
 }
 
 TEST_P(KernelTest, AxpyAndAddMatchFloat64) {
@@ -587,11 +430,6 @@ TEST(KernelDispatchTest, SetActiveIsaRefusesUnsupportedAndKeepsTheCurrentOne) {
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512, Isa::kNeon}) EXPECT_TRUE(isa_supported(isa) || !set_active_isa(isa));
   EXPECT_EQ(active_isa(), Isa::kScalar);
   EXPECT_TRUE(set_active_isa(before));
-}
-
-TEST(KernelDispatchDeathTest, MatmulRowsRangePastTheEndIsAProgrammerBug) {
-  float y[4] = {}, x[2] = {}, w[8] = {};
-  EXPECT_DEATH(matmul_rows(y, x, w, 1, 2, 4, 0, 5), "internal check failed");
 }
 
 }  // namespace
