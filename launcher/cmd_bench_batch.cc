@@ -38,6 +38,7 @@ struct BatchFlags {
   int threads = 0;
   uint64_t seed = 1;
   std::string kv_dtype = "f32";
+  std::string f32_layout = "auto";
 };
 
 Result<std::vector<int64_t>> parse_batches(const std::string& list) {
@@ -79,10 +80,11 @@ Status run_bench_batch(const BatchFlags& f) {
   LlamaWeights w;
   if (source) {
     AssemblyReport report;
-    TANDEM_ASSIGN_OR_RETURN(w, assemble_weights(*source, whole_model_part(*config),
-                                                assembly_options_for(BackendKind::kCpu), &report));
-    description += fmt::format(", {:.2f} MB mapped in place, {:.2f} MB copied", report.mapped_bytes / 1e6,
-                               report.converted_bytes / 1e6);
+    AssemblyOptions assembly = assembly_options_for(BackendKind::kCpu);
+    if (f.f32_layout != "auto") assembly.f32_panels = f.f32_layout == "panels";
+    TANDEM_ASSIGN_OR_RETURN(w, assemble_weights(*source, whole_model_part(*config), assembly, &report));
+    description += fmt::format(", {:.2f} MB mapped in place, {:.2f} MB copied{}", report.mapped_bytes / 1e6,
+                               report.converted_bytes / 1e6, assembly.f32_panels ? " into f32 panels" : "");
   } else {
     TANDEM_ASSIGN_OR_RETURN(w, make_synthetic_weights_on(*backend, *config, f.seed, DType::kF32));
   }
@@ -152,6 +154,10 @@ void add_bench_batch_command(CLI::App& bench) {
   cmd->add_option("--seed", flags->seed, "Seed of the synthetic weights and tokens")->capture_default_str();
   cmd->add_option("--kv-dtype", flags->kv_dtype, "What the paged KV pool stores (engine.kv_dtype)")
       ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
+  cmd->add_option("--f32-layout", flags->f32_layout,
+                  "How a --model's f32 matrices are stored: panels (what AVX-512 CPUs load), rows, or auto")
+      ->check(CLI::IsMember({"auto", "panels", "rows"}))
       ->capture_default_str();
   cmd->callback([flags] {
     Status s = run_bench_batch(*flags);

@@ -310,7 +310,8 @@ uint64_t LlamaModel::weight_bytes() const {
 
 uint64_t LlamaModel::weight_bytes_per_token() const {
   uint64_t bytes = held_bytes(weights_.classifier) + held_bytes(weights_.final_norm);
-  if (weights_.embedding.data != nullptr) bytes += weights_.embedding.row_slice(0, 1).bytes();
+  if (weights_.embedding.data != nullptr)  // one row is looked up per token
+    bytes += static_cast<uint64_t>(held_bytes(weights_.embedding) / weights_.embedding.rows());
   for (const auto& l : weights_.layers) bytes += layer_bytes(l);
   return bytes;
 }

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "runtime/backend_dtypes.h"
+#include "runtime/cpu/kernels.h"
+#include "runtime/panel_layout.h"
 #include "runtime/quant_blocks.h"
 #include "runtime/quantize.h"
 #include "runtime/source_dtypes.h"
@@ -89,7 +91,8 @@ class Assembler {
     const bool reorder = head_dim > 0 && source_.rope_layout == RopeLayout::kRotateHalf;
     const bool same = same_layout_dtype(t->dtype) == target;
     const uint8_t* first_row = t->data + row_begin * src_row_bytes;
-    if (same && !reorder && col_begin == 0 && cols == full_cols) {
+    const bool panels = options_.f32_panels && target == DType::kF32;
+    if (same && !reorder && col_begin == 0 && cols == full_cols && !panels) {
       if (!(options_.align_f32_rows && target == DType::kF32 && misaligned_rows(first_row, src_row_bytes))) {
         Tensor view = Tensor::view(const_cast<uint8_t*>(first_row), target, {rows, cols});
         report_.mapped_bytes += view.bytes();
@@ -98,21 +101,31 @@ class Assembler {
       ++realigned_;
     }
     if (!same) note_conversion(t->dtype, target);
-    Tensor out = Tensor::view(nullptr, target, {rows, cols});
+    if (panels) ++in_panels_;
+    Tensor out = Tensor::view(nullptr, panels ? DType::kF32Panels : target, {rows, cols});
     TANDEM_ASSIGN_OR_RETURN(out.data, allocate(out.bytes(), name));
     const uint64_t dst_row_bytes = out.bytes() / static_cast<uint64_t>(rows);
-    std::vector<float> decoded(same ? 0 : static_cast<size_t>(cols));
+    std::vector<float> decoded(same && !panels ? 0 : static_cast<size_t>(cols));
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t r = interleaved_source_index(row_begin + i, head_dim);
       const uint8_t* src_row = t->data + static_cast<uint64_t>(r) * src_row_bytes;
       auto* dst = static_cast<uint8_t*>(out.data) + static_cast<uint64_t>(i) * dst_row_bytes;
-      if (same) {
-        std::memcpy(dst, src_row + col_begin / block * source_block_bytes(t->dtype), dst_row_bytes);
+      const uint8_t* src = src_row + col_begin / block * source_block_bytes(t->dtype);
+      if (same && !panels) {
+        std::memcpy(dst, src, dst_row_bytes);
         continue;
       }
-      decode_source_row(t->dtype, src_row, col_begin, cols, decoded.data());
-      if (t->fp8_scales != nullptr) apply_fp8_scales(*t, r, col_begin, decoded);
-      quantize_row(target, decoded.data(), cols, dst);
+      if (same) {
+        std::memcpy(decoded.data(), src, dst_row_bytes);
+      } else {
+        decode_source_row(t->dtype, src_row, col_begin, cols, decoded.data());
+        if (t->fp8_scales != nullptr) apply_fp8_scales(*t, r, col_begin, decoded);
+      }
+      if (panels) {
+        store_panel_row(static_cast<float*>(out.data), rows, cols, i, decoded.data());
+      } else {
+        quantize_row(target, decoded.data(), cols, dst);
+      }
     }
     if (!reorder) release_pages(t->data + static_cast<uint64_t>(row_begin) * src_row_bytes, rows * src_row_bytes);
     report_.converted_bytes += out.bytes();
@@ -148,6 +161,8 @@ class Assembler {
     if (realigned_ > 0)
       report_.notes.push_back(str(realigned_) + " f32 matrices copied to 64-byte-aligned rows (the file's "
                               "are not)");
+    if (in_panels_ > 0)
+      report_.notes.push_back(str(in_panels_) + " f32 matrices stored in 32-row panels for the CPU's matmul");
   }
 
  private:
@@ -191,6 +206,7 @@ class Assembler {
   AssembledStorage& storage_;
   std::map<std::string, int> conversions_;
   int realigned_ = 0;
+  int in_panels_ = 0;
 };
 
 Status check_part(const ModelSource& source, const ModelPart& p) {
@@ -226,6 +242,7 @@ AssemblyOptions assembly_options_for(BackendKind kind) {
   AssemblyOptions options;
   options.backend_dtypes = backend_weight_dtypes(kind);
   options.align_f32_rows = kind == BackendKind::kCpu;
+  options.f32_panels = kind == BackendKind::kCpu && cpu::panels_pay();
   return options;
 }
 

@@ -17,7 +17,8 @@
 //
 // A matrix that needs no change is a view into the source's mapping (nothing
 // read until the kernels touch it); everything else is copied into memory the
-// weights own. The weights keep the source's mappings alive.
+// weights own, among it every f32 matrix when the options ask for the CPU's
+// f32 panels (runtime/panel_layout.h). The weights keep the source's mappings alive.
 #pragma once
 
 #include <cstdint>
@@ -58,10 +59,16 @@ struct AssemblyOptions {
   // cost it ~25% (docs/benchmarks.md). Off, f32 matrices are views wherever
   // they lie; a GPU backend copies the weights to its memory anyway.
   bool align_f32_rows = false;
+  // Store every f32 matrix as f32_panels (runtime/panel_layout.h), which the
+  // CPU's AVX-512 matmul reads 7-40% faster at 2-64 tokens. Only for a model
+  // that is run, not trained: the layout is read by the CPU backend's matmul
+  // and embedding lookup alone.
+  bool f32_panels = false;
 };
 
-// What a backend of `kind` wants: the dtypes it computes with, and aligned
-// f32 rows for the CPU.
+// What a backend of `kind` wants: the dtypes it computes with, aligned f32
+// rows for the CPU, and f32 panels where the CPU's ISA gains from them
+// (cpu::panels_pay()).
 AssemblyOptions assembly_options_for(BackendKind kind);
 
 struct AssemblyReport {

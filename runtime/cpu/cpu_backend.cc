@@ -7,6 +7,7 @@
 
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/kernels_quant.h"
+#include "runtime/panel_layout.h"
 #include "runtime/quant_blocks.h"
 #include "runtime/quantize.h"
 
@@ -45,7 +46,7 @@ void CpuBackend::release(void* data, size_t) { std::free(data); }
 
 Result<Tensor> CpuBackend::import_weights(const Tensor& host) {
   if (!cpu::matmul_dtype_supported(host.dtype))
-    return InvalidArgument("cpu backend computes with f32, f16, bf16, q8_0, q4_0 and q4_k weights, got " +
+    return InvalidArgument("cpu backend computes with f32, f32_panels, f16, bf16, q8_0, q4_0 and q4_k weights, got " +
                            std::string(dtype_name(host.dtype)));
   if (host.row_length() % dtype_block_elems(host.dtype) != 0)
     return InvalidArgument("a " + host.shape_string() + " " + std::string(dtype_name(host.dtype)) +
@@ -75,10 +76,12 @@ void CpuBackend::embed(const Tensor& out, const Tensor& table, std::span<const i
     TANDEM_CHECK(tokens[t] >= 0);
     const int64_t row = tokens[t] - first_row;
     float* o = out.f32() + t * width;
-    if (row >= 0 && row < table.rows()) {
-      dequantize_row(table.dtype, table.row_slice(row, 1).data, width, o);
-    } else {
+    if (row < 0 || row >= table.rows()) {
       std::fill(o, o + width, 0.0f);
+    } else if (table.dtype == DType::kF32Panels) {
+      load_panel_row(o, static_cast<const float*>(table.data), table.rows(), width, row);
+    } else {
+      dequantize_row(table.dtype, table.row_slice(row, 1).data, width, o);
     }
   }
 }
@@ -125,8 +128,12 @@ void CpuBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTarg
     });
     xq = quantized_x_.data();
   }
-  // Grain: enough rows per chunk that a chunk reads tens of KiB of weights.
-  const int64_t grain = std::max<int64_t>(4, 16384 / std::max<int64_t>(n_in, 1));
+  // Grain: enough rows per chunk that a chunk reads tens of KiB of weights;
+  // whole 32-row blocks where a target is in panels (a block cut between two
+  // threads is computed by both).
+  int64_t grain = std::max<int64_t>(4, 16384 / std::max<int64_t>(n_in, 1));
+  for (const MatmulTarget& t : targets)
+    if (t.w.dtype == DType::kF32Panels) grain = (grain + kPanelRows - 1) / kPanelRows * kPanelRows;
   pool_.parallel_for(total_rows, grain, [&](int64_t begin, int64_t end) {
     int64_t first = 0;  // global index of the current target's row 0
     for (const MatmulTarget& t : targets) {
@@ -256,7 +263,7 @@ void CpuBackend::argmax(const Tensor& out, const Tensor& logits) {
 }
 
 Status CpuBackend::fill_synthetic(const Tensor& t, uint64_t seed, float scale, float offset) {
-  if (!cpu::matmul_dtype_supported(t.dtype))
+  if (!cpu::matmul_dtype_supported(t.dtype) || t.dtype == DType::kF32Panels)
     return InvalidArgument("cpu backend stores f32, f16, bf16, q8_0, q4_0 and q4_k weights, not " +
                            std::string(dtype_name(t.dtype)));
   if (t.numel() % dtype_block_elems(t.dtype) != 0)

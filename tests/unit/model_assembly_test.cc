@@ -17,6 +17,7 @@
 #include "runtime/generator.h"
 #include "runtime/llama2c_loader.h"
 #include "runtime/llama_model.h"
+#include "runtime/panel_layout.h"
 #include "runtime/quant_blocks.h"
 #include "runtime/source_dtypes.h"
 #include "runtime/tokenizer.h"
@@ -102,8 +103,9 @@ TEST(ModelAssembly, CpuOptionsCopyMisalignedF32RowsToAlignedOnes) {
   const ModelSource source = bundled_source();
   ASSERT_NE(reinterpret_cast<uintptr_t>(source.tensors.at("layers.0.wq").data) % 64, 0u);
   AssemblyReport report;
-  auto w = assemble_weights(source, whole_model_part(source.config), assembly_options_for(BackendKind::kCpu),
-                            &report);
+  AssemblyOptions options = assembly_options_for(BackendKind::kCpu);
+  options.f32_panels = false;  // what an AVX-512 CPU gets instead: the next test
+  auto w = assemble_weights(source, whole_model_part(source.config), options, &report);
   ASSERT_TRUE(w.ok()) << w.status().to_string();
   auto reference = load_llama2c(testing::bundled_checkpoint());
   ASSERT_TRUE(reference.ok());
@@ -118,6 +120,46 @@ TEST(ModelAssembly, CpuOptionsCopyMisalignedF32RowsToAlignedOnes) {
   EXPECT_GT(report.converted_bytes, 0u);
   ASSERT_EQ(report.notes.size(), 1u);
   EXPECT_NE(report.notes[0].find("f32 matrices copied to 64-byte-aligned rows"), std::string::npos) << report.notes[0];
+  EXPECT_EQ(greedy_story(std::move(w).value()), testing::published_story());
+}
+
+// With f32 panels (assembly_options_for asks for them where the CPU's ISA
+// gains, forced here so every host checks the layout), every f32 matrix is a
+// copy holding the file's rows in runtime/panel_layout.h's order, the shared
+// classifier is still the embedding, and the model, whose embedding lookup
+// and matmuls then read panels (the scalar kernel off AVX-512), tells the
+// published story.
+TEST(ModelAssembly, F32PanelsHoldTheFilesRowsAndTellThePublishedStory) {
+  const ModelSource source = bundled_source();
+  AssemblyOptions options = assembly_options_for(BackendKind::kCpu);
+  options.f32_panels = true;
+  AssemblyReport report;
+  auto w = assemble_weights(source, whole_model_part(source.config), options, &report);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  auto reference = load_llama2c(testing::bundled_checkpoint());
+  ASSERT_TRUE(reference.ok());
+  const auto expect_rows = [](const Tensor& got, const Tensor& want, const std::string& name) {
+    ASSERT_EQ(got.dtype, DType::kF32Panels) << name;
+    ASSERT_EQ(got.shape_string(), want.shape_string()) << name;
+    const int64_t rows = got.rows(), n_in = got.row_length();
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (int64_t r = 0; r < rows; ++r) {
+      load_panel_row(row.data(), static_cast<const float*>(got.data), rows, n_in, r);
+      ASSERT_EQ(std::memcmp(row.data(), want.f32() + r * n_in, row.size() * sizeof(float)), 0) << name << " row " << r;
+    }
+  };
+  expect_rows(w->embedding, reference->embedding, "embedding");
+  for (size_t l = 0; l < w->layers.size(); ++l) {
+    const LlamaLayerWeights &g = w->layers[l], &want = reference->layers[l];
+    for (auto [gt, wt, name] : {std::tuple{&g.wq, &want.wq, "wq"}, {&g.wk, &want.wk, "wk"}, {&g.wv, &want.wv, "wv"},
+                                {&g.wo, &want.wo, "wo"}, {&g.w_gate, &want.w_gate, "w_gate"},
+                                {&g.w_down, &want.w_down, "w_down"}, {&g.w_up, &want.w_up, "w_up"}})
+      expect_rows(*gt, *wt, "layer " + std::to_string(l) + " " + name);
+    EXPECT_EQ(g.attn_norm.dtype, DType::kF32);  // vectors are not matrices
+  }
+  EXPECT_EQ(w->classifier.data, w->embedding.data);
+  ASSERT_EQ(report.notes.size(), 1u);
+  EXPECT_NE(report.notes[0].find("f32 matrices stored in 32-row panels"), std::string::npos) << report.notes[0];
   EXPECT_EQ(greedy_story(std::move(w).value()), testing::published_story());
 }
 
