@@ -121,7 +121,8 @@ TEST_P(MatmulKernelTest, MatmulRowsWithEmptyRowsWritesZero) {
   EXPECT_TRUE(y.guards_intact());
 }
 
-TEST_P(MatmulKernelTest, PanelRowsRoundTripAndTailRowsStayWhereRowMajorPutsThem) {
+// The layout alone (runtime/panel_layout.h): no kernel, so once, not per ISA.
+TEST(PanelLayout, PanelRowsRoundTripAndTailRowsStayWhereRowMajorPutsThem) {
   for (int64_t n_out : {1, 31, 32, 33, 70}) {
     const int64_t n_in = 5;
     std::vector<float> stored(static_cast<size_t>(n_out * n_in), 0.0f), row(n_in), back(n_in);
