@@ -28,6 +28,7 @@ struct KernelTable {
   decltype(&scalar::attention_heads_paged) attention_heads_paged;
   decltype(&scalar::attention_heads_paged_f16) attention_heads_paged_f16;
   decltype(&scalar::f16_from_f32_row) f16_from_f32_row;
+  decltype(&scalar::fma_loop) fma_loop;
 };
 
 constexpr KernelTable kScalarTable = {
@@ -45,6 +46,7 @@ constexpr KernelTable kScalarTable = {
     .attention_heads_paged = &scalar::attention_heads_paged,
     .attention_heads_paged_f16 = &scalar::attention_heads_paged_f16,
     .f16_from_f32_row = &scalar::f16_from_f32_row,
+    .fma_loop = &scalar::fma_loop,
 };
 
 #if defined(TANDEM_HAVE_AVX2_KERNELS) && (defined(__x86_64__) || defined(__i386__))
@@ -64,15 +66,18 @@ constexpr KernelTable kAvx2Table = {
     .attention_heads_paged = &avx2::attention_heads_paged,
     .attention_heads_paged_f16 = &avx2::attention_heads_paged_f16,
     .f16_from_f32_row = &avx2::f16_from_f32_row,
+    .fma_loop = &avx2::fma_loop,
 };
-// The f32 kernels of kAvx512 are kAvx2's but matmul_rows, whose several-token
-// tiles are compute-bound and fit 32 zmm registers; the quantized kernels
-// differ too (runtime/cpu/kernels_quant.cc picks those from active_isa()).
+// The f32 kernels of kAvx512 are kAvx2's but the matmuls, whose several-token
+// tiles are compute-bound and fit 32 zmm registers, and fma_loop (the zmm
+// roof); the quantized kernels differ too (runtime/cpu/kernels_quant.cc
+// picks those from active_isa()).
 constexpr KernelTable kAvx512Table = [] {
   KernelTable table = kAvx2Table;
   table.isa = Isa::kAvx512;
   table.matmul_rows = &avx512::matmul_rows;
   table.matmul_panels = &avx512::matmul_panels;
+  table.fma_loop = &avx512::fma_loop;
   return table;
 }();
 #endif
@@ -97,6 +102,7 @@ constexpr KernelTable kNeonTable = {
     .attention_heads_paged = &neon::attention_heads_paged,
     .attention_heads_paged_f16 = &neon::attention_heads_paged_f16,
     .f16_from_f32_row = &neon::f16_from_f32_row,
+    .fma_loop = &neon::fma_loop,
 };
 #endif
 
@@ -212,6 +218,8 @@ void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, i
 }
 
 bool panels_pay() { return active().isa == Isa::kAvx512; }
+
+double fma_loop(int64_t iterations) { return active().fma_loop(iterations); }
 
 void axpy(float* y, float a, const float* x, int64_t n) { active().axpy(y, a, x, n); }
 

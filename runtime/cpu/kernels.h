@@ -67,6 +67,13 @@ void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, i
 // docs/benchmarks.md).
 bool panels_pay();
 
+// `iterations` rounds of independent f32 multiply-adds on the active ISA's
+// widest vectors, registers only (enough chains to cover the FMA latency),
+// so nothing but the FMA units bounds it; returns the FLOPs done (2 an FMA).
+// Timed by the caller, it is one thread's compute roof, what `tandem bench
+// kernels` holds the matmuls against.
+double fma_loop(int64_t iterations);
+
 // y[i] += a * x[i]
 void axpy(float* y, float a, const float* x, int64_t n);
 

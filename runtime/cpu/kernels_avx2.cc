@@ -350,4 +350,22 @@ void f16_from_f32_row(uint16_t* out, const float* in, int64_t n) {
   }
 }
 
+double fma_loop(int64_t iterations) {
+  // Two FMA units x 4 cycles of latency keep 8 chains busy; 12 leave room.
+  constexpr int kChains = 12;
+  const __m256 scale = _mm256_set1_ps(0.999f), step = _mm256_set1_ps(0.001f);
+  __m256 acc[kChains];
+#pragma GCC unroll 12
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(static_cast<float>(c));
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 12
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], scale, step);
+  }
+  __m256 sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm256_add_ps(sum, acc[c]);
+  volatile float kept = horizontal_sum(sum);  // used, so the loop must run
+  (void)kept;
+  return 2.0 * kLanes * kChains * static_cast<double>(iterations);
+}
+
 }  // namespace tandem::cpu::avx2

@@ -154,4 +154,23 @@ void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int
   }
 }
 
+double fma_loop(int64_t iterations) {
+  // 24 of the 32 zmm registers: more chains than two FMA units x 4 cycles
+  // of latency need, none spilled.
+  constexpr int kChains = 24;
+  const __m512 scale = _mm512_set1_ps(0.999f), step = _mm512_set1_ps(0.001f);
+  __m512 acc[kChains];
+#pragma GCC unroll 24
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(static_cast<float>(c));
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 24
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], scale, step);
+  }
+  __m512 sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
+  volatile float kept = _mm512_reduce_add_ps(sum);  // used, so the loop must run
+  (void)kept;
+  return 2.0 * 16 * kChains * static_cast<double>(iterations);
+}
+
 }  // namespace tandem::cpu::avx512

@@ -55,6 +55,7 @@ void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_poo
                                int64_t n_pos, const int32_t* block_table, int64_t block_size,
                                const AttentionHeads& heads, float* scratch);
 void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
+double fma_loop(int64_t iterations);
 }  // namespace scalar
 
 // AVX2+FMA, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64), so
@@ -79,6 +80,7 @@ void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_poo
                                int64_t n_pos, const int32_t* block_table, int64_t block_size,
                                const AttentionHeads& heads, float* scratch);
 void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
+double fma_loop(int64_t iterations);
 }  // namespace avx2
 
 // AVX-512 F/VL, defined only in builds with TANDEM_HAVE_AVX2_KERNELS (x86-64).
@@ -89,6 +91,7 @@ void matmul_rows(float* y, const float* x, const float* w, int64_t n_tokens, int
                  int64_t n_out, int64_t row_begin, int64_t row_end);
 void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, int64_t n_in, int64_t n_out,
                    int64_t row_begin, int64_t row_end);
+double fma_loop(int64_t iterations);
 }  // namespace avx512
 
 // NEON, defined only in builds with TANDEM_HAVE_NEON_KERNELS (aarch64), so
@@ -112,6 +115,7 @@ void attention_heads_paged_f16(float* out, const float* q, const uint16_t* k_poo
                                int64_t n_pos, const int32_t* block_table, int64_t block_size,
                                const AttentionHeads& heads, float* scratch);
 void f16_from_f32_row(uint16_t* out, const float* in, int64_t n);
+double fma_loop(int64_t iterations);
 }  // namespace neon
 
 }  // namespace tandem::cpu

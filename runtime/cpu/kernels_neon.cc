@@ -323,4 +323,23 @@ void f16_from_f32_row(uint16_t* out, const float* in, int64_t n) {
   }
 }
 
+double fma_loop(int64_t iterations) {
+  // Four 128-bit FMA units (Neoverse V2) x 4 cycles of latency keep 16
+  // chains busy; 24 leave room in the 32 registers.
+  constexpr int kChains = 24;
+  const float32x4_t scale = vdupq_n_f32(0.999f), step = vdupq_n_f32(0.001f);
+  float32x4_t acc[kChains];
+#pragma GCC unroll 24
+  for (int c = 0; c < kChains; ++c) acc[c] = vdupq_n_f32(static_cast<float>(c));
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 24
+    for (int c = 0; c < kChains; ++c) acc[c] = vfmaq_f32(step, acc[c], scale);
+  }
+  float32x4_t sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = vaddq_f32(sum, acc[c]);
+  volatile float kept = vaddvq_f32(sum);  // used, so the loop must run
+  (void)kept;
+  return 2.0 * 4 * kChains * static_cast<double>(iterations);
+}
+
 }  // namespace tandem::cpu::neon

@@ -183,5 +183,21 @@ void f16_from_f32_row(uint16_t* out, const float* in, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = quant::f16_from_f32(in[i]);
 }
 
+double fma_loop(int64_t iterations) {
+  // A multiply and an add (2 FLOPs) per chain and round, whether or not the
+  // compiler fuses them.
+  constexpr int kChains = 8;
+  float acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = static_cast<float>(c);
+  for (int64_t i = 0; i < iterations; ++i) {
+    for (float& a : acc) a = a * 0.999f + 0.001f;
+  }
+  float sum = 0.0f;
+  for (const float a : acc) sum += a;
+  volatile float kept = sum;  // used, so the loop must run
+  (void)kept;
+  return 2.0 * kChains * static_cast<double>(iterations);
+}
+
 }  // namespace scalar
 }  // namespace tandem::cpu

@@ -393,6 +393,16 @@ TEST_P(KernelTest, AttentionOverAnF16PoolIsTheF32KernelOnWidenedValues) {
   }
 }
 
+// fma_loop() is the compute roof `tandem bench kernels` divides by: on each
+// ISA it must run (no instruction the ISA lacks) and count its FLOPs in
+// proportion to its rounds, at least one 2-FLOP multiply-add a round.
+TEST_P(KernelTest, FmaLoopCountsItsFlopsInProportionToItsRounds) {
+  EXPECT_EQ(fma_loop(0), 0.0);
+  const double flops = fma_loop(1000);
+  EXPECT_GE(flops, 2.0 * 1000);
+  EXPECT_EQ(fma_loop(3000), 3 * flops);
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, KernelTest, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kNeon),
                          [](const ::testing::TestParamInfo<Isa>& param_info) {
                            return std::string(isa_name(param_info.param));
