@@ -211,6 +211,7 @@ void add_bench_command(CLI::App& app) {
   });
   add_bench_collectives_command(*bench);
   add_bench_batch_command(*bench);
+  add_bench_kernels_command(*bench);
 }
 
 }  // namespace tandem::cli

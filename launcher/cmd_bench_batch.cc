@@ -9,11 +9,9 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <vector>
 
 #include "launcher/bench_stats.h"
@@ -41,26 +39,10 @@ struct BatchFlags {
   std::string f32_layout = "auto";
 };
 
-Result<std::vector<int64_t>> parse_batches(const std::string& list) {
-  std::vector<int64_t> out;
-  std::stringstream in(list);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    int64_t b = 0;
-    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), b);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size())
-      return InvalidArgument("--batches: '" + item + "' is not a number");
-    if (b < 1 || b > 1024) return InvalidArgument("--batches: " + item + " is outside [1, 1024]");
-    out.push_back(b);
-  }
-  if (out.empty()) return InvalidArgument("--batches is empty");
-  return out;
-}
-
 Status run_bench_batch(const BatchFlags& f) {
   if (f.prompt_tokens < 1 || f.decode_tokens < 1 || f.repeat < 1)
     return InvalidArgument("--prompt-tokens, --decode-tokens and --repeat must be at least 1");
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> batches, parse_batches(f.batches));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> batches, parse_count_list("--batches", f.batches, 1, 1024));
   std::optional<ModelSource> source;
   std::optional<LlamaConfig> config;
   std::string description;

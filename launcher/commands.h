@@ -14,6 +14,7 @@ void add_bench_command(CLI::App& app);
 // `bench collectives`, under the `bench` subcommand.
 void add_bench_collectives_command(CLI::App& bench);
 void add_bench_batch_command(CLI::App& bench);
+void add_bench_kernels_command(CLI::App& bench);
 void add_info_command(CLI::App& app);
 // `config show`: the resolved run config (launcher/config.h).
 void add_config_command(CLI::App& app);

@@ -135,6 +135,25 @@ TEST(Cli, BenchBatchRunsACheckpointOrASyntheticShape) {
   EXPECT_NE(r.err.find("exceed the context"), std::string::npos) << r.err;
 }
 
+// The kernels bench prints both roofs and a row per token count and per KV
+// dtype, each figure held against them.
+TEST(Cli, BenchKernelsPrintsTheRoofsAndEachFigureAgainstThem) {
+  auto r = tandem({"bench", "kernels", "--shape", "stories260K", "--tokens", "1,3", "--sequences", "2", "--context",
+                   "20", "--repeat", "1", "--bandwidth-mib", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* field : {"roofs        fma_loop", "GFLOP/s", "copy", "stories260K, rank 0 of tp=2",
+                            "\n     1 ", "\n     3 ", "\nf32 ", "\nf16 ", "2 sequences x 20 positions"})
+    EXPECT_NE(r.out.find(field), std::string::npos) << field << " missing in:\n" << r.out;
+  for (const char* bad : {"0", "x", "1,,2"}) {
+    r = tandem({"bench", "kernels", "--shape", "stories260K", "--tokens", bad});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("--tokens"), std::string::npos) << bad << ": " << r.err;
+  }
+  r = tandem({"bench", "kernels", "--shape", "stories260K", "--tp", "3"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("tp"), std::string::npos) << r.err;
+}
+
 TEST(Cli, InfoDescribesTheBuild) {
   auto r = tandem({"info"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
