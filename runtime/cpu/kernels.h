@@ -23,7 +23,7 @@ enum class Isa {
   // kernels use 512-bit registers (and VNNI's vpdpbusd when the CPU has it);
   // the f32 kernels are kAvx2's, which already stream memory at full speed,
   // except the matmuls: matmul_rows for several tokens (compute-bound: 4x6
-  // zmm tiles) and matmul_panels (32 rows x up to 12 tokens).
+  // zmm tiles) and matmul_panels (32 rows x up to 10 tokens).
   kAvx512,
   kNeon,  // AArch64 Advanced SIMD: part of the architecture, so every aarch64 build has it
 };

@@ -1,7 +1,7 @@
 // AVX-512 matmul over f32_panels weights (runtime/panel_layout.h): a block's
 // 32 rows are two zmm of weights per input column, multiplied by each
-// token's activation broadcast. A tile is one block x up to 12 tokens: 24
-// accumulators, 2 vector loads and 12 broadcasts per 24 FMAs, no horizontal
+// token's activation broadcast. A tile is one block x up to 10 tokens: 20
+// accumulators, 2 vector loads and 10 broadcasts per 20 FMAs, no horizontal
 // sums, and the block read front to back as one stream the hardware
 // prefetcher follows (what row-major's four row streams per tile lacked:
 // docs/benchmarks.md, "Weights in 32-row panels"). Built with the flags and
@@ -19,12 +19,19 @@
 namespace tandem::cpu::avx512 {
 namespace {
 
-constexpr int kGroupTokens = 12;  // 2 x 12 accumulators + 2 weight vectors + 1 broadcast <= 32 registers
+// 2 x 10 accumulators + 2 weight vectors + 1 broadcast fit the 32 zmm with
+// room; the limit is the general registers: each token's row of x is one
+// more pointer, and at 11 or 12 tokens GCC -O3 ran out and kept the
+// accumulators on the stack (23 tokens: 73 against 101 GFLOP/s on Zen 4,
+// docs/benchmarks.md, "Token groups of at most 10, and attention's prefetch
+// into L2").
+constexpr int kGroupTokens = 10;
 static_assert(kPanelRows == 32, "a block is two 16-float vectors wide");
 // A panel of blocks (this many bytes of the current chunk) stays in L2 while
 // every token group passes it; one 768-column block is 96 KB.
 constexpr int64_t kPanelBytes = 96 * 1024;
-// Columns per pass: a 12-token group's slice of x (48 KB at 1024) stays in L1.
+// Columns per pass: a 10-token group's slice of x (40 KB at 1024) stays in
+// L1 (48 KB on Zen 5) or nearly (32 KB on Zen 4, where 512 was no faster).
 constexpr int64_t kMaxChunk = 1024;
 
 inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -40,19 +47,19 @@ template <int kTokens>
 void block_times_tokens(float* y, const float* x, const float* block, int64_t len, int64_t n_in, int64_t n_out,
                         __mmask16 lo, __mmask16 hi, bool accumulate) {
   __m512 acc_lo[kTokens], acc_hi[kTokens];
-#pragma GCC unroll 12
+#pragma GCC unroll 10
   for (int t = 0; t < kTokens; ++t) acc_lo[t] = acc_hi[t] = _mm512_setzero_ps();
   for (int64_t k = 0; k < len; ++k) {
     const __m512 w_lo = _mm512_loadu_ps(block + k * kPanelRows);
     const __m512 w_hi = _mm512_loadu_ps(block + k * kPanelRows + 16);
-#pragma GCC unroll 12
+#pragma GCC unroll 10
     for (int t = 0; t < kTokens; ++t) {
       const __m512 x_k = _mm512_set1_ps(x[t * n_in + k]);
       acc_lo[t] = _mm512_fmadd_ps(w_lo, x_k, acc_lo[t]);
       acc_hi[t] = _mm512_fmadd_ps(w_hi, x_k, acc_hi[t]);
     }
   }
-#pragma GCC unroll 12
+#pragma GCC unroll 10
   for (int t = 0; t < kTokens; ++t) {
     float* out = y + t * n_out;
     if (accumulate) {
@@ -68,7 +75,7 @@ using BlockFn = void (*)(float*, const float*, const float*, int64_t, int64_t, i
 
 template <int... kTokens>
 constexpr BlockFn kBlockFns[] = {&block_times_tokens<kTokens>...};
-constexpr const BlockFn* kByTokens = kBlockFns<1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12>;  // [tokens - 1]
+constexpr const BlockFn* kByTokens = kBlockFns<1, 2, 3, 4, 5, 6, 7, 8, 9, 10>;  // [tokens - 1]
 
 }  // namespace
 
@@ -81,7 +88,7 @@ void matmul_panels(float* y, const float* x, const float* w, int64_t n_tokens, i
     const int64_t n_chunks = n_in <= kMaxChunk ? 1 : (n_in + kMaxChunk - 1) / kMaxChunk;
     const int64_t chunk = (n_in + n_chunks - 1) / n_chunks;
     const int64_t panel = max_i64(1, kPanelBytes / max_i64(1, chunk * kPanelRows * 4));
-    // Token groups as even as kGroupTokens allows: 22 tokens as 11+11.
+    // Token groups as even as kGroupTokens allows: 23 tokens as 8+8+7.
     const int64_t n_groups = (n_tokens + kGroupTokens - 1) / kGroupTokens;
     const int64_t small_group = n_tokens / n_groups, n_large = n_tokens % n_groups;
     int64_t k0 = 0;
