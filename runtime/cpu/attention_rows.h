@@ -69,7 +69,8 @@ struct PagedRows {
 // T is the cache's element: float, or uint16_t holding f16 bits. Ops has
 // static dot(a, b, n), softmax(x, n), axpy(y, a, x, n) (the ISA's own
 // arithmetic, so the result is bit for bit their composition; with f16 rows,
-// the same arithmetic on the widened values) and prefetch(p) (one line).
+// the same arithmetic on the widened values) and prefetch(p) (one line, a
+// block of rows ahead of its use: into L2 where the ISA can say so).
 template <class Ops, class Rows, class T>
 void attend_heads(float* out, const float* q, const T* k_base, const T* v_base, int64_t n_pos,
                   const Rows& rows, const AttentionHeads& heads, float* scratch) {

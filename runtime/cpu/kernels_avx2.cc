@@ -314,7 +314,12 @@ struct Ops {
   static void softmax(float* x, int64_t n) { avx2::softmax(x, n); }
   template <class T>
   static void axpy(float* y, float a, const T* x, int64_t n) { axpy_body(y, a, x, n); }
-  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  // Into L2, not L1: attend_heads requests a whole block of rows ahead (24 KB
+  // for 6 heads of 64), which beside the block in use overflows a 32 KB L1.
+  // A concurrency-16 step's attention on Zen 4: 3.2-3.3 ms with T0, 2.1-2.5
+  // with T2, 3.2 with no prefetch (docs/benchmarks.md, "Token groups of at
+  // most 10, and attention's prefetch into L2").
+  static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T2); }
 };
 
 }  // namespace
