@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "runtime/cpu/kernels.h"
@@ -148,14 +149,39 @@ void CpuBackend::matmul_shared_input(const Tensor& x, std::span<const MatmulTarg
 }
 
 void CpuBackend::rope(const Tensor& q, const Tensor& k, const AttentionShape& s, std::span<const double> inv_freq) {
+  TANDEM_CHECK(s.start_pos >= 0 && s.start_pos + q.rows() <= std::numeric_limits<int32_t>::max());
+  rope_positions_.resize(static_cast<size_t>(q.rows()));
+  for (int64_t t = 0; t < q.rows(); ++t) rope_positions_[t] = static_cast<int32_t>(s.start_pos + t);
+  rotate_at(q, k, rope_positions_, s, inv_freq);
+}
+
+void CpuBackend::rotate_at(const Tensor& q, const Tensor& k, std::span<const int32_t> positions,
+                           const AttentionShape& s, std::span<const double> inv_freq) {
+  TANDEM_CHECK(static_cast<int64_t>(inv_freq.size()) == s.head_dim / 2);
   TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
   TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
-  TANDEM_CHECK(static_cast<int64_t>(inv_freq.size()) == s.head_dim / 2);
-  for (int64_t t = 0; t < q.rows(); ++t) {
-    cpu::rope_interleaved(q.f32() + t * q.row_length(), s.n_heads, s.head_dim, s.start_pos + t, inv_freq.data());
-    cpu::rope_interleaved(k.f32() + t * k.row_length(), s.n_kv_heads, s.head_dim, s.start_pos + t,
-                          inv_freq.data());
+  TANDEM_CHECK(static_cast<int64_t>(positions.size()) == q.rows());
+  const int64_t pairs = s.head_dim / 2, rows = q.rows();
+  RopeAngles& a = rope_angles_;
+  if (!std::ranges::equal(a.positions, positions) || !std::ranges::equal(a.inv_freq, inv_freq)) {
+    a.inv_freq.assign(inv_freq.begin(), inv_freq.end());
+    a.positions.assign(positions.begin(), positions.end());
+    a.cos.resize(static_cast<size_t>(rows * pairs));
+    a.sin.resize(static_cast<size_t>(rows * pairs));
+    // ~1 us a token: threads pay off only for prefill.
+    pool_.parallel_for(rows, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t)
+        cpu::rope_angles(a.cos.data() + t * pairs, a.sin.data() + t * pairs, a.positions[t], pairs, inv_freq.data());
+    });
   }
+  pool_.parallel_for(rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const float* cos = a.cos.data() + t * pairs;
+      const float* sin = a.sin.data() + t * pairs;
+      cpu::rope_rotate(q.f32() + t * q.row_length(), s.n_heads, s.head_dim, cos, sin);
+      cpu::rope_rotate(k.f32() + t * k.row_length(), s.n_kv_heads, s.head_dim, cos, sin);
+    }
+  });
 }
 
 void CpuBackend::store_kv(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k,

@@ -76,10 +76,27 @@ class CpuBackend final : public Backend {
   // per step).
   static float* attention_scratch(int64_t n_pos, const cpu::AttentionHeads& heads);
 
+  // The cos and sin RoPE turns each row by, for the positions of the last
+  // rope() / rope_at() call: every layer of a step rotates q and k at the
+  // same positions, so the trig (~1 us a token, the rotation's whole cost)
+  // runs once a step instead of twice a layer. Recomputed whenever the
+  // positions or the frequencies differ from the last call's.
+  struct RopeAngles {
+    std::vector<double> inv_freq;
+    std::vector<int32_t> positions;
+    std::vector<float> cos, sin;  // [row][pair]
+  };
+  // Makes rope_angles_ hold `positions` (rope_positions_ for rope()) at
+  // inv_freq, then turns q's and k's rows by them.
+  void rotate_at(const Tensor& q, const Tensor& k, std::span<const int32_t> positions, const AttentionShape& shape,
+                 std::span<const double> inv_freq);
+
   ThreadPool pool_;
   // matmul's activations quantized for q8_0/q4_0/q4_k weights; grows to the
   // largest batch seen. The backend is driven from one thread at a time.
   std::vector<cpu::ActivationBlock> quantized_x_;
+  RopeAngles rope_angles_;
+  std::vector<int32_t> rope_positions_;  // rope()'s start_pos, start_pos + 1, ...
 };
 
 }  // namespace tandem

@@ -26,18 +26,8 @@ Status CpuBackend::copy_from_host(const Tensor& dst, const void* src, size_t byt
 
 void CpuBackend::rope_at(const Tensor& q, const Tensor& k, const Tensor& positions, const AttentionShape& s,
                          std::span<const double> inv_freq) {
-  TANDEM_CHECK(static_cast<int64_t>(inv_freq.size()) == s.head_dim / 2);
-  TANDEM_CHECK(q.row_length() == s.n_heads * s.head_dim);
-  TANDEM_CHECK(k.row_length() == s.n_kv_heads * s.head_dim && k.rows() == q.rows());
   TANDEM_CHECK(positions.numel() == q.rows());
-  const int32_t* pos = i32(positions);
-  // ~1 us a token (the sin/cos of each pair): threads pay off only for prefill.
-  pool_.parallel_for(q.rows(), 16, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      cpu::rope_interleaved(q.f32() + t * q.row_length(), s.n_heads, s.head_dim, pos[t], inv_freq.data());
-      cpu::rope_interleaved(k.f32() + t * k.row_length(), s.n_kv_heads, s.head_dim, pos[t], inv_freq.data());
-    }
-  });
+  rotate_at(q, k, std::span<const int32_t>(i32(positions), static_cast<size_t>(q.rows())), s, inv_freq);
 }
 
 void CpuBackend::store_kv_paged(const Tensor& k_pool, const Tensor& v_pool, const Tensor& k, const Tensor& v,

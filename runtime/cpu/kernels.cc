@@ -232,6 +232,16 @@ void softmax(float* x, int64_t n) {
   active().softmax(x, n);
 }
 
+void rope_angles(float* cos, float* sin, int64_t pos, int64_t pairs, const double* inv_freq) {
+  TANDEM_CHECK(pairs >= 0);
+  scalar::rope_angles(cos, sin, pos, pairs, inv_freq);
+}
+
+void rope_rotate(float* v, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin) {
+  TANDEM_CHECK(head_dim % 2 == 0);
+  scalar::rope_rotate(v, n_heads, head_dim, cos, sin);
+}
+
 void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq) {
   TANDEM_CHECK(head_dim % 2 == 0);
   active().rope_interleaved(v, n_heads, head_dim, pos, inv_freq);

@@ -89,6 +89,16 @@ void softmax(float* x, int64_t n);
 // `v` holds n_heads * head_dim values. head_dim must be even.
 void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq);
 
+// rope_interleaved() in two halves, for rows that share a position (a
+// step's q and k at every layer): rope_angles() writes the cos and sin of
+// each of `pairs` angles pos * inv_freq[j] (computed as rope_interleaved
+// does: the angle in double, then rounded to float), rope_rotate() turns
+// the pairs of n_heads heads by them. rope_rotate(v, n_heads, head_dim,
+// cos, sin) after rope_angles(cos, sin, pos, head_dim / 2, inv_freq) is bit
+// for bit rope_interleaved(v, n_heads, head_dim, pos, inv_freq).
+void rope_angles(float* cos, float* sin, int64_t pos, int64_t pairs, const double* inv_freq);
+void rope_rotate(float* v, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin);
+
 // out[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)). out may alias gate.
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
 

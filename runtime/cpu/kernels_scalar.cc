@@ -122,20 +122,52 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv_sum;
 }
 
-void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq) {
-  // The angle in double: pos * freq reaches thousands of radians, where a
-  // float angle would already be off by ~1e-4 before cos/sin see it. Each
-  // pair's cos/sin is shared by all heads, so compute it once per pair.
-  for (int64_t j = 0; j < head_dim / 2; ++j) {
-    const double angle = static_cast<double>(pos) * inv_freq[j];
-    const float c = static_cast<float>(std::cos(angle));
-    const float s = static_cast<float>(std::sin(angle));
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* pair = v + h * head_dim + 2 * j;
-      const float v0 = pair[0], v1 = pair[1];
-      pair[0] = v0 * c - v1 * s;
-      pair[1] = v0 * s + v1 * c;
+namespace {
+
+// The angle in double: pos * freq reaches thousands of radians, where a
+// float angle would already be off by ~1e-4 before cos/sin see it.
+inline void pair_angle(float& c, float& s, int64_t pos, double inv_freq) {
+  const double angle = static_cast<double>(pos) * inv_freq;
+  c = static_cast<float>(std::cos(angle));
+  s = static_cast<float>(std::sin(angle));
+}
+
+// The one copy of the rotation's arithmetic, kept out of line: inlined into
+// two different loops, the compiler may fuse a different product into an
+// FMA in each (aarch64 contracts by default), and rope_rotate() after
+// rope_angles() would no longer be rope_interleaved() bit for bit. `v` is
+// head 0's first pair to turn; each head turns n_pairs pairs.
+[[gnu::noinline]] void rotate_pairs(float* v, int64_t n_heads, int64_t head_dim, int64_t n_pairs, const float* cos,
+                                    const float* sin) {
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* head = v + h * head_dim;
+    for (int64_t j = 0; j < n_pairs; ++j) {
+      const float v0 = head[2 * j], v1 = head[2 * j + 1];
+      head[2 * j] = v0 * cos[j] - v1 * sin[j];
+      head[2 * j + 1] = v0 * sin[j] + v1 * cos[j];
     }
+  }
+}
+
+}  // namespace
+
+void rope_angles(float* cos, float* sin, int64_t pos, int64_t pairs, const double* inv_freq) {
+  for (int64_t j = 0; j < pairs; ++j) pair_angle(cos[j], sin[j], pos, inv_freq[j]);
+}
+
+void rope_rotate(float* v, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin) {
+  rotate_pairs(v, n_heads, head_dim, head_dim / 2, cos, sin);
+}
+
+void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq) {
+  // Each pair's cos/sin is shared by all heads: computed once per pair, a
+  // stack-sized range of pairs at a time (every head_dim up to 512 in one).
+  constexpr int64_t kPairsAtOnce = 256;
+  float cos[kPairsAtOnce], sin[kPairsAtOnce];
+  for (int64_t j0 = 0; j0 < head_dim / 2; j0 += kPairsAtOnce) {
+    const int64_t n = std::min(kPairsAtOnce, head_dim / 2 - j0);
+    rope_angles(cos, sin, pos, n, inv_freq + j0);
+    rotate_pairs(v + 2 * j0, n_heads, head_dim, n, cos, sin);
   }
 }
 

@@ -187,6 +187,29 @@ TEST_P(KernelTest, RopeRotatesInterleavedPairsByTheFormula) {
   }
 }
 
+// A step's angles computed once and applied to every layer's q and k must
+// turn them exactly as rope_interleaved does, so that caching them changes
+// no output bit.
+TEST_P(KernelTest, RopeInTwoHalvesIsBitForBitRopeInterleaved) {
+  for (int64_t head_dim : {2, 8, 64, 128, 514, 640}) {  // past 512: rope_interleaved's pairs in two ranges
+    for (int64_t pos : {0, 1, 17, 4095, 100000}) {
+      const int64_t n_heads = 3, pairs = head_dim / 2;
+      std::vector<double> inv_freq(static_cast<size_t>(pairs));
+      for (int64_t j = 0; j < pairs; ++j) inv_freq[j] = std::pow(500000.0, -2.0 * j / head_dim);
+      Buffer v = random_buffer(n_heads * head_dim, rng_);
+      Buffer whole(v.size(), /*guarded=*/true), halves(v.size(), /*guarded=*/true);
+      Buffer cosines(pairs, /*guarded=*/true), sines(pairs, /*guarded=*/true);
+      for (int64_t i = 0; i < v.size(); ++i) whole[i] = halves[i] = v[i];
+      rope_interleaved(whole.data(), n_heads, head_dim, pos, inv_freq.data());
+      rope_angles(cosines.data(), sines.data(), pos, pairs, inv_freq.data());
+      rope_rotate(halves.data(), n_heads, head_dim, cosines.data(), sines.data());
+      for (int64_t i = 0; i < v.size(); ++i)
+        ASSERT_EQ(halves[i], whole[i]) << "head_dim " << head_dim << " pos " << pos << " element " << i;
+      EXPECT_TRUE(whole.guards_intact() && halves.guards_intact() && cosines.guards_intact() && sines.guards_intact());
+    }
+  }
+}
+
 // The head layouts the attention tests run: one head, and six query heads
 // sharing two KV heads (GQA). The KV heads are the second and later of the
 // cache row's, so a wrong offset reads another head's values.
