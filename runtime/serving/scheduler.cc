@@ -131,8 +131,11 @@ void Scheduler::take_incoming() {
 
 void Scheduler::publish_metrics() {
   EngineMetrics m;
-  m.queued = static_cast<int64_t>(waiting_.size());
-  m.running = static_cast<int64_t>(running_.size());
+  // A finishing sequence stays in its list until retire_finished(), but
+  // its blocks are already free: count it nowhere, as its client will.
+  auto staying = [](const std::unique_ptr<Sequence>& s) { return !s->leaving; };
+  m.queued = std::ranges::count_if(waiting_, staying);
+  m.running = std::ranges::count_if(running_, staying);
   m.kv_blocks_total = allocator_.total_blocks();
   m.kv_blocks_used = allocator_.used_blocks();
   m.kv_block_size = kv_.block_size;
@@ -158,6 +161,7 @@ void Scheduler::emit(Sequence& seq, const ServingEvent& event) {
 void Scheduler::finish(Sequence& seq, FinishReason reason) {
   allocator_.release(seq.blocks);
   seq.computed = 0;
+  seq.leaving = true;
   if (seq.ended) return;
   if (reason != FinishReason::kCancelled && seq.filter.holding()) {
     ServingEvent rest;
@@ -177,7 +181,8 @@ void Scheduler::finish(Sequence& seq, FinishReason reason) {
   }
   prompt_tokens_ += seq.prompt_len;
   // A client that reads the metrics once its request has ended must find
-  // that request's tokens counted (a status query right after a stream).
+  // that request's tokens counted and the request itself no longer running
+  // (a status query right after a stream).
   publish_metrics();
   emit(seq, done);
 }

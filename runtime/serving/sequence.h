@@ -44,6 +44,7 @@ struct Sequence {
   bool started = false;          // kStarted sent (once, not again after a preemption)
   bool client_gone = false;      // the sink returned false or cancel() named it
   bool ended = false;            // the final event was sent: the sink is never called again
+  bool leaving = false;          // finish() has begun: no longer counted as queued or running
   bool at_eos = false;           // an end-of-generation token ended it
   std::optional<FinishReason> finish_reason;  // set when generation is over
 

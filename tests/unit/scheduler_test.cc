@@ -116,7 +116,8 @@ TEST_F(SchedulerTest, BatchedEqualsOneByOne) {
 
 // An orchestrator asks for the status as soon as its stream ends: by the
 // time a request's kFinished reaches its sink, the published counters
-// include that request's tokens and prompt, alone or among others.
+// include that request's tokens and prompt, alone or among others, and the
+// request is neither running nor holding blocks.
 TEST_F(SchedulerTest, MetricsCountARequestBeforeItsClientHearsItFinished) {
   const PagedKvConfig kv{4, 512};
   FakeForward fake(tok_.vocab_size(), kv, tok_.eos_id());
@@ -141,6 +142,9 @@ TEST_F(SchedulerTest, MetricsCountARequestBeforeItsClientHearsItFinished) {
   ASSERT_GT(completion[0], 0);
   EXPECT_EQ(at_finish[0].generated_tokens, completion[0]);
   EXPECT_EQ(at_finish[0].prompt_tokens, static_cast<int64_t>(requests[0].prompt_tokens.size()));
+  EXPECT_EQ(at_finish[0].running, 0);
+  EXPECT_EQ(at_finish[0].queued, 0);
+  EXPECT_EQ(at_finish[0].kv_blocks_used, 0);
   // Among others: each snapshot covers this request and every one that
   // finished before it (requests ending in one step may see each other).
   for (size_t i = 1; i < requests.size(); ++i) ASSERT_TRUE(submit(i).ok());
@@ -154,8 +158,16 @@ TEST_F(SchedulerTest, MetricsCountARequestBeforeItsClientHearsItFinished) {
     EXPECT_GE(at_finish[i].generated_tokens, finished_tokens) << "request " << i;
     EXPECT_GE(at_finish[i].prompt_tokens, finished_prompts) << "request " << i;
   }
+  // Five requests ran together: each leaves the count as it finishes,
+  // ending at none (requests finishing in one step go together).
+  for (size_t n = 0; n < finish_order.size(); ++n) {
+    const EngineMetrics& m = at_finish[finish_order[n]];
+    EXPECT_LE(m.running + m.queued, static_cast<int64_t>(finish_order.size() - n - 1)) << "request " << finish_order[n];
+  }
   EXPECT_EQ(at_finish[finish_order.back()].generated_tokens, finished_tokens);
   EXPECT_EQ(at_finish[finish_order.back()].prompt_tokens, finished_prompts);
+  EXPECT_EQ(at_finish[finish_order.back()].running, 0);
+  EXPECT_EQ(at_finish[finish_order.back()].kv_blocks_used, 0);
 }
 
 // Six sequences decode when a 100-token prompt arrives: every step keeps
