@@ -1,4 +1,5 @@
-// Small figures the `tandem bench` commands share.
+// What the `tandem bench` commands share: the median of their figures and
+// the parser of their list flags (--batches, --tokens).
 #pragma once
 
 #include <algorithm>

@@ -44,7 +44,8 @@ void axpy(float* y, float a, const float* x, int64_t n);
 void rmsnorm(float* out, const float* x, const float* w, int64_t n, float eps);
 void softmax(float* x, int64_t n);
 void rope_interleaved(float* v, int64_t n_heads, int64_t head_dim, int64_t pos, const double* inv_freq);
-// Every ISA's: the cost is the sin/cos, not the rotation (see avx2 below).
+// The only copies: kernels.cc calls them for every ISA, as it does
+// rope_interleaved (why there is no SIMD RoPE: the avx2 namespace below).
 void rope_angles(float* cos, float* sin, int64_t pos, int64_t pairs, const double* inv_freq);
 void rope_rotate(float* v, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin);
 void swiglu(float* out, const float* gate, const float* up, int64_t n);
