@@ -109,7 +109,6 @@ Status Lockstep::follow_batch(int64_t n_sequences, int64_t n_tokens, int64_t res
                               Deadline deadline) {
   const int64_t max_batch = model_.max_batch(), context = model_.context();
   const PagedKvConfig paged = model_.paged_kv();
-  const int64_t max_entries = n_sequences * kv_blocks_for(context, std::max<int64_t>(paged.block_size, 1));
   auto malformed = [&](const std::string& what) {
     return DataLoss("rank 0 sent a malformed batch command (" + std::to_string(n_sequences) + " sequences, " +
                     std::to_string(n_tokens) + " tokens, " + std::to_string(n_entries) + " block ids): " + what);
@@ -117,6 +116,8 @@ Status Lockstep::follow_batch(int64_t n_sequences, int64_t n_tokens, int64_t res
   // Every count bounded before anything is sized by it.
   if (paged.num_blocks == 0) return malformed("this rank's model has no paged KV pool");
   if (n_sequences < 1 || n_sequences > max_batch) return malformed("sequences outside [1, max_batch]");
+  // Only now that n_sequences is bounded: the product cannot overflow.
+  const int64_t max_entries = n_sequences * kv_blocks_for(context, std::max<int64_t>(paged.block_size, 1));
   if (n_tokens < n_sequences || n_tokens > max_batch) return malformed("tokens outside [sequences, max_batch]");
   if (n_entries < n_sequences || n_entries > max_entries) return malformed("block ids outside the tables' bounds");
   if (result != kLogits && result != kArgmax) return malformed("result " + std::to_string(result));
@@ -174,17 +175,23 @@ Status Lockstep::follow(const std::function<bool()>& should_stop) {
     }
     if (kind == kShutdown) return Status::Ok();
     if (kind == kNoop) continue;
+    // The header may have come at the end of a long idle wait: the rest of
+    // the command gets a whole step_timeout of its own.
+    const Deadline payload_deadline = deadline_after(step_timeout_);
     if (kind == kForwardBatch) {
-      TANDEM_RETURN_IF_ERROR(follow_batch(start_pos, n, result, k, deadline));
+      TANDEM_RETURN_IF_ERROR(follow_batch(start_pos, n, result, k, payload_deadline));
       continue;
     }
-    if (kind != kForward || n < 1 || n > model_.context() || start_pos < 0 || result < kLogits || result > kTopK ||
+    // start_pos > context - n, not start_pos + n > context: the sum of a
+    // hostile start_pos and n wraps and would pass every later check.
+    if (kind != kForward || n < 1 || n > model_.context() || start_pos < 0 || start_pos > model_.context() - n ||
+        result < kLogits || result > kTopK ||
         (result == kTopK && (k < 1 || k > LlamaModel::kMaxTopK))) {
       return DataLoss("rank 0 sent a malformed command (kind " + std::to_string(kind) + ", " + std::to_string(n) +
                       " tokens at " + std::to_string(start_pos) + ", result " + std::to_string(result) + ")");
     }
     ids.resize(static_cast<size_t>(n));
-    TANDEM_RETURN_IF_ERROR(comm_.broadcast(ids.data(), ids.size(), tandem::DType::kI32, 0, deadline));
+    TANDEM_RETURN_IF_ERROR(comm_.broadcast(ids.data(), ids.size(), tandem::DType::kI32, 0, payload_deadline));
     const std::vector<int> tokens(ids.begin(), ids.end());
     // Only rank 0 receives the result; the others take part in making it.
     if (result == kLogits) {

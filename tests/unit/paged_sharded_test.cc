@@ -164,7 +164,7 @@ TEST_F(PagedLockstep, RunsBatchesOnEveryRank) {
 
 // Malformed batch commands, sent by hand as rank 0: the follower refuses
 // each with DataLoss before it sizes anything by the bad count.
-TEST_F(PagedLockstep, AFollowerRefusesAMalformedBatchCommand) {
+TEST_F(PagedLockstep, AFollowerRefusesAMalformedCommand) {
   struct Case {
     std::array<int64_t, 6> header;
     std::vector<int64_t> fields;  // sent when the header passes
@@ -178,6 +178,10 @@ TEST_F(PagedLockstep, AFollowerRefusesAMalformedBatchCommand) {
       {{3, 3, 1, 2, 0, 1}, {2, 31, 1, 1}, "sequence 0 is 2 tokens at 31"},  // past the context of 32
       {{3, 3, 1, 2, 0, 1}, {2, 0, 1, 2}, "sequence 0 is 2 tokens at 0 in 2 blocks"},
       {{3, 3, 2, 3, 0, 2}, {1, 0, 1, 1, 1, 0, 1, 1}, "do not add up"},
+      {{3, 3, int64_t{1} << 62, 1, 0, 1}, {}, "sequences outside"},  // bounded before any product of it
+      // One-sequence commands: refused from the header, before any token is awaited.
+      {{3, 1, 30, 8, 0, 0}, {}, "8 tokens at 30"},  // past the context of 32
+      {{3, 1, INT64_MAX - 2, 8, 0, 0}, {}, "8 tokens at 9223372036854775805"},  // start_pos + n wraps
   };
   for (const Case& c : cases) {
     on_ranks(path_, 2, 1, [&](int rank, LlamaModel& model, collectives::Communicator& comm) -> Status {
