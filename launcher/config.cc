@@ -326,6 +326,13 @@ Status check(const RunConfig& c, const Checker& at) {
     return at.fail("launch.heartbeat_timeout_s",
                    "must be at least twice launch.heartbeat_interval_s, or one late beat ends the job");
   }
+  // An idle rank 0 sends its followers a no-op every heartbeat interval, and
+  // they wait for each command at most step_timeout_s.
+  if (l.step_timeout_s < 2 * l.heartbeat_interval_s) {
+    return at.fail("launch.step_timeout_s",
+                   "must be at least twice launch.heartbeat_interval_s, or an idle job's followers time out waiting "
+                   "for rank 0's keep-alive");
+  }
   return Status::Ok();
 }
 

@@ -275,6 +275,10 @@ TEST(Config, LaunchTimingsMustBeSane) {
   EXPECT_EQ(error_of("launch:\n  heartbeat_interval_s: 2\n  heartbeat_timeout_s: 3\n"),
             "x.yaml:3:24: launch.heartbeat_timeout_s: must be at least twice launch.heartbeat_interval_s, or one "
             "late beat ends the job");
+  EXPECT_EQ(error_of("launch:\n  step_timeout_s: 0.5\n"),
+            "x.yaml:2:19: launch.step_timeout_s: must be at least twice launch.heartbeat_interval_s, or an idle job's "
+            "followers time out waiting for rank 0's keep-alive");
+  EXPECT_EQ(error_of("", {"launch.step_timeout_s=2"}), "");
   EXPECT_EQ(error_of("", {"launch.preflight_timeout_s=1e9"}),
             "--set launch.preflight_timeout_s=1e9: launch.preflight_timeout_s: must be a number of seconds in (0, 86400]");
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n      ssh: {options: yes}\n"),
