@@ -93,7 +93,7 @@ int run_launch(const LaunchFlags& flags) {
   const std::string run_id = std::filesystem::path(*dir).filename().string();
   const std::string token = make_token();
   if (Status s = write_private_file(*dir + "/token", token + "\n"); !s.ok()) return report_error(s);
-  std::FILE* log = std::fopen((*dir + "/launcher.log").c_str(), "w");
+  std::FILE* log = std::fopen((*dir + "/launcher.log").c_str(), "we");
   if (!log) return report_error(TANDEM_ERRNO("creating " + *dir + "/launcher.log"));
   std::fprintf(stderr, "tandem: run %s: %zu workers, logs in %s\n", run_id.c_str(), config->cluster.nodes.size(),
                dir->c_str());

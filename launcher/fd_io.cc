@@ -45,15 +45,22 @@ Result<std::string> LineReader::read_bytes(size_t n, Deadline deadline) {
   return bytes;
 }
 
-Status write_all(int fd, std::string_view bytes, std::string_view what) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+Result<size_t> write_some(int fd, std::string_view bytes, std::string_view what) {
+  size_t written = 0;
+  while (written < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
     if (n < 0 && errno == EPIPE) return Unavailable(std::string(what) + " closed");
-    if (n < 0 && errno == EAGAIN) return ResourceExhausted(std::string(what) + " is full: nobody reads it");
     if (n < 0) return TANDEM_ERRNO("writing " + std::string(what));
-    bytes.remove_prefix(static_cast<size_t>(n));
+    written += static_cast<size_t>(n);
   }
+  return written;
+}
+
+Status write_all(int fd, std::string_view bytes, std::string_view what) {
+  TANDEM_ASSIGN_OR_RETURN(const size_t written, write_some(fd, bytes, what));
+  if (written < bytes.size()) return ResourceExhausted(std::string(what) + " is full: nobody reads it");
   return Status::Ok();
 }
 

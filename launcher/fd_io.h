@@ -32,4 +32,9 @@ class LineReader {
 // pipe is ResourceExhausted (the reader is not reading).
 Status write_all(int fd, std::string_view bytes, std::string_view what);
 
+// Writes what a non-blocking `fd` takes now, retrying short writes and EINTR,
+// and returns how many bytes went (fewer than all when the pipe is full);
+// errors as write_all's.
+Result<size_t> write_some(int fd, std::string_view bytes, std::string_view what);
+
 }  // namespace tandem::launcher

@@ -1,4 +1,5 @@
 // tandem: one machine out of two DGX Sparks. Entry point of the command line.
+#include <csignal>
 #include <cstdio>
 
 #include "launcher/commands.h"
@@ -22,6 +23,10 @@ int report_error(const Status& status) {
 }  // namespace tandem::cli
 
 int main(int argc, char** argv) {
+  // Inherited as SIG_IGN (it survives exec), SIGCHLD would have the kernel
+  // reap the workers and checks this process starts before it learns how
+  // they exited.
+  std::signal(SIGCHLD, SIG_DFL);
   CLI::App app{"tandem: LLM inference and training across two machines"};
   app.set_version_flag("--version", "tandem " TANDEM_VERSION);
   app.require_subcommand(1);

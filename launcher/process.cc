@@ -62,6 +62,7 @@ Result<Process> Process::spawn(const ProcessSpec& spec) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);  // the launcher died before prctl
     ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGCHLD, SIG_DFL);  // an ignored SIGCHLD survives exec and would lose the child's own children
     ::dup2(in[0], 0), ::dup2(out[1], 1), ::dup2(err[1], 2);
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) {
       const char msg[] = "tandem: cannot enter the working directory\n";
@@ -119,8 +120,14 @@ void Process::close_stderr() { close_fd(stderr_); }
 std::optional<int> Process::try_wait() {
   if (status_ || pid_ <= 0) return status_;
   int status = 0;
-  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
   if (r == pid_) status_ = status;
+  // Not our child any more: reaped by the kernel or another waiter. Waiting
+  // on would never end, and signalling its pid could reach a stranger.
+  if (r < 0 && errno == ECHILD) status_ = kWaitStatusLost;
   return status_;
 }
 
@@ -132,6 +139,7 @@ void Process::kill_group(int signal) {
 }
 
 std::string describe_wait_status(int status) {
+  if (status == Process::kWaitStatusLost) return "exited, status lost (reaped elsewhere: is SIGCHLD ignored?)";
   if (WIFEXITED(status)) return "exit " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     const char* name = sigabbrev_np(WTERMSIG(status));

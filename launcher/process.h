@@ -40,8 +40,11 @@ class Process {
   void close_stdout();
   void close_stderr();
 
-  // The wait status once the child has exited (reaping it), else nullopt.
+  // The wait status once the child has exited (reaping it), else nullopt;
+  // kWaitStatusLost when someone else reaped it (SIGCHLD set to SIG_IGN
+  // makes the kernel do that): gone, with its status unknown.
   std::optional<int> try_wait();
+  static constexpr int kWaitStatusLost = -1;
   bool running() const { return pid_ > 0 && !status_; }
   // Signals the child's process group (the child and anything it started).
   void kill_group(int signal);
@@ -52,7 +55,7 @@ class Process {
   std::optional<int> status_;
 };
 
-// "exit 0", "exit 255", "killed by SIGKILL".
+// "exit 0", "exit 255", "killed by SIGKILL", or what kWaitStatusLost means.
 std::string describe_wait_status(int status);
 
 }  // namespace tandem::launcher

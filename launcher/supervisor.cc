@@ -55,7 +55,15 @@ struct Worker {
   std::unique_ptr<WorkerOutputSplitter> out, err;
   std::FILE* log = nullptr;
   Clock::time_point last_beat;
+  // Heartbeats start once the worker has read its header (after an ssh
+  // login, exec and the libraries' loading); until the first, the startup
+  // timeout is the one that applies.
+  bool beating = false;
   bool ready = false;
+  // What its stdin has not taken yet, in order. A pipe holds 64 KiB and the
+  // header carries the whole config (up to 1 MiB): the rest goes out as the
+  // worker reads it (pump() polls for that).
+  std::string stdin_backlog;
   std::optional<int> status;
   Clock::time_point exited_at;
   std::string last_error;  // the worker's last stderr line
@@ -83,11 +91,11 @@ class Supervisor {
   }
   void start(Worker& w);
   void fail(const std::string& cause, int code = 1);
-  void send(Worker& w, const std::string& line) {
-    if (w.process.stdin_fd() >= 0 && !w.status) {
-      (void)write_all(w.process.stdin_fd(), line + "\n", "worker stdin");
-    }
-  }
+  void send(Worker& w, const std::string& line) { to_stdin(w, line + "\n", /*droppable=*/line == "ping"); }
+  // Queues bytes for the worker's stdin behind any backlog; a ping behind a
+  // backlog would say nothing the backlog's arrival does not, so it is dropped.
+  void to_stdin(Worker& w, std::string bytes, bool droppable = false);
+  void flush_stdin(Worker& w);
   void on_record(Worker& w, const WorkerRecord& r);
   void on_exit(Worker& w);
   void record_loss(const std::vector<std::string>& args);
@@ -129,9 +137,7 @@ void Supervisor::start(Worker& w) {
   w.started = true;
   w.last_beat = Clock::now();
   WorkerHeader header{token_, to_yaml(config_)};
-  if (Status s = write_all(w.process.stdin_fd(), encode_worker_header(header), "worker stdin"); !s.ok()) {
-    say(who(w) + ": could not send the header: " + s.message());  // its exit says why
-  }
+  to_stdin(w, encode_worker_header(header));
   auto print = [this, &w](std::FILE* terminal) {
     return [this, &w, terminal](std::string_view line) {
       std::fprintf(terminal, "%s%.*s\n", w.prefix.c_str(), static_cast<int>(line.size()), line.data());
@@ -161,9 +167,31 @@ void Supervisor::fail(const std::string& cause, int code) {
   }
 }
 
+void Supervisor::to_stdin(Worker& w, std::string bytes, bool droppable) {
+  if (w.process.stdin_fd() < 0 || w.status) return;
+  if (!w.stdin_backlog.empty()) {
+    if (!droppable) w.stdin_backlog += bytes;
+    return;
+  }
+  w.stdin_backlog = std::move(bytes);
+  flush_stdin(w);
+}
+
+void Supervisor::flush_stdin(Worker& w) {
+  if (w.stdin_backlog.empty() || w.process.stdin_fd() < 0) return;
+  auto written = write_some(w.process.stdin_fd(), w.stdin_backlog, "worker stdin");
+  if (!written.ok()) {  // it exited or closed its stdin: its exit says why
+    w.stdin_backlog.clear();
+    w.process.close_stdin();
+    return;
+  }
+  w.stdin_backlog.erase(0, *written);
+}
+
 void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
   if (r.kind == "hb") {
     w.last_beat = Clock::now();
+    w.beating = true;
   } else if (r.kind == "ready") {
     w.ready = true;
     say(who(w) + " is ready");
@@ -177,7 +205,7 @@ void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
   } else if ((r.kind == "control" || r.kind == "http") && w.rank == 0 && r.args.size() == 1) {
     const bool http = r.kind == "http";
     const std::string path = files_.run_dir + (http ? "/http_endpoint" : "/endpoint");
-    if (std::FILE* f = std::fopen(path.c_str(), "w")) {
+    if (std::FILE* f = std::fopen(path.c_str(), "we")) {
       std::fprintf(f, "%s\n", r.args[0].c_str());
       std::fclose(f);
     }
@@ -253,8 +281,10 @@ void Supervisor::pump(int timeout_ms) {
   for (Worker& w : workers_) {
     if (w.process.stdout_fd() >= 0) fds.push_back({w.process.stdout_fd(), POLLIN, 0});
     if (w.process.stderr_fd() >= 0) fds.push_back({w.process.stderr_fd(), POLLIN, 0});
+    if (!w.stdin_backlog.empty() && w.process.stdin_fd() >= 0) fds.push_back({w.process.stdin_fd(), POLLOUT, 0});
   }
   if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) return;
+  for (Worker& w : workers_) flush_stdin(w);
   unsigned char sig = 0;
   while (::read(g_signal_pipe[0], &sig, 1) == 1) {
     if (++signals_ == 1) {
@@ -301,7 +331,7 @@ void Supervisor::check_time() {
       continue;
     }
     if (ping) send(w, "ping");
-    if (now - w.last_beat > ms(config_.launch.heartbeat_timeout_s)) {
+    if ((w.beating || w.ready) && now - w.last_beat > ms(config_.launch.heartbeat_timeout_s)) {
       w.cause = "no heartbeat for " + seconds_text(now - w.last_beat) + " (link down, host down or worker hung)";
       fail(who(w) + ": " + w.cause);
       w.process.kill_group(SIGKILL);
@@ -337,8 +367,8 @@ SupervisorResult Supervisor::run() {
     w.local = is_local_host(w.host);
     w.prefix = "[rank " + std::to_string(r) + " " + w.host + "] ";
     const std::string log = files_.run_dir + "/rank-" + std::to_string(r) + ".log";
-    w.log = std::fopen(log.c_str(), "w");
-    if (!w.log) w.log = std::fopen("/dev/null", "w");
+    w.log = std::fopen(log.c_str(), "we");
+    if (!w.log) w.log = std::fopen("/dev/null", "we");
   }
   for (Worker& w : workers_) {
     if (!stopping_) start(w);

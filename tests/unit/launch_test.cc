@@ -42,6 +42,19 @@ TEST(LaunchLocal, TwoWorkersTellThePublishedStory) {
   EXPECT_TRUE(run.worker_pids().empty());
 }
 
+// The config travels in each worker's header over its stdin, a pipe that
+// holds 64 KiB; a bigger one (a long prompt, many settings) must arrive
+// whole, the rest written as the worker reads.
+TEST(LaunchLocal, AConfigLargerThanAPipeReachesEveryWorker) {
+  LaunchRun run("bigconfig");
+  const std::string padding(100 * 1024, 'p');
+  Child launcher = Child::spawn(run.argv({"env.TANDEM_TEST_PADDING=" + padding}));
+  const ChildExit e = launcher.wait(120s);
+  ASSERT_TRUE(e.exited && e.code == 0) << describe(e) << "\n" << launcher.err();
+  EXPECT_EQ(rank_output(launcher.out(), 0), published_story() + "\n");
+  EXPECT_TRUE(contains(read_file(run.run_dir() + "/config.yaml"), padding));
+}
+
 // The share of the model's weights a rank's loader reported holding
 // ("rank 1 holds 49.8% of the weights (...)"), or -1.
 double held_percent(const std::string& log) {
