@@ -74,9 +74,12 @@ Status Scheduler::validate(const ServingRequest& request) const {
                       " exceed the context of " + str(limits_.context));
   }
   const int64_t blocks = kv_blocks_for(n, kv_.block_size);
+  // Never, however long it waits: the pool bounds the context here, which is
+  // a refusal of the request (OutOfRange, HTTP 400), not "retry later".
   if (blocks > kv_.num_blocks) {
-    return ResourceExhausted("the prompt's " + str(n) + " tokens need " + str(blocks) + " KV blocks of " +
-                             str(kv_.block_size) + " positions; the whole pool has " + str(kv_.num_blocks));
+    return OutOfRange("the prompt's " + str(n) + " tokens need " + str(blocks) + " KV blocks of " +
+                      str(kv_.block_size) + " positions; the whole pool has " + str(kv_.num_blocks) +
+                      " (engine.kv_blocks)");
   }
   return Status::Ok();
 }
@@ -123,6 +126,9 @@ void Scheduler::request_shutdown() {
 
 void Scheduler::take_incoming() {
   std::lock_guard lock(mu_);
+  // Still queued until this step publishes its count: submit() and
+  // metrics() read published_, and must not see them vanish meanwhile.
+  published_.queued += static_cast<int64_t>(incoming_.size());
   for (auto& seq : incoming_) waiting_.push_back(std::move(seq));
   incoming_.clear();
   cancels_taken_.swap(cancels_);

@@ -60,7 +60,7 @@ TEST_F(SchedulerLimitsTest, SubmitRefusesWhatCannotRun) {
   EXPECT_EQ(code(request({1, 5}, 63)), StatusCode::kOutOfRange);  // 2 + 63 > 64
   // 33 positions need 9 blocks of 4; the pool has 8.
   const auto big = s->submit(request(std::vector<int>(33, 7), 4), never.sink());
-  EXPECT_EQ(big.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(big.status().code(), StatusCode::kOutOfRange);  // permanent: not 'retry later'
   EXPECT_NE(big.status().message().find("9 KV blocks"), std::string::npos) << big.status().to_string();
   EXPECT_NE(big.status().message().find("has 8"), std::string::npos) << big.status().to_string();
   EXPECT_TRUE(never.events().empty());
@@ -74,6 +74,34 @@ TEST_F(SchedulerLimitsTest, SubmitRefusesWhatCannotRun) {
   EXPECT_TRUE(never.events().empty());
   s->shutdown(Status::Ok());  // before the recorders go
   for (Recorder& r : q) EXPECT_EQ(r.final_event()->status.code(), StatusCode::kUnavailable);
+}
+
+// Requests taken into the step are still queued for max_queued and the
+// metrics until the step publishes its own count: a client submitting
+// during a long forward must neither slip past the limit nor see the queue
+// empty.
+TEST_F(SchedulerLimitsTest, RequestsTakenIntoAStepStillCountAsQueued) {
+  std::unique_ptr<Scheduler> s;
+  int64_t accepted_mid_step = 0, queued_mid_step = -1;
+  std::vector<Recorder> late(3);
+  auto forward = [&](std::span<const SequenceStep> seqs, std::span<float> logits) {
+    if (queued_mid_step < 0) {  // the first step: its requests have left `incoming`
+      queued_mid_step = s->metrics().queued;
+      for (Recorder& r : late) accepted_mid_step += s->submit(request({1, 5}, 2), r.sink()).ok() ? 1 : 0;
+    }
+    return fake_.run(seqs, logits);
+  };
+  auto made = Scheduler::create(forward, tok_.vocab_size(), tok_, kv_, {16, 1, 3, 64});  // one running, three queued
+  ASSERT_TRUE(made.ok()) << made.status().to_string();
+  s = std::move(made).value();
+  Recorder early[3];
+  for (Recorder& r : early) ASSERT_TRUE(s->submit(request({1, 5}, 2), r.sink()).ok());
+  ASSERT_TRUE(s->step().ok());
+  EXPECT_GE(queued_mid_step, 2);  // one of the three admitted at most
+  EXPECT_EQ(accepted_mid_step, 0);
+  EXPECT_LE(s->metrics().queued, 3);
+  ASSERT_TRUE(testing::drain(*s));
+  s->shutdown(Status::Ok());
 }
 
 TEST_F(SchedulerLimitsTest, ASequenceOutgrowingThePoolEndsWithLength) {
