@@ -84,6 +84,18 @@ void HttpSession::watch_client() {
   stream_.socket().async_read_some(
       asio::buffer(watch_buf_), [self = shared_from_this()](error_code ec, size_t n) {
         self->watching_ = false;
+        // More than one request's headers and body can be: not a pipelined
+        // request but a flood, which would otherwise pile up here for as
+        // long as the generation runs. Treated as a client gone bad.
+        const size_t keep_at_most = static_cast<size_t>(self->server_.options.max_request_bytes) + kMaxHeaderBytes;
+        if (!ec && self->buffer_.size() + n > keep_at_most) {
+          self->read_after_watch_ = false;
+          self->client_gone_ = true;
+          self->close_after_ = true;
+          self->cancel_generation();
+          if (!self->writing_) self->close();
+          return;
+        }
         if (!ec && n > 0) {
           // A pipelined request: keep it for the next read.
           auto space = self->buffer_.prepare(n);

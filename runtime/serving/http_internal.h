@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <condition_variable>
@@ -76,6 +77,10 @@ class HttpServer::Impl {
   // On a strand of its own: stop() posts the close there, so it never races
   // an accept handler on another I/O thread.
   tcp::acceptor acceptor_{asio::make_strand(io_)};
+  // After a failed accept (out of descriptors: EMFILE), a pause before the
+  // next: the connection left pending keeps the listener readable, and
+  // retrying at once would spin an I/O thread until descriptors free up.
+  asio::steady_timer accept_retry_{acceptor_.get_executor()};
 };
 
 // Starts a connection on `socket` (http_session.cc).

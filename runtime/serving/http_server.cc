@@ -123,10 +123,16 @@ void HttpServer::Impl::accept() {
   // run one at a time, whichever I/O thread picks them up.
   acceptor_.async_accept(asio::make_strand(io_), [this](boost::system::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    if (!ec) start_session(*this, std::move(socket));
+    if (!ec) {
+      start_session(*this, std::move(socket));
+      return accept();
+    }
     // Out of descriptors (EMFILE) and the like: keep accepting, the next
-    // connection may fit once others close.
-    accept();
+    // connection may fit once others close, but not in a busy loop.
+    accept_retry_.expires_after(std::chrono::milliseconds(100));
+    accept_retry_.async_wait([this](boost::system::error_code wait_ec) {
+      if (!wait_ec && acceptor_.is_open()) accept();
+    });
   });
 }
 

@@ -38,7 +38,7 @@ HttpSession::~HttpSession() {
 void HttpSession::read_request() {
   parser_.emplace();
   parser_->body_limit(static_cast<uint64_t>(server_.options.max_request_bytes));
-  parser_->header_limit(16 * 1024);
+  parser_->header_limit(kMaxHeaderBytes);
   if (buffer_.size() > 0) return read_header();
   // Idle keep-alive: wait for the next request's first bytes at most idle_timeout.
   stream_.expires_after(server_.options.idle_timeout);
@@ -117,7 +117,10 @@ void HttpSession::flush() {
       return self->close();
     }
     if (!self->outbox_.empty()) return self->flush();
-    if (self->response_complete_) self->response_done();
+    if (self->response_complete_) return self->response_done();
+    // Given up on (it could not keep up, or flooded us) while this write was
+    // out, and nothing more will be written: no response will complete.
+    if (self->client_gone_ && !self->exchange_) self->close();
   });
 }
 

@@ -16,6 +16,9 @@
 
 namespace tandem::serving {
 
+// A request's headers may take this much (431 past it).
+inline constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(HttpServer::Impl& server, tcp::socket socket);

@@ -3,6 +3,7 @@
 // client, and /metrics parsed back.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -134,6 +135,78 @@ TEST_F(HttpServerTest, SlowHeaderClientTimesOutWithoutBlockingOthers) {
   ::close(timed);
   EXPECT_GT(waited, 0.8);
   EXPECT_LT(waited, 4.0);
+  expect_serving();
+}
+
+// A client that keeps writing while its generation runs is not pipelining
+// a request: past one request's worth of bytes the server gives up on it
+// (cancels, closes) instead of keeping all it sends.
+TEST_F(HttpServerTest, AClientFloodingDuringItsGenerationIsCutOff) {
+  FakeEngine::Options eo;
+  eo.context = 4096;
+  eo.piece_interval = std::chrono::milliseconds(20);  // 900 pieces: 18 s
+  auto options = default_options();
+  options.max_request_bytes = 4096;
+  start(eo, options);
+  const int fd = connect_local(server_->port());
+  const std::string body = R"({"prompt":[1],"max_tokens":900})";
+  const std::string head = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, (head + body).data(), head.size() + body.size(), 0),
+            static_cast<ssize_t>(head.size() + body.size()));
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  while (engine_->running() == 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(engine_->running(), 1u);
+  const std::string junk(64 * 1024, 'j');  // 16 times max_request_bytes
+  (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);  // cut short once the server closes: fine
+  while (engine_->cancelled().empty() && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(engine_->cancelled(), std::vector<serving::RequestId>{1});
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char c;
+  const ssize_t n = ::recv(fd, &c, 1, 0);
+  EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << "expected the connection closed, got " << n;
+  ::close(fd);
+  expect_serving();
+}
+
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Out of descriptors, accept fails and the connection stays pending, so the
+// listener stays readable: the server must wait between tries, not spin an
+// I/O thread, and serve the connection once descriptors are free again.
+TEST_F(HttpServerTest, OutOfDescriptorsTheServerWaitsInsteadOfSpinning) {
+  start();
+  const int client = connect_local(server_->port());  // the pending connection's own end: opened before the limit
+  const int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit tight = old;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new descriptor in this process
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  const std::string request = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const bool sent = ::send(client, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size());
+  const double cpu0 = process_cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  const double cpu = process_cpu_seconds() - cpu0;
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  ASSERT_TRUE(sent);
+  EXPECT_LT(cpu, 0.2) << "the process used " << cpu << " s of CPU in 0.8 s while accept failed";
+  // Descriptors free again: the pending connection is served.
+  timeval tv{5, 0};
+  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string response;
+  char buf[512];
+  for (ssize_t n; (n = ::recv(client, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  ::close(client);
+  EXPECT_EQ(response.rfind("HTTP/1.1 200", 0), 0u) << response;
   expect_serving();
 }
 
