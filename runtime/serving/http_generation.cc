@@ -61,7 +61,7 @@ void HttpSession::generate(ApiKind kind, const std::string& body) {
   client_gone_ = false;
   cancel_sent_ = false;
   meta_ = ResponseMeta{kind, make_response_id(kind), unix_now(), server_.options.model_id};
-  auto id = server_.engine.submit(std::move(request), make_sink(exchange));
+  auto id = server_.engine.submit(std::move(request), make_sink(exchange, server_.metrics));
   if (!id.ok()) {
     end_generation();
     return send_error(error_from_status(id.status()));
@@ -191,10 +191,6 @@ void HttpSession::on_event(const ServingEvent& event) {
 }
 
 void HttpSession::on_finished(const ServingEvent& event) {
-  // The engine timed the request (submit -> first token, then per token).
-  server_.metrics.add_tokens(event.prompt_tokens, event.completion_tokens);
-  if (event.completion_tokens > 0) server_.metrics.observe_ttft(event.ttft_s);
-  if (event.completion_tokens > 1) server_.metrics.observe_tpot(event.tpot_s);
   end_generation();
   if (client_gone_) {
     if (!writing_) close();
@@ -249,7 +245,7 @@ void HttpSession::start_stream() {
   res.set(http::field::cache_control, "no-cache");
   res.keep_alive(keep_alive_ && !close_after_);
   res.chunked(true);
-  server_.metrics.count_request(200);
+  server_.metrics->count_request(200);
   std::ostringstream out;
   out << res.base();
   headers_sent_ = true;

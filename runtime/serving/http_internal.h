@@ -37,8 +37,9 @@ struct Exchange {
   RequestId id = 0;
 };
 
-// The engine's sink for `exchange`.
-EventSink make_sink(std::shared_ptr<Exchange> exchange);
+// The engine's sink for `exchange`. It records every finished request's
+// tokens and latencies in `metrics`, a client that left included.
+EventSink make_sink(std::shared_ptr<Exchange> exchange, std::shared_ptr<HttpMetrics> metrics);
 
 class HttpServer::Impl {
  public:
@@ -59,7 +60,9 @@ class HttpServer::Impl {
   const HttpServerOptions options;
   const ApiLimits limits;
   const int64_t created;  // unix seconds, for /v1/models
-  HttpMetrics metrics;
+  // Shared with every request's sink: the engine reports a request's end
+  // after its client, and possibly this server, has gone.
+  const std::shared_ptr<HttpMetrics> metrics = std::make_shared<HttpMetrics>();
   std::atomic<bool> stopping{false};
   int port = 0;
 

@@ -11,8 +11,16 @@
 
 namespace tandem::serving {
 
-EventSink make_sink(std::shared_ptr<Exchange> exchange) {
-  return [ex = std::move(exchange)](const ServingEvent& event) {
+EventSink make_sink(std::shared_ptr<Exchange> exchange, std::shared_ptr<HttpMetrics> metrics) {
+  return [ex = std::move(exchange), metrics = std::move(metrics)](const ServingEvent& event) {
+    if (event.kind == ServingEvent::Kind::kFinished) {
+      // Here, not on the connection: a client that left (its session gone,
+      // the exchange abandoned) still had its tokens computed. The engine
+      // timed the request (submit -> first token, then per token).
+      metrics->add_tokens(event.prompt_tokens, event.completion_tokens);
+      if (event.completion_tokens > 0) metrics->observe_ttft(event.ttft_s);
+      if (event.completion_tokens > 1) metrics->observe_tpot(event.tpot_s);
+    }
     std::lock_guard lock(ex->mu);
     if (ex->abandoned) return false;
     const bool terminal = event.kind == ServingEvent::Kind::kFinished || event.kind == ServingEvent::Kind::kError;

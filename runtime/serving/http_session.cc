@@ -134,7 +134,7 @@ void HttpSession::send_response(int status, std::string_view content_type, std::
   res.keep_alive(keep_alive_ && !close_after_);
   res.body() = std::move(body);
   res.prepare_payload();
-  server_.metrics.count_request(status);
+  server_.metrics->count_request(status);
   std::ostringstream out;
   out << res;
   response_complete_ = true;
@@ -191,7 +191,7 @@ void HttpSession::handle() {
   if (target == "/metrics") {
     if (!only(http::verb::get, "GET")) return;
     return send_response(200, "text/plain; version=0.0.4; charset=utf-8",
-                         server_.metrics.render(server_.engine.metrics()));
+                         server_.metrics->render(server_.engine.metrics()));
   }
   if (target.starts_with("/v1/") && !server_.options.api_keys.empty()) {
     const auto auth = req[http::field::authorization];

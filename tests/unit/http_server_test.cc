@@ -165,6 +165,13 @@ TEST_F(HttpServerTest, ClientLeavingMidStreamCancels) {
   EXPECT_EQ(engine_->cancelled(), std::vector<serving::RequestId>{1});
   while (engine_->running() > 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(engine_->running(), 0u);
+  // The tokens computed for the departed client are counted (the engine's
+  // last event reached nobody's connection).
+  const Json m = probe1("GET", "/metrics");
+  const std::string text = m.value("body", std::string());
+  const size_t at = text.find("\ntandem_generation_tokens_total ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GE(std::stoll(text.substr(at + 32)), 3) << text.substr(at, 40);
   expect_serving();
 }
 
