@@ -104,7 +104,8 @@ Status read_vocab(const Json& model, const Json* added, const std::string& path,
                            std::to_string(kMaxVocab));
   auto check_id = [&](const Json& id, const std::string& token) -> Result<int32_t> {
     if (!id.is_number_unsigned() || id.get<uint64_t>() >= entries)
-      return InvalidArgument(path + ": token \"" + token + "\" has id " + id.dump() +
+      return InvalidArgument(path + ": token \"" + token + "\" has id " +
+                             (id.is_primitive() ? id.dump() : std::string("of type ") + id.type_name()) +
                              ", not an integer in [0, " + std::to_string(entries) + ")");
     return static_cast<int32_t>(id.get<uint64_t>());
   };
@@ -170,7 +171,8 @@ void derive_scores(Builder& b) {
 }
 
 // The BOS a post_processor's template puts first ({"SpecialToken": {"id": ...}}),
-// as Llama 3's tokenizer.json adds BOS without an add_bos_token key.
+// as Llama 3's tokenizer.json adds BOS without an add_bos_token key. Recurses
+// into nested processors: json_file::read bounded the depth.
 std::optional<std::string> template_bos(const Json* post) {
   if (post == nullptr || !post->is_object()) return std::nullopt;
   const Json* list = json_file::get(*post, "processors");

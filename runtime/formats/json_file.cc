@@ -4,13 +4,41 @@
 
 namespace tandem::json_file {
 
+int nesting_depth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 Result<Json> read(const std::string& path, uint64_t max_bytes) {
   TANDEM_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::open(path));
   if (file->size() > max_bytes)
     return InvalidArgument(path + ": " + std::to_string(file->size()) + " bytes, more than the " +
                            std::to_string(max_bytes) + " such a file may hold");
-  // Without exceptions a malformed document comes back as a discarded value.
   const char* first = file->data();
+  // nlohmann parses and frees iteratively but dumps recursively, and so do
+  // readers that walk a document: depth is refused before anything is built.
+  if (nesting_depth(std::string_view(first, file->size())) > kMaxDepth)
+    return InvalidArgument(path + ": nests deeper than " + std::to_string(kMaxDepth) +
+                           " levels of arrays and objects");
+  // Without exceptions a malformed document comes back as a discarded value.
   Json doc = Json::parse(first, first + file->size(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return DataLoss(path + ": not valid JSON");
   return doc;

@@ -68,11 +68,6 @@ struct ApiRequest {
 Result<ApiRequest> parse_api_request(ApiKind kind, std::string_view body, const ApiLimits& limits,
                                      ApiError* error);
 
-// The deepest nesting of arrays/objects in `body` (strings skipped), so a
-// hostile body cannot exhaust the parser's recursion before it is parsed.
-int json_nesting_depth(std::string_view body);
-inline constexpr int kMaxJsonDepth = 64;
-
 // The length of the longest prefix of `text` that does not end inside a
 // UTF-8 sequence: pieces may split a character, JSON needs whole ones.
 size_t utf8_complete_prefix(std::string_view text);

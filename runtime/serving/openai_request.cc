@@ -4,6 +4,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "runtime/formats/json_file.h"
 #include "runtime/serving/openai_api.h"
 
 namespace tandem::serving {
@@ -302,35 +303,13 @@ bool parse_body(ApiKind kind, const Json& body, const ApiLimits& limits, ApiRequ
 
 }  // namespace
 
-int json_nesting_depth(std::string_view body) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
 
 Result<ApiRequest> parse_api_request(ApiKind kind, std::string_view body, const ApiLimits& limits,
                                      ApiError* error) {
   ApiError local;
   ApiError& e = error != nullptr ? *error : local;
-  if (json_nesting_depth(body) > kMaxJsonDepth) {
-    e = invalid_request("the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  if (json_file::nesting_depth(body) > json_file::kMaxDepth) {
+    e = invalid_request("the body nests deeper than " + std::to_string(json_file::kMaxDepth) + " levels");
     return InvalidArgument(e.message);
   }
   try {

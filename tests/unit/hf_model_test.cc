@@ -214,6 +214,33 @@ TEST(HfModel, ConfigErrorsNameTheKey) {
   }
 }
 
+// Deep nesting would overflow the stack of anything recursive that meets it
+// (nlohmann's dump in an error message, the post_processor walk): refused
+// whole before parsing, wherever it is.
+TEST(HfModel, HostileTokenizerJsonIsRefusedNotCrashedOn) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string deep_processors =
+      [] { std::string s; for (int i = 0; i < 200000; ++i) s += R"({"processors":[)"; for (int i = 0; i < 200000; ++i) s += "]}"; return s; }();
+  struct Case {
+    std::string json;
+    const char* words;
+  } cases[] = {
+      {R"({"model":{"vocab":{"a":)" + deep + "}}}", "nests deeper than 64"},
+      {R"({"model":{"vocab":{"a":0}},"post_processor":)" + deep_processors + "}", "nests deeper than 64"},
+      {R"({"model":{"vocab":{"a":[[1]]}}})", "has id of type array"},
+      {R"({"model":{"vocab":{"a":-3}}})", "has id -3"},
+  };
+  for (const Case& c : cases) {
+    testing::TempDir dir;
+    write_small_dir(dir, config_json());
+    testing::write_file(dir.file("tokenizer.json"), c.json);
+    auto source = load_hf_source(dir.path());
+    ASSERT_FALSE(source.ok()) << c.json.substr(0, 60);
+    EXPECT_EQ(source.status().code(), StatusCode::kInvalidArgument) << source.status().to_string();
+    EXPECT_NE(source.status().message().find(c.words), std::string::npos) << source.status().to_string();
+  }
+}
+
 TEST(HfModel, Llama3RopeScaling) {
   testing::TempDir dir;
   write_small_dir(dir, config_json(R"(,"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,)"

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "runtime/formats/json_file.h"
 #include "runtime/serving/http_internal.h"
 #include "runtime/serving/http_metrics.h"
 #include "runtime/serving/openai_api.h"
@@ -127,10 +128,10 @@ TEST(HttpApi, MalformedAndHostileBodies) {
   }
   // Nesting that would exhaust a recursive parser's stack is refused first.
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  EXPECT_EQ(json_nesting_depth(deep), 100000);
+  EXPECT_EQ(json_file::nesting_depth(deep), 100000);
   EXPECT_NE(refusal(ApiKind::kCompletion, deep).message.find("nests deeper"), std::string::npos);
-  EXPECT_EQ(json_nesting_depth(R"({"a":"[[[[", "b":[{}]})"), 3);  // brackets in strings do not count
-  EXPECT_EQ(json_nesting_depth(R"({"a":"\"[[", "b":1})"), 1);
+  EXPECT_EQ(json_file::nesting_depth(R"({"a":"[[[[", "b":[{}]})"), 3);  // brackets in strings do not count
+  EXPECT_EQ(json_file::nesting_depth(R"({"a":"\"[[", "b":1})"), 1);
 }
 
 TEST(HttpApi, ErrorShapeIsOpenAIs) {
