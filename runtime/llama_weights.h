@@ -25,6 +25,11 @@ struct RopeScaling {
   int64_t original_context = 8192;
 };
 
+// The positions a model's KV cache is planned for when none is asked for:
+// its trained context, at most this. A header's context is a model's claim,
+// not a need: 131072 trained positions of an 8B model are a 34 GB f32 cache.
+inline constexpr int64_t kDefaultContext = 8192;
+
 struct LlamaConfig {
   int64_t dim = 0;          // model width
   int64_t hidden_dim = 0;   // MLP width

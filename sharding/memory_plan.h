@@ -62,7 +62,7 @@ inline constexpr uint64_t kDefaultOverheadBytes = uint64_t{3} << 29;  // 1.5 GiB
 // The OS and everything else on the node (DGX OS runs a desktop).
 inline constexpr uint64_t kDefaultHeadroomBytes = 4 * kGB;
 // A long chat's context; the model's max_seq_len when that is smaller.
-inline constexpr int64_t kDefaultPlanContext = 8192;
+inline constexpr int64_t kDefaultPlanContext = kDefaultContext;
 // Bounds on the inputs that keep every product below 2^63.
 inline constexpr uint64_t kMaxNodeMemoryBytes = uint64_t{1} << 50;  // ~1.1 PB
 inline constexpr int64_t kMaxPlanBatch = 4096;

@@ -155,5 +155,24 @@ TEST(LlamaModel, RefusesContextBeyondTraining) {
   EXPECT_NE(model.status().message().find("257"), std::string::npos);
 }
 
+// A header's trained context is not what a run needs: without an explicit
+// context the cache is sized for at most kDefaultContext positions, and an
+// explicit one up to the trained context is honoured.
+TEST(LlamaModel, DefaultContextIsCappedNotTheHeadersClaim) {
+  LlamaConfig c = *synthetic_shape("tiny-gqa");
+  c.max_seq_len = 1 << 22;  // what a hostile or merely long-context header says
+  CpuBackend backend(1);
+  auto w = make_synthetic_weights(c, 1);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  auto by_default = LlamaModel::create(backend, *w, LlamaModelOptions{});
+  ASSERT_TRUE(by_default.ok()) << by_default.status().to_string();
+  EXPECT_EQ((*by_default)->context(), kDefaultContext);
+  LlamaModelOptions longer;
+  longer.context = 3 * kDefaultContext;
+  auto asked = LlamaModel::create(backend, std::move(w).value(), longer);
+  ASSERT_TRUE(asked.ok()) << asked.status().to_string();
+  EXPECT_EQ((*asked)->context(), 3 * kDefaultContext);
+}
+
 }  // namespace
 }  // namespace tandem
