@@ -1,5 +1,9 @@
 // A read-only memory map of a whole file. Model weights are read through it in
 // place, so a worker touches (and the OS pages in) only the bytes it uses.
+// The map follows the file on disk: one truncated or rewritten in place while
+// a model is loaded (`cp new.gguf model.gguf` opens it with O_TRUNC) faults
+// with SIGBUS at the next page read. Replace model files by rename (`mv`, or
+// `cp` to a new name first), which leaves the mapped inode alone.
 #pragma once
 
 #include <cstddef>

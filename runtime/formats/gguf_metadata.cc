@@ -172,12 +172,18 @@ Result<std::vector<std::string>> File::get_string_array(std::string_view key) co
   TANDEM_GGUF_LOOKUP(v, key);
   if (v->type != ValueType::kArray || v->element_type != ValueType::kString)
     return wrong_type(source, key, *v, "an array of strings");
-  // parse() checked that the count's strings fill `raw` exactly.
+  // parse() checked that the count's strings fill `raw` exactly; the lengths
+  // are read again from the mapping, so they are bounded again: a file
+  // rewritten in place since must not make this read past `raw`.
   std::vector<std::string> out;
   out.reserve(v->count);
   const uint8_t* p = v->raw.data();
+  const uint8_t* const end = p + v->raw.size();
   for (uint64_t i = 0; i < v->count; ++i) {
+    if (end - p < 8) return DataLoss(source + ": " + std::string(key) + " changed since it was read");
     const auto n = load<uint64_t>(p);
+    if (n > static_cast<uint64_t>(end - p - 8))
+      return DataLoss(source + ": " + std::string(key) + " changed since it was read");
     out.emplace_back(reinterpret_cast<const char*>(p + 8), n);
     p += 8 + n;
   }

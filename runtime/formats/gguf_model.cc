@@ -108,7 +108,10 @@ bool split_block_name(std::string_view name, int64_t* layer, std::string_view* r
   if (!name.starts_with("blk.")) return false;
   name.remove_prefix(4);
   const size_t dot = name.find('.');
-  if (dot == std::string_view::npos || dot == 0 || (name[0] == '0' && dot > 1)) return false;
+  // Digits only, without leading zeros: "-0" or "01" would alias layer 0 or
+  // 1, and whichever came first would silently shadow the real tensor.
+  if (dot == std::string_view::npos || dot == 0 || name[0] < '0' || name[0] > '9' || (name[0] == '0' && dot > 1))
+    return false;
   const auto [end, ec] = std::from_chars(name.data(), name.data() + dot, *layer);
   if (ec != std::errc() || end != name.data() + dot) return false;
   *rest = name.substr(dot + 1);

@@ -43,6 +43,8 @@ Result<std::string> canonical_name(std::string_view name, const HfConfig& hf, co
   while (digits < name.size() && digits < 9 && name[digits] >= '0' && name[digits] <= '9')
     layer = layer * 10 + (name[digits++] - '0');
   if (digits == 0 || digits >= name.size() || name[digits] != '.') return std::string();
+  // "01" would alias layer 1 and shadow its real tensor: not a layer name.
+  if (digits > 1 && name[0] == '0') return std::string();
   const std::string_view part = name.substr(digits + 1);
   for (const auto& [hf_part, ours] : kLayerParts) {
     if (part != hf_part) continue;

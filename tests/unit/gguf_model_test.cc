@@ -237,6 +237,29 @@ TEST_F(GgufModelTest, LayerIndexBeyondBlockCount) {
             std::string::npos);
 }
 
+// Block numbers are digits without a sign or leading zeros: "-1" or "01"
+// would alias (or invent) a layer, and the first of two aliases would
+// silently shadow the real tensor. Such names are not block tensors.
+TEST_F(GgufModelTest, BlockNumbersWithASignOrLeadingZerosAreNotLayers) {
+  Synthetic s;
+  s.extra_tensors = [](GgufWriter& w, std::deque<std::vector<float>>& buffers) {
+    for (const char* name : {"blk.-1.attn_norm.weight", "blk.+1.attn_norm.weight", "blk.01.attn_norm.weight"}) {
+      auto& b = buffers.emplace_back(16, 9.0f);
+      w.add_tensor(name, GgmlType::kF32, {16}, {reinterpret_cast<const uint8_t*>(b.data()), 64});
+    }
+  };
+  auto src = load(s);
+  ASSERT_TRUE(src.ok()) << src.status().to_string();
+  for (const auto& [name, tensor] : src->tensors) {
+    EXPECT_EQ(name.find("layers.-"), std::string::npos) << name;
+    if (name == "layers.1.attn_norm") {
+      float first = 0;
+      std::memcpy(&first, tensor.data, 4);
+      EXPECT_NE(first, 9.0f) << "layer 1's norm came from an alias";
+    }
+  }
+}
+
 // The bundled stories260K, carried from its llama2.c checkpoint into GGUF the
 // way llama.cpp lays a llama model out (ne innermost first, tensor names),
 // loads back with the config and the exact bytes llama2.c's own loader sees.
