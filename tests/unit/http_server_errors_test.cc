@@ -181,6 +181,11 @@ double process_cpu_seconds() {
 // listener stays readable: the server must wait between tries, not spin an
 // I/O thread, and serve the connection once descriptors are free again.
 TEST_F(HttpServerTest, OutOfDescriptorsTheServerWaitsInsteadOfSpinning) {
+#ifdef TANDEM_SANITIZED
+  GTEST_SKIP() << "sanitized build: the sanitizers' runtimes need descriptors of their own (UBSan's vptr "
+                  "check opens a pipe, and reports every object as invalid without one), which this test "
+                  "takes away; the release build runs it";
+#endif
   start();
   const int client = connect_local(server_->port());  // the pending connection's own end: opened before the limit
   const int lowest_free = ::dup(0);
