@@ -114,7 +114,8 @@ class Engine {
   virtual ~Engine() = default;
   // Queues the request. InvalidArgument for an empty prompt, a token outside
   // the vocabulary, max_tokens < 1, a bad sampler config; OutOfRange when
-  // prompt + max_tokens cannot fit the context; ResourceExhausted when the
+  // prompt + max_tokens cannot fit the context, or the prompt the whole KV
+  // pool (it could never run); ResourceExhausted when the
   // queue is full; Unavailable when the engine is shutting down. On success
   // the sink receives the events; on failure it is never called.
   virtual Result<RequestId> submit(ServingRequest request, EventSink sink) = 0;

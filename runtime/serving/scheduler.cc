@@ -203,15 +203,18 @@ void Scheduler::fail(Sequence& seq, const Status& why) {
 }
 
 void Scheduler::shutdown(Status why) {
-  if (why.ok()) why = Unavailable("the engine is shutting down");
+  const bool requested = why.ok();
   {
     std::lock_guard lock(mu_);
     shutting_down_ = true;
   }
   take_incoming();
   cancels_taken_.clear();
-  for (auto& seq : running_) fail(*seq, why);
-  for (auto& seq : waiting_) fail(*seq, why);
+  // A requested stop cancels (clients asked nothing wrong; what they got so
+  // far is theirs, counted); a failure fails.
+  auto end = [&](Sequence& seq) { requested ? finish(seq, FinishReason::kCancelled) : fail(seq, why); };
+  for (auto& seq : running_) end(*seq);
+  for (auto& seq : waiting_) end(*seq);
   running_.clear();
   waiting_.clear();
   publish_metrics();

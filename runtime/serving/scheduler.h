@@ -73,8 +73,8 @@ class Scheduler : public Engine {
   static Result<std::unique_ptr<Scheduler>> create(BatchForwardFn forward, int vocab_size,
                                                     const Tokenizer& tokenizer, PagedKvConfig kv,
                                                     SchedulerLimits limits, BatchArgmaxFn argmax = {});
-  // Ends whatever is still queued or running with kError (Unavailable). The
-  // engine's thread must have left run() by then.
+  // Ends whatever is still queued or running as shutdown(Status::Ok()) does.
+  // The engine's thread must have left run() by then.
   ~Scheduler() override;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -106,9 +106,10 @@ class Scheduler : public Engine {
   // Any thread: refuse new requests from now on (Unavailable) and make run()
   // return at its next iteration.
   void request_shutdown();
-  // Engine's thread: ends every queued and running request with kError(why)
-  // (or, for `why` OK, Unavailable "the engine is shutting down") and
-  // refuses later requests.
+  // Engine's thread: ends every queued and running request and refuses later
+  // requests. For `why` OK (a requested stop) each ends as a Cancel would end
+  // it: kFinished with FinishReason::kCancelled and its usage; otherwise (a
+  // failure) with kError(why).
   void shutdown(Status why);
 
  private:

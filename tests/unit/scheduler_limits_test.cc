@@ -73,7 +73,7 @@ TEST_F(SchedulerLimitsTest, SubmitRefusesWhatCannotRun) {
   EXPECT_EQ(code(request({1, 5}, 4)), StatusCode::kUnavailable);
   EXPECT_TRUE(never.events().empty());
   s->shutdown(Status::Ok());  // before the recorders go
-  for (Recorder& r : q) EXPECT_EQ(r.final_event()->status.code(), StatusCode::kUnavailable);
+  for (Recorder& r : q) EXPECT_EQ(r.final_event()->finish_reason, FinishReason::kCancelled);
 }
 
 // Requests taken into the step are still queued for max_queued and the
@@ -121,7 +121,7 @@ TEST_F(SchedulerLimitsTest, ASequenceOutgrowingThePoolEndsWithLength) {
   EXPECT_TRUE(fake_.errors.empty());
 }
 
-TEST_F(SchedulerLimitsTest, ShutdownEndsEveryRequestWithAnError) {
+TEST_F(SchedulerLimitsTest, ShutdownCancelsEveryRequest) {
   auto s = make({16, 1, 8, 64});
   Recorder running, waiting;
   ASSERT_TRUE(s->submit(request({1, 5, 6}, 50), running.sink()).ok());
@@ -132,10 +132,12 @@ TEST_F(SchedulerLimitsTest, ShutdownEndsEveryRequestWithAnError) {
   for (Recorder* r : {&running, &waiting}) {
     EXPECT_EQ(r->check_sequence(), "");
     ASSERT_TRUE(r->final_event().has_value());
-    EXPECT_EQ(r->final_event()->kind, ServingEvent::Kind::kError);
-    EXPECT_EQ(r->final_event()->status.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(r->final_event()->kind, ServingEvent::Kind::kFinished);
+    EXPECT_EQ(r->final_event()->finish_reason, FinishReason::kCancelled);
   }
   EXPECT_EQ(running.tokens().size(), 2u);
+  EXPECT_EQ(running.final_event()->completion_tokens, 2);
+  EXPECT_EQ(waiting.final_event()->completion_tokens, 0);
   EXPECT_EQ(s->metrics().kv_blocks_used, 0);
   EXPECT_EQ(s->submit(request({1}, 1), running.sink()).status().code(), StatusCode::kUnavailable);
   ASSERT_TRUE(s->step().ok());
