@@ -264,6 +264,8 @@ Status check(const RunConfig& c, const Checker& at) {
   }
   if (c.control.address.empty()) return at.fail("control.address", "must not be empty");
   if (c.control.port < 0 || c.control.port > 65535) return at.fail("control.port", outside(c.control.port, 0, 65535));
+  if (!(std::isfinite(c.control.write_timeout_s) && c.control.write_timeout_s > 0 && c.control.write_timeout_s <= 86400))
+    return at.fail("control.write_timeout_s", "must be a number of seconds in (0, 86400]");
   const TlsConfig& tls = c.control.tls;
   if (tls.cert.empty() != tls.key.empty()) {
     return at.fail(tls.cert.empty() ? "control.tls.cert" : "control.tls.key",

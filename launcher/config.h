@@ -122,6 +122,7 @@ struct ControlConfig {
   std::string address = "127.0.0.1";  // rank 0's control endpoint binds this
   int port = 0;                       // 0: the OS picks, the launcher reports it
   TlsConfig tls;
+  double write_timeout_s = 30;        // a Generate client that takes no message this long is cancelled
   bool operator==(const ControlConfig&) const = default;
 };
 

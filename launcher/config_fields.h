@@ -88,6 +88,7 @@ template <class V> void visit_fields(V& v, ControlConfig& s) {
   v("address", s.address);
   v("port", s.port);
   v("tls", s.tls);
+  v("write_timeout_s", s.write_timeout_s);
 }
 template <class V> void visit_fields(V& v, HttpConfig& s) {
   v("enabled", s.enabled);

@@ -243,9 +243,10 @@ Status run_leader(WorkerContext& context) {
   if (config.job == JobKind::kServe) TANDEM_RETURN_IF_ERROR(leader.start_engine().with_context("the serving engine"));
 #ifdef TANDEM_HAVE_CONTROL
   LeaderControl handler(leader, config, context.model.model->config());
-  const control::ControlServerOptions options{config.control.address, config.control.port, context.token,
-                                              config.control.tls.cert, config.control.tls.key,
-                                              config.control.tls.client_ca};
+  control::ControlServerOptions options{config.control.address, config.control.port, context.token,
+                                        config.control.tls.cert, config.control.tls.key,
+                                        config.control.tls.client_ca};
+  options.write_timeout = std::chrono::milliseconds(static_cast<int64_t>(config.control.write_timeout_s * 1000));
   auto server = control::ControlServer::start(options, &handler);
   if (!server.ok()) return server.status().with_context("control endpoint");
   context.link.record("control", {(*server)->endpoint()});

@@ -37,14 +37,27 @@ struct Active {
   grpc::ServerContext* context = nullptr;
   std::atomic<bool> cancelled{false};
   std::atomic<bool> stopped_on_purpose{false};  // Cancel or Shutdown, not the client leaving
+  // When the write in progress began (steady_clock ticks), 0 between writes:
+  // the sync API's Write blocks while the client reads nothing.
+  std::atomic<int64_t> writing_since{0};
+  std::atomic<bool> write_timed_out{false};
 };
+
+// writer->Write, timed for the watcher.
+template <class Writer, class Message>
+bool timed_write(Active& active, Writer* writer, const Message& message) {
+  active.writing_since = std::max<int64_t>(1, Clock::now().time_since_epoch().count());
+  const bool ok = writer->Write(message);
+  active.writing_since = 0;
+  return ok;
+}
 
 }  // namespace
 
 class ControlServer::Impl final : public v1::Control::Service {
  public:
   Impl(const ControlServerOptions& options, JobHandler* handler)
-      : handler_(handler), token_(options.token), address_(options.address) {
+      : handler_(handler), token_(options.token), address_(options.address), write_timeout_(options.write_timeout) {
     std::random_device rd;
     id_prefix_ = std::to_string(rd() % 100000);
   }
@@ -135,6 +148,7 @@ class ControlServer::Impl final : public v1::Control::Service {
   JobHandler* handler_;
   const std::string token_;
   const std::string address_;
+  const std::chrono::milliseconds write_timeout_;
   std::string id_prefix_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
@@ -225,14 +239,14 @@ grpc::Status ControlServer::Impl::generate(grpc::ServerContext* ctx, const v1::G
 
   v1::GenerateResponse started;
   started.mutable_started()->set_request_id(params.request_id);
-  if (!writer->Write(started)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  if (!timed_write(*active, writer, started)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
 
   int64_t pieces = 0;
   v1::GenerateResponse message;  // reused: one allocation for the text
   auto sink = [&](const GeneratedPiece& piece) {
     message.mutable_piece()->set_token_id(piece.token);
     message.mutable_piece()->set_text(piece.text);
-    if (!writer->Write(message)) {
+    if (!timed_write(*active, writer, message)) {
       active->cancelled = true;
       return false;
     }
@@ -262,7 +276,7 @@ grpc::Status ControlServer::Impl::generate(grpc::ServerContext* ctx, const v1::G
   f->set_reason(internal::finish_to_proto(summary.finish));
   f->set_prompt_tokens(summary.prompt_tokens);
   f->set_generated_tokens(summary.generated_tokens);
-  if (!writer->Write(finished)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  if (!timed_write(*active, writer, finished)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   return grpc::Status::OK;
 }
 
@@ -270,7 +284,15 @@ void ControlServer::Impl::watch() {
   std::unique_lock lock(mu_);
   while (!stop_watcher_) {
     const auto now = std::chrono::system_clock::now();
+    const int64_t stalled_before = (Clock::now() - write_timeout_).time_since_epoch().count();
     for (auto& [id, active] : active_) {
+      // A client that reads nothing blocks the handler in Write, where it
+      // cannot see `cancelled`: cancelling the call is what ends that Write.
+      const int64_t since = active->writing_since;
+      if (since != 0 && since < stalled_before && !active->write_timed_out.exchange(true)) {
+        active->cancelled = true;
+        active->context->TryCancel();
+      }
       if (active->cancelled) continue;
       // The deadline check backs up IsCancelled, which turns true once gRPC
       // has noticed the deadline itself.
@@ -314,6 +336,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const ControlServerO
   if (options.port < 0 || options.port > 65535)
     return InvalidArgument("control.port must be in [0, 65535], got " + std::to_string(options.port));
   if (options.address.empty()) return InvalidArgument("control.address is empty");
+  if (options.write_timeout.count() <= 0) return InvalidArgument("control: the write timeout must be positive");
   try {
     auto impl = std::make_unique<Impl>(options, handler);
     TANDEM_RETURN_IF_ERROR(impl->start(options));

@@ -46,6 +46,10 @@ struct ControlServerOptions {
   // All empty: plaintext. cert and key (PEM files) go together; client_ca
   // also demands client certificates signed by it.
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  // A Generate whose client has taken no message for this long (a write
+  // blocked on gRPC's flow control) is cancelled: its engine request ends
+  // and its handler thread is freed.
+  std::chrono::milliseconds write_timeout{30000};
 };
 
 class ControlServer {

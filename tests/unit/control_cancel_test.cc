@@ -40,6 +40,34 @@ TEST_F(ControlServerTest, CancelStopsARunningGenerate) {
   EXPECT_EQ(client->cancel("to-cancel", deadline_after(seconds(10))).code(), StatusCode::kNotFound);
 }
 
+// A client that stops reading (connected, no deadline) blocks the handler in
+// Write once gRPC's flow-control window is full, where no Cancel reaches the
+// engine: past the write timeout the call is cancelled, and the handler sees it.
+TEST_F(ControlServerTest, AClientThatStopsReadingIsCancelledAfterTheWriteTimeout) {
+  control::ControlServerOptions options;
+  options.write_timeout = milliseconds(300);
+  start_server(options);
+  handler.pieces.clear();
+  for (int i = 0; i < 400; ++i) handler.pieces.push_back({i, std::string(64 * 1024, 'x')});  // 25 MB: past what gRPC's windows take
+  GenerateParams p;
+  p.request_id = "stalled";
+  p.max_tokens = 400;
+  std::atomic<int> read{0};
+  auto running = std::async(std::launch::async, [&] {
+    return client->generate(p, [&](const GeneratedPiece&) {
+      if (read++ == 0) std::this_thread::sleep_for(seconds(3));  // stops reading, stays connected
+      // What is still buffered here can take long to read in a sanitized
+      // build: once the server has given up, so does the client.
+      return handler.saw_cancelled == 0;
+    }, deadline_after(seconds(120)));
+  });
+  ASSERT_TRUE(handler.wait_for_cancelled(1, seconds(60))) << "the handler never saw its call cancelled";
+  ASSERT_EQ(running.wait_for(seconds(60)), std::future_status::ready);
+  const auto r = running.get();
+  EXPECT_FALSE(r.ok() && r->finish != FinishReason::kCancelled) << "the generation ran to its end";
+  EXPECT_LT(read.load(), 400);
+}
+
 TEST_F(ControlServerTest, CancelOfAnUnknownIdIsNotFound) {
   Status s = client->cancel("never-started", deadline_after(seconds(10)));
   EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.to_string();
