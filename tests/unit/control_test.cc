@@ -166,13 +166,32 @@ TEST_F(ControlServerTest, GenerateStopsAtMaxTokensAndAtStopStrings) {
   EXPECT_EQ(r->finish, FinishReason::kLength);
   EXPECT_EQ(text, "Once upon a");
 
+  // The stop string is not streamed (OpenAI's rule, the engine's): the
+  // pieces carry the text before it, one piece per token generated.
   text.clear();
+  std::vector<int> ids;
+  auto collect_ids = [&](const GeneratedPiece& piece) { text += piece.text; ids.push_back(piece.token); return true; };
   p.max_tokens = 100;
   p.stop = {"zzz", " time"};
-  r = client->generate(p, collect, deadline_after(seconds(10)));
+  r = client->generate(p, collect_ids, deadline_after(seconds(10)));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->finish, FinishReason::kStop);
-  EXPECT_EQ(text, "Once upon a time");
+  EXPECT_EQ(text, "Once upon a");
+  EXPECT_EQ(ids, (std::vector<int>{101, 102, 103, 104}));
+  EXPECT_EQ(r->generated_tokens, 4);
+
+  // Held back as a possible stop string (" L" of " Lily"), then released at
+  // max_tokens by a last piece whose token id is -1.
+  text.clear();
+  ids.clear();
+  p.max_tokens = 5;
+  p.stop = {", Lily and"};
+  r = client->generate(p, collect_ids, deadline_after(seconds(10)));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->finish, FinishReason::kLength);
+  EXPECT_EQ(text, "Once upon a time,");
+  EXPECT_EQ(ids, (std::vector<int>{101, 102, 103, 104, 105, -1}));
+  EXPECT_EQ(r->generated_tokens, 5);
 }
 
 TEST_F(ControlServerTest, GenerateParamsReachTheHandler) {

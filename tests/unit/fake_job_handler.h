@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proto/control_server.h"
+#include "runtime/stop_filter.h"
 
 namespace tandem::testing {
 
@@ -98,7 +99,10 @@ class FakeJobHandler : public control::JobHandler {
     summary.prompt_tokens = params.has_prompt_tokens ? static_cast<int64_t>(params.prompt_tokens.size())
                                                      : static_cast<int64_t>(params.prompt.size());
     summary.finish = control::FinishReason::kEos;
-    std::string text;
+    // Stop strings as the engine applies them (runtime/stop_filter.h): the
+    // stop string and what follows are never streamed; text held back as a
+    // possible start of one goes out at the end as a piece of token -1.
+    StopFilter filter(params.stop);
     if (hang) {
       const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
       while (!cancelled && std::chrono::steady_clock::now() < give_up)
@@ -111,14 +115,14 @@ class FakeJobHandler : public control::JobHandler {
         break;
       }
       if (!sleep_unless_cancelled(cancelled)) break;
-      if (!sink(piece)) break;  // the client went away; `cancelled` follows
+      if (!sink(control::GeneratedPiece{piece.token, filter.push(piece.text)})) break;  // `cancelled` follows
       ++summary.generated_tokens;
-      text += piece.text;
-      if (ends_with_stop(text, params.stop)) {
+      if (filter.stopped()) {
         summary.finish = control::FinishReason::kStop;
         break;
       }
     }
+    if (!cancelled && !filter.stopped() && filter.holding()) (void)sink(control::GeneratedPiece{-1, filter.flush()});
     if (cancelled) {
       summary.finish = control::FinishReason::kCancelled;
       bump(saw_cancelled);
@@ -144,11 +148,6 @@ class FakeJobHandler : public control::JobHandler {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return !cancelled;
-  }
-  static bool ends_with_stop(const std::string& text, const std::vector<std::string>& stops) {
-    for (const auto& s : stops)
-      if (text.size() >= s.size() && text.compare(text.size() - s.size(), s.size(), s) == 0) return true;
-    return false;
   }
 
   std::mutex mu_;
