@@ -342,12 +342,23 @@ Status apply_override(RunConfig& config, const std::string& text, Origins& origi
   const std::string source = "--set " + text;
   const size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0) return InvalidArgument(source + ": expected KEY.PATH=VALUE");
+  const std::string raw = text.substr(eq + 1);
+  // An empty value would silently empty a string or a list (`--set
+  // http.api_keys=$KEYS` with KEYS unset: authentication off).
+  if (raw.find_first_not_of(" \t") == std::string::npos)
+    return InvalidArgument(source + ": empty value (write [] for an empty list, '\"\"' for an empty string)");
   YAML::Node value;
   try {
-    value = YAML::Load(text.substr(eq + 1));
+    value = YAML::Load(raw);
   } catch (const YAML::ParserException& e) {
     return InvalidArgument(source + ": the value is not valid YAML: " + e.msg);
   }
+  // Text YAML reads as null without saying null: a '#' comment, a bare tag
+  // or anchor. Taken as given, it would empty the key just the same.
+  static constexpr std::string_view kNulls[] = {"~", "null", "Null", "NULL"};
+  if (value.IsNull() && std::find(std::begin(kNulls), std::end(kNulls), raw) == std::end(kNulls))
+    return InvalidArgument(source + ": YAML reads the value as null (a '#' starts a comment); quote it, e.g. " +
+                           text.substr(0, eq) + "='\"" + raw + "\"'");
   detail::Decoder decoder(source, /*has_lines=*/false, origins);
   return decoder.set(config, std::string_view(text).substr(0, eq), "", value);
 }
@@ -360,7 +371,13 @@ Result<RunConfig> parse_config(std::string_view yaml_text, std::string_view sour
   RunConfig config;
   Origins origins;
   try {
-    const YAML::Node root = YAML::Load(std::string(yaml_text));
+    // One document: YAML::Load would read the first and ignore everything
+    // after a '---', unknown keys and syntax errors included.
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+    if (documents.size() > 1)
+      return InvalidArgument(source + ": holds " + std::to_string(documents.size()) +
+                             " YAML documents (separated by '---'); a config is one");
+    const YAML::Node root = documents.empty() ? YAML::Node() : documents[0];
     detail::Decoder decoder(source, /*has_lines=*/true, origins);
     TANDEM_RETURN_IF_ERROR(decoder.decode(root, root.Mark(), "", config));
     for (const std::string& text : overrides) TANDEM_RETURN_IF_ERROR(apply_override(config, text, origins));

@@ -269,6 +269,20 @@ TEST(Config, RunDirectoryWithoutIdGetsAFreshOne) {
 namespace tandem::launcher {
 namespace {
 
+TEST(Config, OneDocumentAndNoValueThatYamlEmptiesSilently) {
+  EXPECT_EQ(error_of("job: serve\n---\nparallel: {tpp: 1}\n"),
+            "x.yaml: holds 2 YAML documents (separated by '---'); a config is one");
+  EXPECT_EQ(error_of("---\njob: serve\n"), "");  // a leading marker is still one document
+  EXPECT_EQ(error_of("", {"http.api_keys="}),
+            "--set http.api_keys=: empty value (write [] for an empty list, '\"\"' for an empty string)");
+  EXPECT_EQ(error_of("", {"generate.prompt=#1 bestseller"}),
+            "--set generate.prompt=#1 bestseller: YAML reads the value as null (a '#' starts a comment); quote "
+            "it, e.g. generate.prompt='\"#1 bestseller\"'");
+  EXPECT_EQ(parse_ok("", {"generate.prompt=\"#1 bestseller\""}).generate.prompt, "#1 bestseller");
+  EXPECT_TRUE(parse_ok("http:\n  api_keys: [a]\n", {"http.api_keys=[]"}).http.api_keys.empty());
+  EXPECT_EQ(parse_ok("", {"generate.prompt=\"\""}).generate.prompt, "");
+}
+
 TEST(Config, LaunchTimingsMustBeSane) {
   EXPECT_EQ(error_of("launch:\n  stop_grace_s: -1\n"),
             "x.yaml:2:17: launch.stop_grace_s: must be a number of seconds in (0, 86400]");
