@@ -8,13 +8,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "launcher/cluster.h"
 #include "launcher/commands.h"
 #include "launcher/launch.h"
+#include "runtime/atomic_file.h"
 
 namespace tandem::cli {
 namespace {
@@ -62,7 +62,10 @@ Status check_launchable(const RunConfig& config) {
   return Status::Ok();
 }
 
-void write_summary(const std::string& dir, const std::string& run_id, const SupervisorResult& r, double wall) {
+// Causes quote workers' stderr, cut at a byte count and in whatever encoding
+// the worker wrote: bytes that are not UTF-8 become U+FFFD (nlohmann's
+// strict default would throw from dump() and end the launcher instead).
+Status write_summary(const std::string& dir, const std::string& run_id, const SupervisorResult& r, double wall) {
   nlohmann::json summary;
   summary["run_id"] = run_id;
   summary["ok"] = r.ok;
@@ -74,7 +77,8 @@ void write_summary(const std::string& dir, const std::string& run_id, const Supe
     summary["ranks"].push_back(
         {{"rank", w.rank}, {"host", w.host}, {"status", w.status}, {"exit_code", w.exit_code}, {"cause", w.cause}});
   }
-  std::ofstream(dir + "/summary.json") << summary.dump(2) << "\n";
+  return write_file_atomically(dir + "/summary.json",
+                               summary.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 int run_launch(const LaunchFlags& flags) {
@@ -107,7 +111,8 @@ int run_launch(const LaunchFlags& flags) {
     result = supervise(*config, run_id, token, context, files);
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  write_summary(*dir, run_id, result, wall);
+  if (Status s = write_summary(*dir, run_id, result, wall); !s.ok())
+    std::fprintf(stderr, "tandem: warning: %s\n", s.to_string().c_str());
   if (result.ok) {
     std::fprintf(log, "job finished: every rank exited 0 in %.1f s\n", wall);
     std::fprintf(stderr, "tandem: job %s finished: %zu ranks exited 0 in %.1f s\n", run_id.c_str(),

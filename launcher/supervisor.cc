@@ -20,6 +20,7 @@
 #include "launcher/launch.h"
 #include "launcher/loss_curve.h"
 #include "launcher/worker_protocol.h"
+#include "runtime/atomic_file.h"
 
 namespace tandem::launcher {
 namespace {
@@ -205,10 +206,8 @@ void Supervisor::on_record(Worker& w, const WorkerRecord& r) {
   } else if ((r.kind == "control" || r.kind == "http") && w.rank == 0 && r.args.size() == 1) {
     const bool http = r.kind == "http";
     const std::string path = files_.run_dir + (http ? "/http_endpoint" : "/endpoint");
-    if (std::FILE* f = std::fopen(path.c_str(), "we")) {
-      std::fprintf(f, "%s\n", r.args[0].c_str());
-      std::fclose(f);
-    }
+    // Scripts poll for it: whole or absent, never half written.
+    if (Status s = write_file_atomically(path, r.args[0] + "\n"); !s.ok()) say("warning: " + s.to_string());
     say(http ? "http endpoint " + r.args[0] : "control endpoint " + r.args[0] + " (token in " + files_.run_dir + "/token)");
   }
 }

@@ -200,6 +200,24 @@ TEST(LaunchLocal, AFailingWorkerIsNamedWithItsError) {
   EXPECT_TRUE(run.worker_pids().empty());
 }
 
+// A worker's error quotes whatever bytes it met (here a path that is not
+// UTF-8): the job still ends with its exit code and a summary.json that
+// parses, the bytes replaced, rather than the launcher aborting.
+TEST(LaunchLocal, ACauseThatIsNotUtf8StillEndsTheJobWithItsSummary) {
+  LaunchRun run("latin1");
+  std::vector<std::string> argv = run.argv({"model.path=/nonexistent/caf\xe9"});
+  argv.push_back("--no-preflight");
+  Child launcher = Child::spawn(argv);
+  const ChildExit e = launcher.wait(60s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 1) << launcher.err();
+  const auto summary = nlohmann::json::parse(read_file(run.run_dir() + "/summary.json"), nullptr, false);
+  ASSERT_FALSE(summary.is_discarded()) << read_file(run.run_dir() + "/summary.json");
+  EXPECT_FALSE(summary["ok"].get<bool>());
+  EXPECT_NE(summary["cause"].get<std::string>().find("/nonexistent/caf\xef\xbf\xbd"), std::string::npos)
+      << summary["cause"];
+}
+
 TEST(LaunchLocal, PreflightReportsEveryProblemAtOnce) {
   TempDir elsewhere;
   LaunchRun run("preflight");
