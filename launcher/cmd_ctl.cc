@@ -23,7 +23,8 @@ struct CtlFlags {
   std::string endpoint;
   std::string token_file;
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
-  double timeout_s = -1;  // -1: 30 s, 600 s for generate
+  double timeout_s = 0;  // when --timeout is not given: 30 s, 600 s for generate
+  bool timeout_given = false;
   bool json = false;
   // generate
   std::string prompt, tokens;
@@ -136,8 +137,9 @@ int run_generate(control::ControlClient& client, const CtlFlags& f, Deadline dea
 }
 
 int run_ctl(const std::string& action, const CtlFlags& f) {
-  if (f.timeout_s == 0 || f.timeout_s < -1 || f.timeout_s > 86400) return usage("--timeout must be in (0, 86400] seconds");
-  const double timeout_s = f.timeout_s > 0 ? f.timeout_s : (action == "generate" ? 600 : 30);
+  if (f.timeout_given && !(f.timeout_s > 0 && f.timeout_s <= 86400))  // NaN fails too
+    return usage("--timeout must be in (0, 86400] seconds");
+  const double timeout_s = f.timeout_given ? f.timeout_s : (action == "generate" ? 600 : 30);
   const Deadline deadline = deadline_after(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
   auto token = read_token(f.token_file);
   if (!token.ok()) return report_error(token.status());
@@ -180,12 +182,16 @@ void add_ctl_command(CLI::App& app) {
   ctl->add_option("--tls-cert", f->tls_cert, "Client certificate (PEM), for servers that demand one");
   ctl->add_option("--tls-key", f->tls_key, "The client certificate's key (PEM)");
   ctl->add_option("--tls-server-name", f->tls_server_name, "Name to check the server's certificate against");
-  ctl->add_option("--timeout", f->timeout_s, "Seconds the call may take (default 30; generate 600)");
+  CLI::Option* timeout =
+      ctl->add_option("--timeout", f->timeout_s, "Seconds the call may take, in (0, 86400] (default 30; generate 600)");
 
   auto action = [&](const char* name, const char* help) {
     CLI::App* sub = ctl->add_subcommand(name, help);
     sub->fallthrough();  // --endpoint and friends may follow the action too
-    sub->callback([f, name] { set_exit_code(run_ctl(name, *f)); });
+    sub->callback([f, name, timeout] {
+      f->timeout_given = timeout->count() > 0;
+      set_exit_code(run_ctl(name, *f));
+    });
     return sub;
   };
   action("health", "Exit 0 when the job can serve");

@@ -131,7 +131,8 @@ void add_launch_command(CLI::App& app) {
   auto flags = std::make_shared<LaunchFlags>();
   CLI::App* cmd = app.add_subcommand("launch", "Run a job: one worker per node of the config, supervised");
   cmd->add_option("config", flags->config, "Run config (YAML); default: the embedded configs/local.yaml");
-  cmd->add_option("--set", flags->overrides, "Override a key: KEY.PATH=VALUE (repeatable)");
+  // One value per --set, so `--set a=1 x.yaml` leaves x.yaml the config (as `config show` and `plan`).
+  cmd->add_option("--set", flags->overrides, "Override a key: KEY.PATH=VALUE (repeatable)")->allow_extra_args(false);
   cmd->add_option("--run-id", flags->run_id, "Name of the run directory under run_dir (default: time + random)");
   cmd->add_flag("!--no-preflight", flags->preflight, "Skip the checks of every node before the start");
   cmd->callback([flags] { set_exit_code(run_launch(*flags)); });

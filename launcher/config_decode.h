@@ -167,7 +167,8 @@ class Decoder {
     constexpr std::string_view kind = std::is_integral_v<T> ? "an integer" : "a number";
     if (!node.IsScalar()) return type_error(node, mark, path, kind);
     std::string_view text = node.Scalar();
-    if (text.starts_with('+')) text.remove_prefix(1);
+    // One '+' is YAML's; from_chars takes none, and a sign after it is garbage.
+    if (text.starts_with('+') && !text.starts_with("+-") && !text.starts_with("++")) text.remove_prefix(1);
     T value{};
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec == std::errc::result_out_of_range) {

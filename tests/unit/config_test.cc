@@ -293,6 +293,10 @@ TEST(Config, LaunchTimingsMustBeSane) {
             "x.yaml:2:19: launch.step_timeout_s: must be at least twice launch.heartbeat_interval_s, or an idle job's "
             "followers time out waiting for rank 0's keep-alive");
   EXPECT_EQ(error_of("", {"launch.step_timeout_s=2"}), "");
+  // One '+' is a sign; '+-' and '++' are not numbers.
+  EXPECT_EQ(error_of("", {"generate.seed=+7"}), "");
+  EXPECT_NE(error_of("", {"generate.seed=+-1"}).find("expected an integer"), std::string::npos);
+  EXPECT_NE(error_of("", {"launch.stop_grace_s=++2"}).find("expected a number"), std::string::npos);
   EXPECT_EQ(error_of("", {"launch.preflight_timeout_s=1e9"}),
             "--set launch.preflight_timeout_s=1e9: launch.preflight_timeout_s: must be a number of seconds in (0, 86400]");
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n      ssh: {options: yes}\n"),

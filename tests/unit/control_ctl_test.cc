@@ -149,7 +149,11 @@ TEST_F(ControlCtl, UsageErrorsExitTwo) {
            {"generate", "--tokens", "1,x"},               // not ids
            {"generate", "--max-tokens", "many"},          // not a number
            {"cancel"},                                    // no id
-           {"--timeout", "-3", "health"}}) {
+           {"--timeout", "-3", "health"},
+           {"--timeout", "-0.5", "health"},               // negative
+           {"--timeout", "-1", "health"},
+           {"--timeout", "nan", "health"},
+           {"--timeout", "0", "health"}}) {
     auto r = ctl(args);
     std::string joined;
     for (const auto& a : args) joined += a + " ";

@@ -48,7 +48,9 @@ TEST(LaunchLocal, TwoWorkersTellThePublishedStory) {
 TEST(LaunchLocal, AConfigLargerThanAPipeReachesEveryWorker) {
   LaunchRun run("bigconfig");
   const std::string padding(100 * 1024, 'p');
-  Child launcher = Child::spawn(run.argv({"env.TANDEM_TEST_PADDING=" + padding}));
+  std::vector<std::string> argv = run.argv({"env.TANDEM_TEST_PADDING=" + padding});
+  argv.push_back(source_dir() + "/configs/local.yaml");  // the config file after the --set options: still the config
+  Child launcher = Child::spawn(argv);
   const ChildExit e = launcher.wait(120s);
   ASSERT_TRUE(e.exited && e.code == 0) << describe(e) << "\n" << launcher.err();
   EXPECT_EQ(rank_output(launcher.out(), 0), published_story() + "\n");
