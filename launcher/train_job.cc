@@ -206,7 +206,7 @@ Status train(const RunConfig& config, int rank, collectives::Communicator& comm,
     link.log("tandem: training " + format_number(static_cast<double>(params) / 1e6, "%.2f") + "M parameters on " +
              corpus.describe() + "; dp=" + std::to_string(options.dp) + " tp=" + std::to_string(options.tp) + ", " +
              std::to_string(pool.size()) + " thread(s) per rank" +
-             (options.dp > 1 ? (options.overlap ? ", gradient exchange beside the backward; " : ", gradient exchange after the backward; ")
+             (options.dp > 1 ? (trainer->overlapping() ? ", gradient exchange beside the backward; " : ", gradient exchange after the backward; ")
                              : std::string("; ")) +
              (first_step > 0 ? "resumed at step " + std::to_string(first_step) : std::string("from scratch")) + "\n");
   }

@@ -9,6 +9,7 @@
 
 #include "runtime/deadline.h"
 #include "runtime/hash.h"
+#include "runtime/mapped_file.h"
 #include "runtime/train/checkpoint.h"
 
 namespace tandem::train {
@@ -84,9 +85,6 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const TrainerOptions& options, 
   const size_t window = static_cast<size_t>(t->layout_.micro_batch * options.shape.seq_len);
   t->inputs_.resize(window);
   t->targets_.resize(window);
-  if (options.dp > 1) {
-    t->sync_ = std::make_unique<GradientSync>(*comm, t->model_->grads(), options.bucket_bytes, options.overlap);
-  }
   return t;
 }
 
@@ -160,6 +158,19 @@ Result<int64_t> Trainer::start() {
     }
   }
 
+  // Overlap is each rank's own choice (train.overlap: auto looks at its
+  // host's CPUs), but the exchanges must match call for call: overlap only
+  // where every rank chose it.
+  overlapping_ = options_.overlap;
+  if (world > 1) {
+    const uint64_t mine = overlapping_ ? 1 : 0;
+    std::vector<uint64_t> wishes(static_cast<size_t>(world));
+    TANDEM_RETURN_IF_ERROR(comm_->all_gather(&mine, wishes.data(), sizeof(mine)));
+    overlapping_ = std::all_of(wishes.begin(), wishes.end(), [](uint64_t w) { return w == 1; });
+  }
+  if (options_.dp > 1 && !sync_)
+    sync_ = std::make_unique<GradientSync>(*comm_, model_->grads(), options_.bucket_bytes, overlapping_);
+
   Result<std::optional<int64_t>> latest = std::optional<int64_t>();
   if (!options_.out_dir.empty()) latest = latest_step(options_.out_dir, rank_);
   TANDEM_RETURN_IF_ERROR(agree(latest.status(), "reading the checkpoint manifests"));
@@ -229,6 +240,8 @@ Result<double> Trainer::evaluate() {
 }
 
 Result<StepReport> Trainer::train_step() {
+  // start() initialises the weights and makes the exchange the ranks agreed.
+  if (options_.dp > 1 && !sync_) return FailedPrecondition("trainer: train_step() before start()");
   const auto started = Clock::now();
   StepReport report;
   const int dp_rank = options_.dp > 1 ? rank_ : 0;

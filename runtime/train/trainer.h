@@ -53,7 +53,7 @@ struct TrainerOptions {
   std::string out_dir;                // empty: no checkpoints
   bool resume = false;                // continue from out_dir's newest checkpoint, if any
   size_t bucket_bytes = size_t{1} << 20;
-  bool overlap = true;
+  bool overlap = true;  // this rank's choice; start() overlaps only if every rank's is true
   // Fault injection for the crash tests: called with the step once this
   // rank's shard is written and before the ranks agree to commit it, and
   // once they agreed but before this rank commits (the windows
@@ -88,6 +88,9 @@ class Trainer {
   // out_dir that holds a checkpoint (it would be overwritten), and the ranks
   // refuse to train different jobs (data or settings differ between nodes).
   Result<int64_t> start();
+  // Whether the gradient exchange runs beside the backward: what start()
+  // agreed among the ranks.
+  bool overlapping() const { return overlapping_; }
   int64_t step() const { return step_; }
   // One optimizer step (and, when due, evaluation, the weight check and a
   // checkpoint; always at the last step).
@@ -120,7 +123,8 @@ class Trainer {
   ThreadPool* pool_;
   BatchLayout layout_;
   std::unique_ptr<TrainModel> model_;
-  std::unique_ptr<GradientSync> sync_;
+  std::unique_ptr<GradientSync> sync_;  // dp > 1, made by start()
+  bool overlapping_ = false;
   std::vector<float> adam_m_;
   std::vector<float> adam_v_;
   std::vector<int> inputs_;

@@ -189,6 +189,34 @@ TEST(Trainer, OverlappedAndSerialAllReduceGiveTheSameWeights) {
   EXPECT_EQ(a[0].losses, b[0].losses);
 }
 
+// train.overlap: auto decides per rank (its host's CPUs), so two ranks may
+// choose differently; their exchanges must still match call for call.
+TEST(Trainer, RanksThatChoseDifferentOverlapsAgreeOnOne) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  TrainerOptions options = tiny_options();
+  options.dp = 2;
+  options.bucket_bytes = 4096;  // several buckets: overlapped and serial exchanges differ in calls
+  const auto serial = run_group([&] { TrainerOptions o = options; o.overlap = false; return o; }(), corpus, 3);
+  ASSERT_TRUE(serial[0].status.ok()) << serial[0].status.to_string();
+  std::vector<std::vector<float>> params(2);
+  std::vector<int> overlapping(2, 1);  // not vector<bool>: the two rank threads write neighbouring bits
+  const std::vector<Status> results = on_ranks(2, [&](int r, TrainComm& comm) -> Status {
+    TrainerOptions mine = options;
+    mine.overlap = r == 0;
+    TANDEM_ASSIGN_OR_RETURN(auto trainer, Trainer::create(mine, corpus, r, &comm, nullptr));
+    TANDEM_RETURN_IF_ERROR(trainer->start().status());
+    overlapping[static_cast<size_t>(r)] = trainer->overlapping() ? 1 : 0;
+    for (int s = 0; s < 3; ++s) TANDEM_RETURN_IF_ERROR(trainer->train_step().status());
+    const auto p = trainer->model().params();
+    params[static_cast<size_t>(r)].assign(p.begin(), p.end());
+    return Status::Ok();
+  });
+  for (const Status& s : results) ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(overlapping, (std::vector<int>{0, 0}));
+  EXPECT_EQ(params[0], serial[0].full_params);
+  EXPECT_EQ(params[1], serial[0].full_params);
+}
+
 TEST(Trainer, ResumedRunRepeatsTheUninterruptedLosses) {
   const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
   testing::TempDir dir;
