@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <limits>
 
+#include "runtime/atomic_file.h"
 #include "runtime/deadline.h"
+#include "runtime/mapped_file.h"
 #include "runtime/hash.h"
 #include "runtime/mapped_file.h"
 #include "runtime/train/checkpoint.h"
@@ -350,9 +352,11 @@ Status Trainer::export_model(const std::string& dir, const std::string& tokenize
   TANDEM_RETURN_IF_ERROR(export_llama2c(options_.shape, full, dir + "/model.bin"));
   if (!corpus_.chars.empty()) return write_char_tokenizer(corpus_.chars, dir + "/tokenizer.bin");
   if (tokenizer_source.empty()) return Status::Ok();
-  std::filesystem::copy_file(tokenizer_source, dir + "/tokenizer.bin", std::filesystem::copy_options::overwrite_existing, ec);
-  if (ec) return Unavailable("export: cannot copy the tokenizer " + tokenizer_source + " to " + dir + ": " + ec.message());
-  return Status::Ok();
+  // Whole or not at all, as model.bin beside it: copy_file would truncate
+  // the old file and fill it in place, which a kill mid-copy leaves short.
+  auto source = MappedFile::open(tokenizer_source);
+  if (!source.ok()) return source.status().with_context("export: the tokenizer");
+  return write_file_atomically(dir + "/tokenizer.bin", std::string_view((*source)->data(), (*source)->size()));
 }
 
 }  // namespace tandem::train

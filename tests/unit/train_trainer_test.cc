@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <thread>
@@ -215,6 +216,24 @@ TEST(Trainer, RanksThatChoseDifferentOverlapsAgreeOnOne) {
   EXPECT_EQ(overlapping, (std::vector<int>{0, 0}));
   EXPECT_EQ(params[0], serial[0].full_params);
   EXPECT_EQ(params[1], serial[0].full_params);
+}
+
+// A model trained on a tokenizer's ids is exported with that tokenizer's
+// bytes beside it, replacing an older export's whole.
+TEST(Trainer, ExportCarriesTheTokenizerFileOverAnOldOne) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  auto trainer = Trainer::create(tiny_options(), corpus, 0, nullptr, nullptr);
+  ASSERT_TRUE(trainer.ok()) << trainer.status().to_string();
+  ASSERT_TRUE((*trainer)->start().ok());
+  testing::TempDir dir;
+  const std::string source = dir.file("tok.bin"), out = dir.file("export");
+  testing::write_file(source, std::string("tokenizer bytes\0\x01\x02", 18));
+  std::filesystem::create_directories(out);
+  testing::write_file(out + "/tokenizer.bin", std::string(4096, 'o'));  // a longer, older export
+  ASSERT_TRUE((*trainer)->export_model(out, source).ok());
+  EXPECT_EQ(testing::read_file(out + "/tokenizer.bin"), std::string("tokenizer bytes\0\x01\x02", 18));
+  EXPECT_FALSE(std::filesystem::exists(out + "/tokenizer.bin.tmp"));
+  EXPECT_EQ((*trainer)->export_model(out, dir.file("missing.bin")).code(), StatusCode::kNotFound);
 }
 
 TEST(Trainer, ResumedRunRepeatsTheUninterruptedLosses) {
