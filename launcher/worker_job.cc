@@ -115,6 +115,7 @@ Result<GenerateStats> Leader::submit(const GenerateRequest& request, const Piece
 void Leader::request_shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
+  shutdown_requested_ = true;
   if (engine_) engine_->request_shutdown();
   cv_.notify_all();
 }
@@ -183,14 +184,13 @@ Status Leader::run(const GenerateRequest* first) {
   serving_ = true;
   Status failure;
   if (first != nullptr) {
-    const std::atomic<bool> never{false};
     // Log lines go out on stderr, the text on stdout: a line printed before
     // the text's last piece could land inside it in the run's log.
     std::string comm_line;
     auto stats = execute(*first, [&](int, std::string_view text) {
       ctx_.link.log(text);
       return true;
-    }, never, &comm_line);
+    }, shutdown_requested_, &comm_line);
     ctx_.link.log("\n");
     std::fputs(comm_line.c_str(), stderr);
     if (!stats.ok()) {

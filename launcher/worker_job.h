@@ -83,6 +83,9 @@ class Leader {
   std::condition_variable cv_;
   std::deque<Pending*> queue_;
   bool shutdown_ = false;
+  // Set with shutdown_, read without the lock: what cancels job: generate's
+  // own request, as Shutdown cancels every generation in flight.
+  std::atomic<bool> shutdown_requested_{false};
   std::atomic<bool> serving_{false};
   std::vector<uint64_t> memory_;
   std::atomic<int64_t> tokens_served_{0};
