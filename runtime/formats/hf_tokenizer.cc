@@ -115,6 +115,11 @@ Status read_vocab(const Json& model, const Json* added, const std::string& path,
       b.spec.token_types.resize(id + 1, 5);  // unused until filled
       b.filled.resize(id + 1, false);
     }
+    // An added token may restate an id the vocabulary gave another text:
+    // the old text then names nothing (a role lookup must not find it).
+    if (b.filled[id] && b.spec.tokens[id] != token) {
+      if (const auto it = b.ids.find(b.spec.tokens[id]); it != b.ids.end() && it->second == id) b.ids.erase(it);
+    }
     b.spec.tokens[id] = token;
     b.spec.token_types[id] = type;
     b.filled[id] = true;

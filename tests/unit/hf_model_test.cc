@@ -230,6 +230,18 @@ TEST(HfModel, HostileTokenizerJsonIsRefusedNotCrashedOn) {
       {R"({"model":{"vocab":{"a":[[1]]}}})", "has id of type array"},
       {R"({"model":{"vocab":{"a":-3}}})", "has id -3"},
   };
+  // An added token restating a vocabulary id with other text: the old text
+  // no longer names that id, so a role cannot resolve through it.
+  {
+    testing::TempDir dir;
+    write_small_dir(dir, config_json());
+    testing::write_file(dir.file("tokenizer.json"),
+                        R"({"model":{"vocab":{"a":0,"<s>":1}},"added_tokens":[{"id":1,"content":"<bos>","special":true}]})");
+    testing::write_file(dir.file("tokenizer_config.json"), R"({"bos_token":"<s>"})");
+    auto source = load_hf_source(dir.path());
+    ASSERT_FALSE(source.ok() && source->tokenizer.bos == 1) << "bos resolved through text the id no longer has";
+    EXPECT_NE(source.status().message().find("bos_token"), std::string::npos) << source.status().to_string();
+  }
   for (const Case& c : cases) {
     testing::TempDir dir;
     write_small_dir(dir, config_json());
