@@ -90,9 +90,7 @@ void HttpSession::watch_client() {
         const size_t keep_at_most = static_cast<size_t>(self->server_.options.max_request_bytes) + kMaxHeaderBytes;
         if (!ec && self->buffer_.size() + n > keep_at_most) {
           self->read_after_watch_ = false;
-          self->client_gone_ = true;
-          self->close_after_ = true;
-          self->cancel_generation();
+          self->give_up_on_client();
           if (!self->writing_) self->close();
           return;
         }
@@ -109,14 +107,18 @@ void HttpSession::watch_client() {
         }
         if (ec) {
           // EOF or reset mid-generation: the client left.
-          self->client_gone_ = true;
-          self->close_after_ = true;
-          self->cancel_generation();
+          self->give_up_on_client();
           if (!self->writing_) self->close();
           return;
         }
         if (self->exchange_) self->watch_client();
       });
+}
+
+void HttpSession::give_up_on_client() {
+  client_gone_ = true;
+  close_after_ = true;
+  cancel_generation();
 }
 
 void HttpSession::cancel_generation() {
@@ -153,9 +155,7 @@ void HttpSession::drain() {
   }
   if (overflow && !cancel_sent_) {
     // The client reads slower than the engine writes: it cannot keep up.
-    client_gone_ = true;
-    close_after_ = true;
-    cancel_generation();
+    give_up_on_client();
   }
   for (const ServingEvent& event : events) {
     if (!exchange_) break;

@@ -85,7 +85,8 @@ void HttpSession::on_read_error(error_code ec) {
     return send_error(e);
   }
   if (ec == http::error::header_limit) {
-    ApiError e = invalid_request("the request headers exceed 16 KiB", "", "headers_too_large");
+    ApiError e = invalid_request("the request headers exceed " + std::to_string(kMaxHeaderBytes / 1024) + " KiB", "",
+                                 "headers_too_large");
     e.http_status = 431;
     return send_error(e);
   }

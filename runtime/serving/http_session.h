@@ -53,6 +53,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void end_stream_with_error(const ApiError& error);
   void end_generation();  // the exchange is done: forget it
   void cancel_generation();
+  // The client left, flooded us or cannot keep up: no more of the response
+  // goes to it, its generation is cancelled, and the connection will close.
+  void give_up_on_client();
   void watch_client();
 
   HttpServer::Impl& server_;
