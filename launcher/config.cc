@@ -8,7 +8,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
+#include <utility>
 
 #include "launcher/config_decode.h"
 #include "runtime/cpu_affinity.h"
@@ -115,6 +117,16 @@ std::string outside(int64_t value, int64_t lo, int64_t hi) {
   return std::to_string(value) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi);
 }
 
+// Timeouts and intervals: a finite, positive number of seconds, a day at most.
+Status check_seconds(const Checker& at, std::initializer_list<std::pair<const char*, double>> durations) {
+  for (const auto& [key, seconds] : durations) {
+    if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 86400)) {
+      return at.fail(key, "must be a number of seconds in (0, 86400]");
+    }
+  }
+  return Status::Ok();
+}
+
 // The train section's own limits; the trainer re-checks the combinations
 // (runtime/train/trainer.h) with the same words.
 Status check_train(const TrainConfig& t, const ParallelConfig& p, const Checker& at) {
@@ -184,14 +196,9 @@ Status check_http(const HttpConfig& h, const Checker& at) {
   }
   if (h.max_queued < 1 || h.max_queued > 100000) return at.fail("http.max_queued", outside(h.max_queued, 1, 100000));
   if (h.threads < 1 || h.threads > 64) return at.fail("http.threads", outside(h.threads, 1, 64));
-  const std::pair<const char*, double> durations[] = {{"http.read_timeout_s", h.read_timeout_s},
-                                                      {"http.idle_timeout_s", h.idle_timeout_s},
-                                                      {"http.write_timeout_s", h.write_timeout_s}};
-  for (const auto& [key, seconds] : durations) {
-    if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 86400)) {
-      return at.fail(key, "must be a number of seconds in (0, 86400]");
-    }
-  }
+  TANDEM_RETURN_IF_ERROR(check_seconds(at, {{"http.read_timeout_s", h.read_timeout_s},
+                                             {"http.idle_timeout_s", h.idle_timeout_s},
+                                             {"http.write_timeout_s", h.write_timeout_s}}));
   static constexpr std::string_view kFamilies[] = {"llama3", "chatml", "gemma", "llama2", "mistral", "zephyr"};
   if (!h.chat_template.empty() && std::find(std::begin(kFamilies), std::end(kFamilies), h.chat_template) ==
                                       std::end(kFamilies)) {
@@ -264,8 +271,7 @@ Status check(const RunConfig& c, const Checker& at) {
   }
   if (c.control.address.empty()) return at.fail("control.address", "must not be empty");
   if (c.control.port < 0 || c.control.port > 65535) return at.fail("control.port", outside(c.control.port, 0, 65535));
-  if (!(std::isfinite(c.control.write_timeout_s) && c.control.write_timeout_s > 0 && c.control.write_timeout_s <= 86400))
-    return at.fail("control.write_timeout_s", "must be a number of seconds in (0, 86400]");
+  TANDEM_RETURN_IF_ERROR(check_seconds(at, {{"control.write_timeout_s", c.control.write_timeout_s}}));
   const TlsConfig& tls = c.control.tls;
   if (tls.cert.empty() != tls.key.empty()) {
     return at.fail(tls.cert.empty() ? "control.tls.cert" : "control.tls.key",
@@ -315,15 +321,12 @@ Status check(const RunConfig& c, const Checker& at) {
   }
   if (e.max_queued < 1 || e.max_queued > 1000000) return at.fail("engine.max_queued", outside(e.max_queued, 1, 1000000));
   const LaunchConfig& l = c.launch;
-  const std::pair<const char*, double> durations[] = {
-      {"launch.heartbeat_interval_s", l.heartbeat_interval_s}, {"launch.heartbeat_timeout_s", l.heartbeat_timeout_s},
-      {"launch.startup_timeout_s", l.startup_timeout_s},       {"launch.step_timeout_s", l.step_timeout_s},
-      {"launch.stop_grace_s", l.stop_grace_s},                 {"launch.preflight_timeout_s", l.preflight_timeout_s}};
-  for (const auto& [key, seconds] : durations) {
-    if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 86400)) {
-      return at.fail(key, "must be a number of seconds in (0, 86400]");
-    }
-  }
+  TANDEM_RETURN_IF_ERROR(check_seconds(at, {{"launch.heartbeat_interval_s", l.heartbeat_interval_s},
+                                             {"launch.heartbeat_timeout_s", l.heartbeat_timeout_s},
+                                             {"launch.startup_timeout_s", l.startup_timeout_s},
+                                             {"launch.step_timeout_s", l.step_timeout_s},
+                                             {"launch.stop_grace_s", l.stop_grace_s},
+                                             {"launch.preflight_timeout_s", l.preflight_timeout_s}}));
   if (l.heartbeat_timeout_s < 2 * l.heartbeat_interval_s) {
     return at.fail("launch.heartbeat_timeout_s",
                    "must be at least twice launch.heartbeat_interval_s, or one late beat ends the job");
