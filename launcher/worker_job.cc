@@ -115,7 +115,6 @@ Result<GenerateStats> Leader::submit(const GenerateRequest& request, const Piece
 void Leader::request_shutdown() {
   std::lock_guard lock(mu_);
   shutdown_ = true;
-  shutdown_requested_ = true;
   if (engine_) engine_->request_shutdown();
   cv_.notify_all();
 }
@@ -190,7 +189,7 @@ Status Leader::run(const GenerateRequest* first) {
     auto stats = execute(*first, [&](int, std::string_view text) {
       ctx_.link.log(text);
       return true;
-    }, shutdown_requested_, &comm_line);
+    }, shutdown_, &comm_line);
     ctx_.link.log("\n");
     std::fputs(comm_line.c_str(), stderr);
     if (!stats.ok()) {

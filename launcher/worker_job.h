@@ -82,10 +82,9 @@ class Leader {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending*> queue_;
-  bool shutdown_ = false;
-  // Set with shutdown_, read without the lock: what cancels job: generate's
-  // own request, as Shutdown cancels every generation in flight.
-  std::atomic<bool> shutdown_requested_{false};
+  // Written under mu_ (the waits on cv_ read it there); atomic because it is
+  // also job: generate's own request's cancel flag, read without the lock.
+  std::atomic<bool> shutdown_{false};
   std::atomic<bool> serving_{false};
   std::vector<uint64_t> memory_;
   std::atomic<int64_t> tokens_served_{0};
