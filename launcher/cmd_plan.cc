@@ -40,7 +40,7 @@ struct PlanFlags {
   std::string model;   // empty: the config's model.path
   std::string dtype;   // empty: the config's model.dtype
   std::string kv_dtype = "f16";
-  int64_t context = 0;  // 0: sharding::kDefaultPlanContext, capped at the model's
+  int64_t context = 0;  // 0: kDefaultContext, capped at the model's
   int64_t batch = 1;
   double node_memory_gb = 128.0;
   double headroom_gb = 4.0;

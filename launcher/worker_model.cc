@@ -69,7 +69,7 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   // for is the config's mistake, named by its key.
   LlamaModelOptions options;
   options.context = config.model.context > 0 ? config.model.context
-                                             : std::min(shape.max_seq_len, sharding::kDefaultPlanContext);
+                                             : std::min(shape.max_seq_len, kDefaultContext);
   if (options.context > shape.max_seq_len) {
     return InvalidArgument("model.context " + std::to_string(options.context) + ": context " +
                            std::to_string(options.context) + " is outside [1, " +

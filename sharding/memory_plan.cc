@@ -175,7 +175,7 @@ Result<MemoryPlan> make_memory_plan(const LlamaConfig& model, const MemoryPlanOp
 
   MemoryPlan p;
   p.options = options;
-  if (p.options.context == 0) p.options.context = std::min(kDefaultPlanContext, model.max_seq_len);
+  if (p.options.context == 0) p.options.context = std::min(kDefaultContext, model.max_seq_len);
   p.fits = true;
   p.largest_context = INT64_MAX;
   for (const RankShard& r : shard.ranks) {

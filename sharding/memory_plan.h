@@ -61,8 +61,6 @@ inline constexpr uint64_t kDefaultNodeMemoryBytes = 128 * kGB;
 inline constexpr uint64_t kDefaultOverheadBytes = uint64_t{3} << 29;  // 1.5 GiB
 // The OS and everything else on the node (DGX OS runs a desktop).
 inline constexpr uint64_t kDefaultHeadroomBytes = 4 * kGB;
-// A long chat's context; the model's max_seq_len when that is smaller.
-inline constexpr int64_t kDefaultPlanContext = kDefaultContext;
 // Bounds on the inputs that keep every product below 2^63.
 inline constexpr uint64_t kMaxNodeMemoryBytes = uint64_t{1} << 50;  // ~1.1 PB
 inline constexpr int64_t kMaxPlanBatch = 4096;
@@ -75,7 +73,7 @@ struct MemoryPlanOptions {
   // The runtime keeps its KV cache in f32 today; f16 is what GPU runtimes
   // keep, so plans default to it (the plan notes the difference).
   DType kv_dtype = DType::kF16;
-  int64_t context = 0;             // positions per sequence; 0: kDefaultPlanContext, capped at max_seq_len
+  int64_t context = 0;             // positions per sequence; 0: kDefaultContext, capped at max_seq_len
   int64_t batch = 1;               // concurrent sequences, each with its own KV cache
   int64_t max_batch_tokens = 64;   // tokens per forward: LlamaModelOptions::max_batch
   std::vector<uint64_t> node_memory_bytes;  // one per node, node i runs rank i
