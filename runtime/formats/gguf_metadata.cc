@@ -180,10 +180,9 @@ Result<std::vector<std::string>> File::get_string_array(std::string_view key) co
   const uint8_t* p = v->raw.data();
   const uint8_t* const end = p + v->raw.size();
   for (uint64_t i = 0; i < v->count; ++i) {
-    if (end - p < 8) return DataLoss(source + ": " + std::string(key) + " changed since it was read");
-    const auto n = load<uint64_t>(p);
-    if (n > static_cast<uint64_t>(end - p - 8))
+    if (end - p < 8 || load<uint64_t>(p) > static_cast<uint64_t>(end - p - 8))
       return DataLoss(source + ": " + std::string(key) + " changed since it was read");
+    const auto n = load<uint64_t>(p);
     out.emplace_back(reinterpret_cast<const char*>(p + 8), n);
     p += 8 + n;
   }
