@@ -8,19 +8,31 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "runtime/formats/hf_model.h"
 
 namespace {
 
-const std::string& scratch_dir() {
-  static const std::string dir = [] {
+// One directory for the whole run (mkdtemp's template), removed when the
+// fuzzer exits normally; a crash leaves it beside its artifact.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
     char name[] = "/tmp/tandem-hf-fuzz-XXXXXX";
     if (::mkdtemp(name) == nullptr) std::abort();
-    return std::string(name);
-  }();
-  return dir;
+    path = name;
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
+const std::string& scratch_dir() {
+  static const ScratchDir dir;
+  return dir.path;
 }
 
 }  // namespace
