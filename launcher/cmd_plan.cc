@@ -40,7 +40,7 @@ struct PlanFlags {
   std::string model;   // empty: the config's model.path
   std::string dtype;   // empty: the config's model.dtype
   std::string kv_dtype = "f16";
-  int64_t context = 0;  // 0: kDefaultContext, capped at the model's
+  int64_t context = 0;  // 0: default_context (runtime/llama_weights.h)
   int64_t batch = 1;
   double node_memory_gb = 128.0;
   double headroom_gb = 4.0;
@@ -159,7 +159,7 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--model", f->model,
                   "A preset (" + std::string(sharding::model_preset_names()) +
                       ") or a model file / directory: llama2.c, GGUF, Hugging Face (default: the config's model.path)");
-  cmd->add_option("--context", f->context, "Positions per sequence (default: 8192, or the model's context if less)");
+  cmd->add_option("--context", f->context, "Positions per sequence (default: 8192, or the model's context or sliding window if less)");
   cmd->add_option("--batch", f->batch, "Concurrent sequences, each with its own KV cache")->capture_default_str();
   cmd->add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, auto (default: the config's model.dtype)");
   cmd->add_option("--kv-dtype", f->kv_dtype, "KV cache type: f32, f16, bf16, q8_0")->capture_default_str();

@@ -89,8 +89,9 @@ struct ModelConfig {
   ModelFormat format = ModelFormat::kAuto;
   DType dtype = DType::kAuto;  // the weights' type in memory
   // Positions of KV cache each worker plans (the longest prompt + generation);
-  // 0: the model's trained context up to 8192 (kDefaultContext:
-  // 405B's own 131072 would not fit two Sparks). `tandem plan` plans the same.
+  // 0: the model's trained context (or its sliding window) up to 8192
+  // (default_context in runtime/llama_weights.h: 405B's own 131072 would not
+  // fit two Sparks). `tandem plan` plans the same.
   int64_t context = 0;
   bool operator==(const ModelConfig&) const = default;
 };

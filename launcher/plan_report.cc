@@ -42,12 +42,13 @@ std::string row(const std::string& name, const std::vector<NodeMemory>& nodes,
 }
 
 std::string largest_context_line(const MemoryPlan& p) {
-  const int64_t limit = p.shard.model.max_seq_len;
+  const int64_t limit = context_limit(p.shard.model);
+  const char* what = limit < p.shard.model.max_seq_len ? "sliding window" : "own limit";
   if (p.largest_context == 0) return "largest context: 0 (not even one position fits)\n";
   if (p.model_limit_binds)
-    return fmt::format("largest context: {} (the model's own limit binds; memory holds more)\n", limit);
-  return fmt::format("largest context: {} (node {}'s memory binds; the model's limit is {})\n",
-                     p.largest_context, p.binding_node, limit);
+    return fmt::format("largest context: {} (the model's {} binds; memory holds more)\n", limit, what);
+  return fmt::format("largest context: {} (node {}'s memory binds; the model's {} is {})\n", p.largest_context,
+                     p.binding_node, what, limit);
 }
 
 }  // namespace

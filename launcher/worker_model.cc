@@ -68,12 +68,16 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   // Checked before any slice is read: a context the model was not trained
   // for is the config's mistake, named by its key.
   LlamaModelOptions options;
-  options.context = config.model.context > 0 ? config.model.context
-                                             : std::min(shape.max_seq_len, kDefaultContext);
+  options.context = config.model.context > 0 ? config.model.context : default_context(shape);
   if (options.context > shape.max_seq_len) {
     return InvalidArgument("model.context " + std::to_string(options.context) + ": context " +
                            std::to_string(options.context) + " is outside [1, " +
                            std::to_string(shape.max_seq_len) + "], the model's trained context");
+  }
+  if (options.context > context_limit(shape)) {
+    return InvalidArgument("model.context " + std::to_string(options.context) +
+                           " exceeds the model's sliding attention window of " +
+                           std::to_string(context_limit(shape)) + " positions");
   }
   if (config.job == JobKind::kServe) {
     // The scheduler's pool replaces the one-sequence cache: every request's

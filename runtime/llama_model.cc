@@ -75,10 +75,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(Backend& backend, LlamaWe
 Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   const LlamaConfig& c = weights_.config;
   const LlamaShard& s = weights_.shard;
-  // With a sliding window the default context is the window: attention over
-  // every position equals the model's windowed attention only that far.
-  const int64_t limit = c.sliding_window > 0 ? std::min(c.max_seq_len, c.sliding_window) : c.max_seq_len;
-  context_ = options.context == 0 ? std::min(limit, kDefaultContext) : options.context;
+  const int64_t limit = context_limit(c);
+  context_ = options.context == 0 ? default_context(c) : options.context;
   if (context_ > limit && limit < c.max_seq_len)
     return InvalidArgument("context " + std::to_string(context_) + " exceeds the model's sliding attention window of " +
                            std::to_string(limit) + " positions; tandem's attention sees every position, which "

@@ -33,7 +33,7 @@
 namespace tandem {
 
 struct LlamaModelOptions {
-  int64_t context = 0;     // positions of KV cache; 0 = the model's max_seq_len, at most kDefaultContext
+  int64_t context = 0;     // positions of KV cache; 0 = default_context(config)
   int64_t max_batch = 64;  // tokens per forward chunk (prefill); longer inputs are chunked
   // The paged KV pool of forward_batch (runtime/paged_kv.h): kv_blocks > 0
   // plans kv_blocks * kv_block_size positions per layer, shared by every

@@ -60,6 +60,19 @@ struct LlamaConfig {
   int64_t parameter_count() const;
 };
 
+// The most positions a model runs: its trained context, or its sliding
+// window when that is shorter (tandem's attention sees every position, which
+// is the windowed model's computation only within the window).
+inline int64_t context_limit(const LlamaConfig& c) {
+  return c.sliding_window > 0 && c.sliding_window < c.max_seq_len ? c.sliding_window : c.max_seq_len;
+}
+
+// The positions planned when none are asked for: context_limit, at most
+// kDefaultContext. Every planner and loader asks this one function.
+inline int64_t default_context(const LlamaConfig& c) {
+  return context_limit(c) < kDefaultContext ? context_limit(c) : kDefaultContext;
+}
+
 // Limits that keep every size computation far from overflow and refuse absurd
 // headers before anything is allocated.
 inline constexpr int64_t kMaxModelDim = 1 << 17;

@@ -38,6 +38,9 @@ Status check_options(const LlamaConfig& m, const MemoryPlanOptions& o) {
   if (o.context < 0 || o.context > m.max_seq_len)
     return InvalidArgument("context " + str(o.context) + " is outside [1, " + str(m.max_seq_len) +
                            "], the model's trained context");
+  if (o.context > context_limit(m))
+    return InvalidArgument("context " + str(o.context) + " exceeds the model's sliding attention window of " +
+                           str(context_limit(m)) + " positions");
   if (o.batch < 1 || o.batch > kMaxPlanBatch)
     return InvalidArgument("batch " + str(o.batch) + " is outside [1, " + str(kMaxPlanBatch) + "]");
   if (o.max_batch_tokens < 1 || o.max_batch_tokens > kMaxPlanBatchTokens)
@@ -142,8 +145,9 @@ void add_notes(MemoryPlan& p) {
         p.notes.push_back("node " + str(n.rank) + ": weights and fixed costs alone (" +
                           gb(n.fixed_bytes) + ") exceed its " + gb(n.memory_bytes));
   } else if (p.model_limit_binds) {
-    p.notes.push_back("the model's own context (" + str(m.max_seq_len) +
-                      ") binds before memory does");
+    const bool windowed = context_limit(m) < m.max_seq_len;
+    p.notes.push_back(std::string(windowed ? "the model's sliding window (" : "the model's own context (") +
+                      str(context_limit(m)) + ") binds before memory does");
   }
 }
 
@@ -175,7 +179,7 @@ Result<MemoryPlan> make_memory_plan(const LlamaConfig& model, const MemoryPlanOp
 
   MemoryPlan p;
   p.options = options;
-  if (p.options.context == 0) p.options.context = std::min(kDefaultContext, model.max_seq_len);
+  if (p.options.context == 0) p.options.context = default_context(model);
   p.fits = true;
   p.largest_context = INT64_MAX;
   for (const RankShard& r : shard.ranks) {
@@ -188,8 +192,8 @@ Result<MemoryPlan> make_memory_plan(const LlamaConfig& model, const MemoryPlanOp
     }
     p.nodes.push_back(n);
   }
-  if (p.largest_context > model.max_seq_len) {
-    p.largest_context = model.max_seq_len;
+  if (p.largest_context > context_limit(model)) {
+    p.largest_context = context_limit(model);
     p.model_limit_binds = true;
     p.binding_node = -1;
   }

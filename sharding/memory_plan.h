@@ -37,7 +37,7 @@
 //
 // Refused with InvalidArgument naming the reason: whatever make_shard_plan
 // refuses, no node memory or a count other than tp * pp, a context beyond
-// the model's max_seq_len, a KV dtype that is not f32/f16/bf16/q8_0 (or q8_0
+// the model's max_seq_len or sliding window (context_limit), a KV dtype that is not f32/f16/bf16/q8_0 (or q8_0
 // whose 32-blocks a head would cut), batch / tokens / memory out of range.
 #pragma once
 
@@ -73,7 +73,7 @@ struct MemoryPlanOptions {
   // The runtime keeps its KV cache in f32 today; f16 is what GPU runtimes
   // keep, so plans default to it (the plan notes the difference).
   DType kv_dtype = DType::kF16;
-  int64_t context = 0;             // positions per sequence; 0: kDefaultContext, capped at max_seq_len
+  int64_t context = 0;             // positions per sequence; 0: default_context(model)
   int64_t batch = 1;               // concurrent sequences, each with its own KV cache
   int64_t max_batch_tokens = 64;   // tokens per forward: LlamaModelOptions::max_batch
   std::vector<uint64_t> node_memory_bytes;  // one per node, node i runs rank i
@@ -115,9 +115,9 @@ struct MemoryPlan {
   bool fits = false;           // every node fits at options.context
   uint64_t short_bytes = 0;    // the largest shortfall over nodes (0 when it fits)
   // The longest context every node holds with options.batch sequences,
-  // capped at the model's max_seq_len; 0 when even the weights do not fit.
+  // capped at context_limit(model); 0 when even the weights do not fit.
   int64_t largest_context = 0;
-  bool model_limit_binds = false;  // memory would hold more than max_seq_len
+  bool model_limit_binds = false;  // memory would hold more than context_limit(model)
   int binding_node = -1;           // the node whose memory sets largest_context, else -1
   // For ranking layouts (search_layouts): weight bytes one decoded token
   // reads one after another (tp ranks read in parallel, pp stages in turn),

@@ -153,6 +153,33 @@ TEST(MemoryPlan, Llama405bBf16IsShortByHandComputedBytes) {
   EXPECT_TRUE(has_note(p, "weights and fixed costs alone"));
 }
 
+// A Mistral-style sliding window shorter than the trained context is the
+// default context (LlamaModel refuses more: model_arch_test.cc); a longer
+// window, or none, leaves the trained context up to 8192.
+TEST(MemoryPlan, DefaultContextIsTheSlidingWindowWhenShorter) {
+  LlamaConfig windowed = llama31_405b();
+  windowed.sliding_window = 4096;
+  EXPECT_EQ(plan_or_die(windowed, two_sparks(DType::kQ4_0)).options.context, 4096);
+  windowed.sliding_window = 1 << 20;  // wider than the 131072 trained positions
+  EXPECT_EQ(plan_or_die(windowed, two_sparks(DType::kQ4_0)).options.context, 8192);
+  LlamaConfig small = stories260k();
+  small.sliding_window = 100;  // of 512
+  const MemoryPlan windowed_plan = plan_or_die(small, two_sparks(DType::kF32));
+  EXPECT_EQ(windowed_plan.options.context, 100);
+  // The window also caps the longest context, and binds before memory does.
+  EXPECT_EQ(windowed_plan.largest_context, 100);
+  EXPECT_TRUE(has_note(windowed_plan, "the model's sliding window (100) binds before memory does"));
+  MemoryPlanOptions beyond = two_sparks(DType::kF32);
+  beyond.context = 101;
+  Result<MemoryPlan> refused = make_memory_plan(small, beyond);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("context 101 exceeds the model's sliding attention window of 100"),
+            std::string::npos)
+      << refused.status().to_string();
+  small.sliding_window = 0;
+  EXPECT_EQ(plan_or_die(small, two_sparks(DType::kF32)).options.context, 512);
+}
+
 TEST(MemoryPlan, SolverMatchesBruteForce) {
   std::mt19937_64 rng(7);
   auto cost = [](uint64_t fixed, uint64_t a, uint64_t b, uint64_t c) {

@@ -3,6 +3,7 @@
 // made. The numbers are memory_plan_test.cc's hand-computed ones.
 #include <gtest/gtest.h>
 
+#include "tests/unit/arch_models.h"
 #include "tests/unit/process_util.h"
 #include "tests/unit/test_paths.h"
 
@@ -50,6 +51,25 @@ TEST(PlanCli, ReadsACheckpointHeaderAndConfig) {
   EXPECT_TRUE(has(r.out, "dim 64, 5 layers, 8 heads (4 KV)")) << r.out;
   EXPECT_TRUE(has(r.out, "tp=1 pp=2")) << r.out;
   EXPECT_TRUE(has(r.out, "largest context: 512 (the model's own limit binds")) << r.out;
+}
+
+// A Mistral-style model whose sliding window (24) is shorter than its
+// trained context (64): the window is the default, the limit, and named.
+TEST(PlanCli, ASlidingWindowBindsAndIsNamed) {
+  testing::TempDir dir;
+  testing::ArchSpec spec;
+  spec.arch = "mistral";
+  spec.sliding_window = 24;
+  ASSERT_TRUE(testing::write_arch_gguf(spec, testing::random_arch_model(spec, 5), dir.file("m.gguf")).ok());
+  auto r = tandem({"plan", "--model", dir.file("m.gguf"), "--set", "parallel.tp=1", "--set", "parallel.pp=1",
+                   "--set", "cluster.nodes=[{host: a}]"});
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_TRUE(has(r.out, "context 24,")) << r.out;
+  EXPECT_TRUE(has(r.out, "largest context: 24 (the model's sliding window binds")) << r.out;
+  auto longer = tandem({"plan", "--model", dir.file("m.gguf"), "--set", "parallel.tp=1", "--set", "parallel.pp=1",
+                        "--set", "cluster.nodes=[{host: a}]", "--context", "32"});
+  EXPECT_EQ(longer.exit_code, 2) << longer.err << longer.out;
+  EXPECT_TRUE(has(longer.err, "exceeds the model's sliding attention window of 24")) << longer.err;
 }
 
 TEST(PlanCli, NoPlanExitsTwo) {
