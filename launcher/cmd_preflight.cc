@@ -13,6 +13,8 @@
 #include "launcher/worker_model.h"
 #include "runtime/backend.h"
 #include "runtime/cpu_affinity.h"
+#include "runtime/formats/safetensors_checkpoint.h"
+#include "runtime/mapped_file.h"
 #include "runtime/model_files.h"
 
 namespace tandem::cli {
@@ -27,11 +29,37 @@ struct PreflightFlags {
   int pp = 1;
 };
 
+// A Hugging Face directory's size: config.json and the weight files the
+// loader maps (model.safetensors, or the index and the shards it names), so
+// a README, .git or an unused consolidated.safetensors beside them may
+// differ between nodes without a false alarm, and a missing shard is named.
+Result<std::uintmax_t> directory_model_bytes(const std::string& dir) {
+  TANDEM_ASSIGN_OR_RETURN(const SafetensorsCheckpoint checkpoint, read_safetensors_checkpoint(dir));
+  std::error_code ec;
+  std::uintmax_t total = std::filesystem::file_size(std::filesystem::path(dir) / "config.json", ec);
+  if (ec) return NotFound(dir + "/config.json: " + ec.message());
+  for (const auto& mapping : checkpoint.mappings) total += mapping->size();
+  const std::filesystem::path index = std::filesystem::path(dir) / kSafetensorsIndexFile;
+  const bool single = std::filesystem::exists(std::filesystem::path(dir) / kSafetensorsSingleFile, ec);
+  if (!single) total += std::filesystem::file_size(index, ec);  // the index was read: it exists
+  return total;
+}
+
 // The file the launcher compares across nodes (the model, or a training
 // job's text): where it is and its size, or why it cannot be read.
 void record_file(nlohmann::json& answer, const std::string& what, const std::string& path) {
   std::error_code ec;
-  const auto bytes = std::filesystem::file_size(path, ec);
+  std::uintmax_t bytes = 0;
+  if (std::filesystem::is_directory(path, ec)) {
+    Result<std::uintmax_t> sized = directory_model_bytes(path);
+    if (!sized.ok()) {
+      answer["model_error"] = what + ": " + sized.status().message();
+      return;
+    }
+    bytes = *sized;
+  } else {
+    bytes = std::filesystem::file_size(path, ec);
+  }
   if (ec) {
     answer["model_error"] = what + ": " + path + ": " + ec.message();
     return;

@@ -2,10 +2,12 @@
 // into a Hugging Face directory (rotate-half Q/K rows, safetensors) tells the
 // published greedy story in f32, and its first 200 characters in f16 and bf16
 // on a backend that keeps those dtypes; a tp=2 worker's slices of it equal
-// the llama2.c loader's.
+// the llama2.c loader's; the launcher's preflight probe takes it.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -14,6 +16,7 @@
 #include "sharding/shard_loader.h"
 #include "sharding/source_shard.h"
 #include "tests/unit/hf_test_util.h"
+#include "tests/unit/process_util.h"
 #include "tests/unit/test_paths.h"
 
 namespace tandem {
@@ -79,6 +82,24 @@ TEST(ModelFormatsStory, HuggingFaceTensorParallelSlicesEqualTheLlama2cLoaders) {
         EXPECT_EQ(std::memcmp(g->data, w->data, w->bytes()), 0) << "rank " << rank << " layer " << l;
       }
   }
+}
+
+// What `tandem launch` asks each node before a job: a Hugging Face
+// directory is a model there too, its size the files the loader reads (the
+// launcher compares it across nodes), and it takes the tp=2 split.
+TEST(ModelFormatsStory, PreflightTakesAHuggingFaceDirectory) {
+  testing::TempDir dir;
+  ASSERT_TRUE(testing::write_hf_dir_from_llama2c(testing::bundled_checkpoint(), dir.path(), SourceDType::kF32).ok());
+  testing::write_file(dir.path() + "/README.md", "not part of the model");
+  const uint64_t model_bytes = std::filesystem::file_size(dir.path() + "/config.json") +
+                               std::filesystem::file_size(dir.path() + "/model.safetensors");
+  const testing::CommandResult r =
+      testing::run_command({testing::tandem_binary(), "preflight", "--model", dir.path(), "--tp", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json answer = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(answer.contains("model_error")) << r.out;
+  EXPECT_FALSE(answer.contains("plan_error")) << r.out;
+  EXPECT_EQ(answer.value("model_bytes", uint64_t{0}), model_bytes) << r.out;
 }
 
 TEST(ModelFormatsStory, QuantizingOnLoadIsRefusedWhereRowsDoNotFitAndNotedOtherwise) {
