@@ -146,7 +146,11 @@ Status Tokenizer::index(const TokenizerSpec* spec) {
                      [this](int a, int b) { return pieces_[a].size() > pieces_[b].size(); });
   }
   if (eos_ >= 0) end_of_generation_.push_back(eos_);
-  for (const char* p : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"}) {
+  // Chat models name their end of turn as EOS and keep the base model's end
+  // of text as well (Llama 3 Instruct: <|eot_id|> and <|end_of_text|>, both
+  // in its generation_config.json): either ends a generation.
+  for (const char* p : {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+                        "<|endoftext|>"}) {
     const int id = token_id(p);
     if (id >= 0 && id != eos_ && types_[id] == kTokenControl) end_of_generation_.push_back(id);
   }

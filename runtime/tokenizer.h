@@ -101,8 +101,9 @@ class Tokenizer {
   bool adds_bos() const { return add_bos_; }
   bool adds_eos() const { return add_eos_; }
   bool is_control(int id) const { return id >= 0 && id < vocab_size() && types_[id] == kTokenControl; }
-  // EOS, and the control tokens chat models end a turn with (<|eot_id|>,
-  // <|eom_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>).
+  // EOS, and the control tokens chat models end a turn or a text with
+  // (<|eot_id|>, <|eom_id|>, <|end_of_text|>, <|im_end|>, <|end|>,
+  // <end_of_turn>, <|endoftext|>).
   bool is_end_of_generation(int id) const;
   // The id whose piece is exactly `piece` (as stored: "▁the", "Ġthe",
   // "<|eot_id|>"), the first such; -1 if none.

@@ -253,6 +253,21 @@ TEST(TokenizerSpecBpe, SpecialTokensBosAndEos) {
   EXPECT_EQ(t.token_id("\xc4\xa0wor"), 262);
 }
 
+// Llama 3 Instruct's EOS is <|eot_id|>; its base model's <|end_of_text|>,
+// which the instruct model still emits at the end of plain text, ends a
+// generation too. A user-defined token of that name does not.
+TEST(TokenizerSpecBpe, TheBaseModelsEndOfTextEndsAnInstructModelsGeneration) {
+  TokenizerSpec spec = small_bpe_spec("llama-bpe");
+  spec.tokens.push_back("<|end_of_text|>");
+  spec.token_types.push_back(3);
+  const Tokenizer t = must(Tokenizer::from_spec(spec, 270));
+  EXPECT_TRUE(t.is_end_of_generation(266));  // the EOS
+  EXPECT_TRUE(t.is_end_of_generation(269));
+  EXPECT_FALSE(t.is_end_of_generation(267));
+  spec.token_types.back() = 4;
+  EXPECT_FALSE(must(Tokenizer::from_spec(spec, 270)).is_end_of_generation(269));
+}
+
 // Random UTF-8 (and some invalid bytes) decodes back to itself under each
 // pre-tokenizer: every byte lands in exactly one word and one token.
 TEST(TokenizerSpecBpe, RoundTripsRandomText) {
