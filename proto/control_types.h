@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/stop_filter.h"
+
 namespace tandem::control {
 
 // One Generate request. Defaults are the proto's defaults for unset fields.
@@ -60,10 +62,10 @@ struct JobStatus {
 };
 
 // The limits the server enforces on a GenerateRequest before the handler sees
-// it (the handler checks what depends on the model: vocabulary, context).
+// it (the handler checks what depends on the model: vocabulary, context);
+// a stop string's bytes are bounded by tandem::kMaxStopBytes (stop_filter.h).
 inline constexpr size_t kMaxRequestIdBytes = 128;
 inline constexpr size_t kMaxStopStrings = 16;
-inline constexpr size_t kMaxStopBytes = 256;
 inline constexpr int64_t kDefaultMaxTokens = 256;
 
 }  // namespace tandem::control

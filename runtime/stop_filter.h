@@ -13,6 +13,11 @@
 
 namespace tandem {
 
+// The longest stop string a request may name (HTTP and gRPC alike): while
+// generated text keeps matching a stop string's start, every token re-reads
+// what is held back, so this bounds a token's work on the engine's thread.
+inline constexpr size_t kMaxStopBytes = 256;
+
 class StopFilter {
  public:
   // Empty strings in `stop` are ignored (they would match everywhere).

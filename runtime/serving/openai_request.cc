@@ -6,6 +6,7 @@
 
 #include "runtime/formats/json_file.h"
 #include "runtime/serving/openai_api.h"
+#include "runtime/stop_filter.h"
 
 namespace tandem::serving {
 namespace {
@@ -182,13 +183,21 @@ bool parse_prompt(const Json& body, const ApiLimits& limits, ApiRequest& out, Ap
   return true;
 }
 
+bool add_stop(const std::string& s, ApiRequest& out, ApiError& error) {
+  if (s.size() > kMaxStopBytes) {
+    error = invalid_request("a stop string is " + std::to_string(s.size()) + " bytes; at most " +
+                                std::to_string(kMaxStopBytes) + " are allowed",
+                            "stop");
+    return false;
+  }
+  if (!s.empty()) out.stop.push_back(s);
+  return true;
+}
+
 bool parse_stop(const Json& body, ApiRequest& out, ApiError& error) {
   const Json* v = field(body, "stop");
   if (v == nullptr) return true;
-  if (v->is_string()) {
-    if (!v->get<std::string>().empty()) out.stop.push_back(v->get<std::string>());
-    return true;
-  }
+  if (v->is_string()) return add_stop(v->get<std::string>(), out, error);
   if (!v->is_array()) {
     error = wrong_type("stop", "a string or an array of strings");
     return false;
@@ -203,7 +212,7 @@ bool parse_stop(const Json& body, ApiRequest& out, ApiError& error) {
       error = wrong_type("stop", "a string or an array of strings");
       return false;
     }
-    if (!s.get<std::string>().empty()) out.stop.push_back(s.get<std::string>());
+    if (!add_stop(s.get<std::string>(), out, error)) return false;
   }
   return true;
 }
@@ -226,7 +235,8 @@ bool parse_sampling(const Json& body, ApiRequest& out, ApiError& error) {
     return false;
   }
   const double p = top_p.value_or(1.0);
-  if (!(p > 0 && p <= 1)) {
+  // Checked as the float the sampler keeps: 1e-50 would reach it as 0.
+  if (!(static_cast<float>(p) > 0 && p <= 1)) {
     error = invalid_request("'top_p' must be in (0, 1]", "top_p");
     return false;
   }

@@ -10,6 +10,7 @@
 #include "runtime/serving/http_internal.h"
 #include "runtime/serving/http_metrics.h"
 #include "runtime/serving/openai_api.h"
+#include "runtime/stop_filter.h"
 
 namespace tandem::serving {
 namespace {
@@ -18,7 +19,7 @@ using Json = nlohmann::json;
 
 ApiLimits limits() {
   ApiLimits l;
-  l.model_id = "m";
+  l.model_id.assign(1, 'm');  // not = "m": GCC 12's false -Wrestrict (bug 105329) when inlined
   l.default_max_tokens = 16;
   l.max_tokens = 100;
   l.vocab_size = 512;
@@ -89,6 +90,7 @@ TEST(HttpApi, RefusalsNameTheField) {
       {R"({"prompt":"x","temperature":"hot"})", "temperature"},
       {R"({"prompt":"x","temperature":2.5})", "temperature"},
       {R"({"prompt":"x","top_p":0})", "top_p"},
+      {R"({"prompt":"x","top_p":1e-50})", "top_p"},  // 0 as the sampler's float
       {R"({"prompt":"x","top_k":-2})", "top_k"},
       {R"({"prompt":"x","seed":-1})", "seed"},
       {R"({"prompt":"x","n":2})", "n"},
@@ -102,6 +104,17 @@ TEST(HttpApi, RefusalsNameTheField) {
       {R"({"prompt":7})", "prompt"},
       {R"({})", "prompt"},
   };
+  // A stop string past kMaxStopBytes, alone or in a list (StopFilter's
+  // work per token grows with it); one at the limit is taken.
+  const std::string long_stop(kMaxStopBytes + 1, 'a'), limit_stop(kMaxStopBytes, 'a');
+  using nlohmann::json;
+  for (const json& stop : {json(long_stop), json::array({"b", long_stop})})
+    EXPECT_EQ(refusal(ApiKind::kCompletion, json{{"prompt", "x"}, {"stop", stop}}.dump()).param, "stop");
+  ApiError limit_error;
+  auto at_limit = parse_api_request(ApiKind::kCompletion, json{{"prompt", "x"}, {"stop", limit_stop}}.dump(),
+                                    limits(), &limit_error);
+  ASSERT_TRUE(at_limit.ok()) << limit_error.message;
+  EXPECT_EQ(at_limit->stop, std::vector<std::string>{limit_stop});
   for (const auto& [body, param] : cases) {
     const ApiError e = refusal(ApiKind::kCompletion, body);
     EXPECT_EQ(e.http_status, 400) << body;
