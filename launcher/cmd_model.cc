@@ -19,6 +19,7 @@
 #include "runtime/atomic_file.h"
 #include "runtime/formats/gguf_llama_writer.h"
 #include "runtime/llama2c_writer.h"
+#include "runtime/model_files.h"
 #include "runtime/synthetic.h"
 #include "runtime/synthetic_gguf.h"
 #include "runtime/tokenizer_writer.h"
@@ -87,8 +88,32 @@ std::string replacing_note(const std::string& path, const std::string& bytes) {
   return old == bytes ? " (the same as the one it replaced)" : " (replacing a different tokenizer.bin)";
 }
 
-Status write_tokenizer(int vocab_size, const std::string& path) {
-  TANDEM_ASSIGN_OR_RETURN(std::string bytes, synthetic_llama2c_tokenizer(vocab_size));
+// A tokenizer.bin is what every llama2.c checkpoint beside it resolves to
+// first (runtime/model_files.h), so writing one next to another model's
+// checkpoint would swap that model's tokenizer: refused unless it is the
+// tokenizer that checkpoint already has.
+Status check_no_other_model_uses(const std::string& path, const std::string& bytes, const std::string& out) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path& f = it->path();
+    if (f.extension() != ".bin" || is_llama2c_tokenizer_name(f.filename().string())) continue;
+    if (!it->is_regular_file(ec) || fs::equivalent(f, out, ec)) continue;
+    const Result<ModelFiles> files = resolve_model_files(f.string());
+    if (files.ok() && files->format != ModelFileFormat::kLlama2c) continue;  // a GGUF named .bin: its own tokenizer
+    std::ifstream in(files.ok() ? files->tokenizer : std::string(), std::ios::binary);
+    const std::string current((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!files.ok() || current != bytes) {
+      return FailedPrecondition(dir.string() + " holds another checkpoint, " + f.filename().string() +
+                                ", which a synthetic tokenizer.bin there would become the tokenizer of; write "
+                                "the model into a directory of its own, or pass --no-tokenizer");
+    }
+  }
+  return Status::Ok();
+}
+
+Status write_tokenizer(const std::string& bytes, int vocab_size, const std::string& path) {
   const std::string note = replacing_note(path, bytes);
   TANDEM_RETURN_IF_ERROR(write_file_atomically(path, bytes));
   std::fprintf(stderr, "tandem: wrote %s: synthetic tokenizer, %d tokens%s\n", path.c_str(), vocab_size,
@@ -141,6 +166,13 @@ int run_synth(const SynthFlags& f) {
                                           "checkpoint otherwise or pass --no-tokenizer"));
     }
   }
+  std::string tokenizer_bytes;
+  if (!tokenizer.empty()) {
+    Result<std::string> bytes = synthetic_llama2c_tokenizer(static_cast<int>(config.vocab_size));
+    if (!bytes.ok()) return report_error(bytes.status());
+    tokenizer_bytes = std::move(bytes).value();
+    if (Status s = check_no_other_model_uses(tokenizer, tokenizer_bytes, f.out); !s.ok()) return report_error(s);
+  }
   // A fresh directory per synthetic model keeps its tokenizer.bin from
   // clobbering another model's, so make one on request.
   if (const std::filesystem::path dir = std::filesystem::path(f.out).parent_path(); !dir.empty()) {
@@ -163,7 +195,8 @@ int run_synth(const SynthFlags& f) {
                static_cast<long long>(config.max_seq_len), config.parameter_count() / 1e6,
                static_cast<unsigned long long>(f.seed));
   if (!tokenizer.empty()) {
-    if (Status s = write_tokenizer(static_cast<int>(config.vocab_size), tokenizer); !s.ok()) return report_error(s);
+    if (Status s = write_tokenizer(tokenizer_bytes, static_cast<int>(config.vocab_size), tokenizer); !s.ok())
+      return report_error(s);
   }
   return 0;
 }
@@ -177,13 +210,14 @@ void add_model_command(CLI::App& app) {
   CLI::App* synth = model->add_subcommand(
       "synth", "Write a llama2.c checkpoint (or GGUF file) of any shape with seeded weights and a synthetic tokenizer");
   synth->add_option("--shape", f->shape, "Start from a named shape: " + std::string(synthetic_shape_names()));
-  synth->add_option("--dim", f->dim, "Model width");
-  synth->add_option("--hidden-dim", f->hidden_dim, "MLP width");
-  synth->add_option("--layers", f->layers, "Layers");
-  synth->add_option("--heads", f->heads, "Query heads");
-  synth->add_option("--kv-heads", f->kv_heads, "Key/value heads");
-  synth->add_option("--vocab", f->vocab, "Vocabulary size");
-  synth->add_option("--seq-len", f->seq_len, "Context length");
+  // Positive when given (0 in the flags means "the shape's").
+  synth->add_option("--dim", f->dim, "Model width")->check(CLI::PositiveNumber);
+  synth->add_option("--hidden-dim", f->hidden_dim, "MLP width")->check(CLI::PositiveNumber);
+  synth->add_option("--layers", f->layers, "Layers")->check(CLI::PositiveNumber);
+  synth->add_option("--heads", f->heads, "Query heads")->check(CLI::PositiveNumber);
+  synth->add_option("--kv-heads", f->kv_heads, "Key/value heads")->check(CLI::PositiveNumber);
+  synth->add_option("--vocab", f->vocab, "Vocabulary size")->check(CLI::PositiveNumber);
+  synth->add_option("--seq-len", f->seq_len, "Context length")->check(CLI::PositiveNumber);
   synth->add_flag("--untied", f->untied, "A classifier of its own (not the embedding)");
   synth->add_flag("--no-tokenizer", f->no_tokenizer, "Write no tokenizer.bin beside the checkpoint");
   synth->add_option("--seed", f->seed, "Weights' seed")->capture_default_str();

@@ -12,11 +12,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_tokenizer_name(const std::string& name) {
-  return name == "tokenizer.bin" || (name.rfind("tok", 0) == 0 && name.size() > 7 &&
-                                     name.compare(name.size() - 4, 4, ".bin") == 0);
-}
-
 Result<std::vector<fs::path>> bin_files(const fs::path& dir) {
   std::error_code ec;
   std::vector<fs::path> out;
@@ -33,7 +28,7 @@ Result<std::string> find_tokenizer(const fs::path& dir) {
   std::vector<fs::path> candidates;
   for (const auto& f : files) {
     if (f.filename() == "tokenizer.bin") return f.string();
-    if (is_tokenizer_name(f.filename().string())) candidates.push_back(f);
+    if (is_llama2c_tokenizer_name(f.filename().string())) candidates.push_back(f);
   }
   if (candidates.empty())
     return NotFound("no tokenizer (tokenizer.bin or tok*.bin) in " + dir.string() +
@@ -73,6 +68,11 @@ Result<ModelFiles> self_contained(ModelFileFormat format, const std::string& che
 
 }  // namespace
 
+bool is_llama2c_tokenizer_name(std::string_view name) {
+  return name == "tokenizer.bin" ||
+         (name.rfind("tok", 0) == 0 && name.size() > 7 && name.compare(name.size() - 4, 4, ".bin") == 0);
+}
+
 std::string_view to_string(ModelFileFormat format) {
   switch (format) {
     case ModelFileFormat::kLlama2c: return "llama2c";
@@ -103,7 +103,7 @@ Result<ModelFiles> resolve_model_files(const std::string& path, const std::strin
     TANDEM_ASSIGN_OR_RETURN(auto bins, bin_files(p));
     std::vector<fs::path> checkpoints;
     for (const auto& f : bins)
-      if (!is_tokenizer_name(f.filename().string())) checkpoints.push_back(f);
+      if (!is_llama2c_tokenizer_name(f.filename().string())) checkpoints.push_back(f);
     if (checkpoints.empty()) return NotFound("no model checkpoint (*.bin) in " + path);
     if (checkpoints.size() > 1)
       return InvalidArgument("several checkpoints in " + path + " (" +

@@ -27,6 +27,9 @@ struct ModelFiles {
   std::string tokenizer;   // a llama2.c tokenizer file; empty: the model's own
 };
 
+// tokenizer.bin or tok*.bin: a llama2.c tokenizer, never a checkpoint.
+bool is_llama2c_tokenizer_name(std::string_view filename);
+
 // NotFound naming what is missing; InvalidArgument when the choice is ambiguous.
 Result<ModelFiles> resolve_model_files(const std::string& path, const std::string& tokenizer = "");
 

@@ -11,6 +11,7 @@
 
 #include "runtime/llama2c_loader.h"
 #include "runtime/llama2c_writer.h"
+#include "runtime/model_files.h"
 #include "runtime/synthetic.h"
 #include "runtime/tokenizer_writer.h"
 #include "tests/unit/process_util.h"
@@ -171,10 +172,37 @@ TEST(ModelSynth, NoTokenizerOnRequestAndNoneBelowTheByteVocabulary) {
                         dir.file("s.bin")})
                 .exit_code,
             0);
+  // Dimensions given are positive: 0 or less is refused, not taken as "the shape's".
+  for (const char* flag : {"--layers", "--dim", "--seq-len"}) {
+    const auto zero = tandem_run({"model", "synth", "--shape", "tiny-gqa", flag, "0", dir.file("z.bin")});
+    EXPECT_NE(zero.exit_code, 0) << flag;
+    EXPECT_NE(zero.err.find(flag), std::string::npos) << zero.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("z.bin")));
   // A checkpoint named tokenizer.bin would be overwritten by its tokenizer.
   const auto clash = tandem_run({"model", "synth", "--shape", "tiny-gqa", dir.file("tokenizer.bin")});
   EXPECT_EQ(clash.exit_code, 1);
   EXPECT_NE(clash.err.find("would overwrite the checkpoint"), std::string::npos) << clash.err;
+}
+
+// tokenizer.bin is what a llama2.c checkpoint beside it resolves to first: a
+// synthetic one written next to another model's checkpoint (here the bundled
+// model with its tok512.bin) would give that model the wrong tokenizer.
+TEST(ModelSynth, RefusesToGiveAnotherCheckpointItsTokenizer) {
+  testing::TempDir dir;
+  std::filesystem::copy_file(testing::bundled_checkpoint(), dir.file("stories260K.bin"));
+  std::filesystem::copy_file(testing::bundled_tokenizer(), dir.file("tok512.bin"));
+  const auto refused = tandem_run({"model", "synth", "--shape", "tiny-gqa", "--vocab", "512", dir.file("synth.bin")});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("holds another checkpoint, stories260K.bin"), std::string::npos) << refused.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("synth.bin")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("tokenizer.bin")));
+  auto files = resolve_model_files(dir.file("stories260K.bin"));
+  ASSERT_TRUE(files.ok()) << files.status().to_string();
+  EXPECT_EQ(files->tokenizer, dir.file("tok512.bin"));
+  // The checkpoint alone is fine.
+  EXPECT_EQ(tandem_run({"model", "synth", "--shape", "tiny-gqa", "--no-tokenizer", dir.file("synth.bin")}).exit_code,
+            0);
 }
 
 }  // namespace
