@@ -83,7 +83,7 @@ Result<NamedModel> resolve_model(const std::string& spec, launcher::ModelFormat 
   if (!std::filesystem::exists(spec, ec))
     return NotFound("--model " + spec + ": neither a preset (" + std::string(sharding::model_preset_names()) +
                     ") nor a file");
-  TANDEM_ASSIGN_OR_RETURN(ModelFiles files, resolve_model_files(spec));
+  TANDEM_ASSIGN_OR_RETURN(ModelFiles files, resolve_model_files(spec, "", TokenizerUse::kUnused));
   if (format != launcher::ModelFormat::kAuto && launcher::to_string(format) != to_string(files.format))
     return InvalidArgument("model.format " + std::string(launcher::to_string(format)) + ": " + files.checkpoint +
                            " is a " + std::string(to_string(files.format)) + " model");
@@ -159,7 +159,8 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--model", f->model,
                   "A preset (" + std::string(sharding::model_preset_names()) +
                       ") or a model file / directory: llama2.c, GGUF, Hugging Face (default: the config's model.path)");
-  cmd->add_option("--context", f->context, "Positions per sequence (default: 8192, or the model's context or sliding window if less)");
+  cmd->add_option("--context", f->context, "Positions per sequence (default: 8192, or the model's context or sliding window if less)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", f->batch, "Concurrent sequences, each with its own KV cache")->capture_default_str();
   cmd->add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, auto (default: the config's model.dtype)");
   cmd->add_option("--kv-dtype", f->kv_dtype, "KV cache type: f32, f16, bf16, q8_0")->capture_default_str();

@@ -1,7 +1,8 @@
-// `tandem quantize IN OUT --type q8_0|q4_0|q4_k`: any model load_model reads
+// `tandem quantize IN OUT --type q8_0|q4_0|q4_k [--tokenizer FILE]`: any model load_model reads
 // -> a GGUF file in that type (runtime/quantize_model.h says what is written
 // and which matrices fall back to another type).
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -14,8 +15,24 @@ namespace tandem::cli {
 namespace {
 
 struct QuantizeFlags {
-  std::string in, out, type;
+  std::string in, out, type, tokenizer;
 };
+
+// The output replacing one of the files it is made from would lose the
+// original (the writer renames over it once done): the checkpoint, the
+// tokenizer, or any file in a Hugging Face input's directory.
+Status check_not_an_input(const std::string& out, const ModelFiles& files) {
+  std::error_code ec;
+  for (const std::string& input : {files.checkpoint, files.tokenizer}) {
+    if (!input.empty() && std::filesystem::equivalent(out, input, ec))
+      return InvalidArgument(out + " is the input " + input + "; write the quantized model to another file");
+  }
+  const std::filesystem::path parent = std::filesystem::absolute(out, ec).parent_path();
+  if (std::filesystem::is_directory(files.checkpoint, ec) && std::filesystem::equivalent(parent, files.checkpoint, ec))
+    return InvalidArgument(out + " is inside the input directory " + files.checkpoint +
+                           "; write the quantized model elsewhere");
+  return Status::Ok();
+}
 
 Result<DType> parse_type(const std::string& name) {
   for (DType d : {DType::kQ8_0, DType::kQ4_0, DType::kQ4K})
@@ -26,13 +43,16 @@ Result<DType> parse_type(const std::string& name) {
 int run_quantize(const QuantizeFlags& f) {
   const Result<DType> type = parse_type(f.type);
   if (!type.ok()) return report_error(type.status());
-  const Result<ModelFiles> files = resolve_model_files(f.in);
+  const Result<ModelFiles> files = resolve_model_files(f.in, f.tokenizer, TokenizerUse::kIfFound);
   if (!files.ok()) return report_error(files.status());
+  if (Status s = check_not_an_input(f.out, *files); !s.ok()) return report_error(s);
   const Result<ModelSource> source = open_model_source(*files);
   if (!source.ok()) return report_error(source.status());
-  // A llama2.c tokenizer.bin travels into the file as a GGUF "llama" tokenizer.
+  // A llama2.c tokenizer (beside a llama2.c checkpoint, or named by
+  // --tokenizer, which replaces a model's own) travels into the file as a
+  // GGUF "llama" tokenizer.
   std::optional<TokenizerSpec> spec;
-  if (!source->has_tokenizer && !files->tokenizer.empty()) {
+  if (!files->tokenizer.empty() && (!source->has_tokenizer || !f.tokenizer.empty())) {
     const Result<Tokenizer> tokenizer = load_model_tokenizer(*files, *source);
     if (!tokenizer.ok()) return report_error(tokenizer.status());
     Result<TokenizerSpec> exported = tokenizer_spec_from_llama2c(*tokenizer);
@@ -58,6 +78,8 @@ void add_quantize_command(CLI::App& app) {
       ->required();
   cmd->add_option("OUT", flags->out, "The GGUF file to write")->required();
   cmd->add_option("--type", flags->type, "q8_0, q4_0 or q4_k")->required();
+  cmd->add_option("--tokenizer", flags->tokenizer,
+                  "llama2.c tokenizer to embed (default: the model's own, or tokenizer.bin / tok*.bin beside it)");
   cmd->callback([flags] { set_exit_code(run_quantize(*flags)); });
 }
 

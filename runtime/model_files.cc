@@ -82,7 +82,7 @@ std::string_view to_string(ModelFileFormat format) {
   return "?";
 }
 
-Result<ModelFiles> resolve_model_files(const std::string& path, const std::string& tokenizer) {
+Result<ModelFiles> resolve_model_files(const std::string& path, const std::string& tokenizer, TokenizerUse use) {
   std::error_code ec;
   const fs::path p(path);
   if (!fs::exists(p, ec)) return NotFound("model path " + path + " does not exist");
@@ -118,8 +118,13 @@ Result<ModelFiles> resolve_model_files(const std::string& path, const std::strin
   if (!tokenizer.empty()) {
     if (!fs::exists(tokenizer, ec)) return NotFound("tokenizer " + tokenizer + " does not exist");
     files.tokenizer = tokenizer;
-  } else {
-    TANDEM_ASSIGN_OR_RETURN(files.tokenizer, find_tokenizer(dir));
+  } else if (use != TokenizerUse::kUnused) {
+    Result<std::string> found = find_tokenizer(dir);
+    if (found.ok()) {
+      files.tokenizer = std::move(found).value();
+    } else if (use == TokenizerUse::kRequired || found.status().code() != StatusCode::kNotFound) {
+      return found.status();
+    }
   }
   return files;
 }

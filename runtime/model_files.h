@@ -30,7 +30,15 @@ struct ModelFiles {
 // tokenizer.bin or tok*.bin: a llama2.c tokenizer, never a checkpoint.
 bool is_llama2c_tokenizer_name(std::string_view filename);
 
+// What a caller needs of a llama2.c checkpoint's tokenizer.
+enum class TokenizerUse {
+  kRequired,  // NotFound without one (generate, serve, launch)
+  kIfFound,   // empty when none is beside it (quantize writes a GGUF without one)
+  kUnused,    // not looked for (plan reads shapes only)
+};
+
 // NotFound naming what is missing; InvalidArgument when the choice is ambiguous.
-Result<ModelFiles> resolve_model_files(const std::string& path, const std::string& tokenizer = "");
+Result<ModelFiles> resolve_model_files(const std::string& path, const std::string& tokenizer = "",
+                                       TokenizerUse use = TokenizerUse::kRequired);
 
 }  // namespace tandem

@@ -105,10 +105,10 @@ Result<QuantizeReport> write_quantized_gguf(const ModelSource& source, DType typ
   QuantizeReport report;
   QuantizedWriter q(type, report);
   add_metadata(q.writer(), c, type);
-  if (source.has_tokenizer) {
-    add_gguf_tokenizer(q.writer(), source.tokenizer);
-  } else if (tokenizer != nullptr) {
+  if (tokenizer != nullptr) {
     add_gguf_tokenizer(q.writer(), *tokenizer);
+  } else if (source.has_tokenizer) {
+    add_gguf_tokenizer(q.writer(), source.tokenizer);
   } else {
     report.notes.push_back(source.path + " embeds no tokenizer; the GGUF has none: run it with --tokenizer FILE");
   }

@@ -45,7 +45,8 @@ struct QuantizeReport {
 
 // InvalidArgument for a type that is not q8_0, q4_0 or q4_k, or a source the
 // Llama model cannot run (as assemble_weights); the writer's errors for `out`.
-// `tokenizer` is embedded when the source has none of its own.
+// `tokenizer`, when given, is embedded instead of the source's own (as an
+// explicit tokenizer wins everywhere: runtime/model_files.h).
 Result<QuantizeReport> write_quantized_gguf(const ModelSource& source, DType type, const std::string& out,
                                             const TokenizerSpec* tokenizer = nullptr);
 

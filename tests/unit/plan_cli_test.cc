@@ -3,6 +3,8 @@
 // made. The numbers are memory_plan_test.cc's hand-computed ones.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "tests/unit/arch_models.h"
 #include "tests/unit/process_util.h"
 #include "tests/unit/test_paths.h"
@@ -51,6 +53,12 @@ TEST(PlanCli, ReadsACheckpointHeaderAndConfig) {
   EXPECT_TRUE(has(r.out, "dim 64, 5 layers, 8 heads (4 KV)")) << r.out;
   EXPECT_TRUE(has(r.out, "tp=1 pp=2")) << r.out;
   EXPECT_TRUE(has(r.out, "largest context: 512 (the model's own limit binds")) << r.out;
+  // A plan reads shapes only: a checkpoint without a tokenizer beside it plans the same.
+  testing::TempDir alone;
+  std::filesystem::copy_file(testing::bundled_checkpoint(), alone.file("m.bin"));
+  auto lone = tandem({"plan", "--model", alone.file("m.bin"), "--set", "parallel.tp=1", "--set", "parallel.pp=2"});
+  EXPECT_EQ(lone.exit_code, 0) << lone.err << lone.out;
+  EXPECT_TRUE(has(lone.out, "dim 64, 5 layers, 8 heads (4 KV)")) << lone.out;
 }
 
 // A Mistral-style model whose sliding window (24) is shorter than its
@@ -83,6 +91,7 @@ TEST(PlanCli, NoPlanExitsTwo) {
       {{"plan", "--model", "stories260K", "--set", "parallel.tp=3",
         "--set", "cluster.nodes=[{host: a}, {host: b}, {host: c}]"}, "tp=3 divides neither"},
       {{"plan", "--model", "stories260K", "--context", "100000"}, "outside [1, 512]"},
+      {{"plan", "--model", "stories260K", "--context", "-5"}, "--context"},
       {{"plan", "--model", "stories260K", "--dtype", "q5_k"}, "--dtype q5_k: unknown"},
       {{"plan", "--model", "stories260K", "--node-memory-gb", "0"}, "--node-memory-gb"},
       {{"plan", "--no-such-flag"}, "no-such-flag"},

@@ -193,6 +193,23 @@ TEST(QuantizeCli, WritesAGgufThatGenerateRuns) {
   EXPECT_EQ(g.out.substr(0, 60), testing::published_story().substr(0, 60));
 }
 
+// A llama2.c checkpoint alone gives a GGUF without a tokenizer, said so;
+// --tokenizer names the one to embed.
+TEST(QuantizeCli, ALoneCheckpointNeedsNoTokenizerAndTakesOneByFlag) {
+  TempDir dir;
+  std::filesystem::copy_file(testing::bundled_checkpoint(), dir.file("m.bin"));
+  auto bare = tandem({"quantize", dir.file("m.bin"), dir.file("bare.gguf"), "--type", "q8_0"});
+  ASSERT_EQ(bare.exit_code, 0) << bare.err;
+  EXPECT_NE(bare.err.find("the GGUF has none"), std::string::npos) << bare.err;
+  auto named = tandem({"quantize", dir.file("m.bin"), dir.file("m.gguf"), "--type", "q8_0", "--tokenizer",
+                       testing::bundled_tokenizer()});
+  ASSERT_EQ(named.exit_code, 0) << named.err;
+  EXPECT_NE(named.err.find("embedded as its tokenizer"), std::string::npos) << named.err;
+  auto g = tandem({"generate", "--model", dir.file("m.gguf"), "--temperature", "0", "--steps", "40"});
+  EXPECT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(g.out.substr(0, 60), testing::published_story().substr(0, 60));
+}
+
 TEST(QuantizeCli, BadArgumentsFailWithTheCause) {
   TempDir dir;
   struct Case {
@@ -212,6 +229,23 @@ TEST(QuantizeCli, BadArgumentsFailWithTheCause) {
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("a.gguf")));
   EXPECT_NE(tandem({"quantize", testing::bundled_model_dir(), dir.file("d.gguf")}).exit_code, 0);  // no --type
+  // The output may not replace the file it is made from.
+  std::filesystem::copy_file(testing::bundled_checkpoint(), dir.file("m.bin"));
+  std::filesystem::copy_file(testing::bundled_tokenizer(), dir.file("tok512.bin"));
+  const std::string before = testing::read_file(dir.file("m.bin"));
+  auto self = tandem({"quantize", dir.file("m.bin"), dir.file("m.bin"), "--type", "q8_0"});
+  EXPECT_EQ(self.exit_code, 1);
+  EXPECT_NE(self.err.find("is the input"), std::string::npos) << self.err;
+  EXPECT_EQ(testing::read_file(dir.file("m.bin")), before);
+  // Nor a file of a Hugging Face input's directory.
+  const std::string hf = dir.file("hf");
+  std::filesystem::create_directory(hf);
+  ASSERT_TRUE(testing::write_hf_dir_from_llama2c(testing::bundled_checkpoint(), hf, SourceDType::kF32).ok());
+  const std::string weights = testing::read_file(hf + "/model.safetensors");
+  auto inside = tandem({"quantize", hf, hf + "/model.safetensors", "--type", "q8_0"});
+  EXPECT_EQ(inside.exit_code, 1);
+  EXPECT_NE(inside.err.find("is inside the input directory"), std::string::npos) << inside.err;
+  EXPECT_EQ(testing::read_file(hf + "/model.safetensors"), weights);
 }
 
 }  // namespace
