@@ -39,7 +39,7 @@ Status Lockstep::check(std::span<const int> tokens, int64_t start_pos) const {
                              std::to_string(vocab - 1));
     }
   }
-  if (tokens.empty() || start_pos < 0 || start_pos + static_cast<int64_t>(tokens.size()) > model_.context()) {
+  if (tokens.empty() || start_pos < 0 || start_pos > model_.context() - static_cast<int64_t>(tokens.size())) {
     return OutOfRange(std::to_string(tokens.size()) + " tokens at position " + std::to_string(start_pos) +
                       " do not fit the context of " + std::to_string(model_.context()));
   }

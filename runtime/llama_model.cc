@@ -135,10 +135,9 @@ Status LlamaModel::check_input(std::span<const int> tokens, int64_t start_pos) c
   if (tokens.empty()) return InvalidArgument("forward: no tokens");
   if (k_cache_.empty())
     return FailedPrecondition("forward: the model was created without a contiguous KV cache (forward_batch only)");
-  if (start_pos < 0 || start_pos + static_cast<int64_t>(tokens.size()) > context_)
-    return OutOfRange("forward: positions [" + std::to_string(start_pos) + ", " +
-                      std::to_string(start_pos + tokens.size()) + ") exceed the context of " +
-                      std::to_string(context_));
+  if (start_pos < 0 || start_pos > context_ - static_cast<int64_t>(tokens.size()))  // no overflow
+    return OutOfRange("forward: " + std::to_string(tokens.size()) + " positions from " + std::to_string(start_pos) +
+                      " exceed the context of " + std::to_string(context_));
   for (int t : tokens)
     if (t < 0 || t >= c.vocab_size)
       return InvalidArgument("forward: token id " + std::to_string(t) + " is outside [0, " +

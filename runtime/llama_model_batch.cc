@@ -84,9 +84,9 @@ Status LlamaModel::check_batch(std::span<const SequenceStep> sequences, int64_t*
     total += n;
     if (total > max_batch_)
       return InvalidArgument("forward_batch: more than max_batch=" + str(max_batch_) + " tokens in one step");
-    if (seq.start_pos < 0 || seq.start_pos + n > context_)
-      return OutOfRange(at() + ": positions [" + str(seq.start_pos) + ", " + str(seq.start_pos + n) +
-                        ") exceed the context of " + str(context_));
+    if (seq.start_pos < 0 || seq.start_pos > context_ - n)  // not start_pos + n: it can overflow
+      return OutOfRange(at() + ": " + str(n) + " positions from " + str(seq.start_pos) +
+                        " exceed the context of " + str(context_));
     for (const int t : seq.tokens)
       if (t < 0 || t >= vocab)
         return InvalidArgument(at() + ": token id " + str(t) + " is outside [0, " + str(vocab) + ")");

@@ -3,6 +3,8 @@
 // a float32 tolerance. Also: chunked prefill equals token-by-token decoding.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include <algorithm>
 #include <cmath>
 
@@ -139,6 +141,7 @@ TEST(LlamaModel, RejectsBadForwardArguments) {
   const std::vector<int> negative = {-1};
   EXPECT_EQ((*model)->forward(negative, 0, logits).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*model)->forward(ok_tokens, 7, logits).code(), StatusCode::kOutOfRange);
+  EXPECT_EQ((*model)->forward(ok_tokens, INT64_MAX, logits).code(), StatusCode::kOutOfRange);  // start + n wraps
   std::vector<float> short_logits(10);
   EXPECT_EQ((*model)->forward(ok_tokens, 0, short_logits).code(), StatusCode::kInvalidArgument);
   EXPECT_TRUE((*model)->forward(ok_tokens, 6, logits).ok());

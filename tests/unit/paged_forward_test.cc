@@ -6,6 +6,8 @@
 // sequence reused by another; bad steps are refused before anything runs.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -306,7 +308,10 @@ TEST_F(PagedForward, RefusesBadStepsWithoutTouchingTheCache) {
   expect({SequenceStep{good, 0, short_table, true}}, StatusCode::kInvalidArgument, "cannot hold positions up to 4",
          one);
   expect({SequenceStep{good, 60, big_table, true}}, StatusCode::kOutOfRange, "context of 64", one);
-  expect({SequenceStep{good, -1, big_table, true}}, StatusCode::kOutOfRange, "positions [-1", one);
+  expect({SequenceStep{good, -1, big_table, true}}, StatusCode::kOutOfRange, "positions from -1", one);
+  // A start so large that start + n wraps past INT64_MAX: refused, not let
+  // through to a negative block count (UBSan would flag the wrap).
+  expect({SequenceStep{good, INT64_MAX - 1, big_table, true}}, StatusCode::kOutOfRange, "context of 64", one);
   expect({SequenceStep{many, 0, big_table, true}}, StatusCode::kInvalidArgument, "max_batch=32", one);
   expect({ok}, StatusCode::kInvalidArgument, "logits hold 602 floats", two);
   expect({ok, SequenceStep{good, 0, shared, true}}, StatusCode::kInvalidArgument, "block 1 is written", two);

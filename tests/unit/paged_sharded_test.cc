@@ -151,6 +151,11 @@ TEST_F(PagedLockstep, RunsBatchesOnEveryRank) {
       std::vector<float> one(vocab);
       if (step.forward_batch(std::span(&bad, 1), one).code() != StatusCode::kInvalidArgument)
         return Internal("a token outside the vocabulary was announced");
+      // So does a start whose end wraps past INT64_MAX (the follower would
+      // refuse it as a malformed command and end the job).
+      const std::vector<int> token = {1};
+      if (step.forward(token, INT64_MAX, one).code() != StatusCode::kOutOfRange)
+        return Internal("a start position past the context was announced");
       for (const auto& p : parts)
         if (p.finishes) allocator.release(tables[p.seq]);
     }
