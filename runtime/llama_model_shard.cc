@@ -44,6 +44,11 @@ Status LlamaModel::check_shard() const {
   if (layers < 1 || s.first_layer < 0 || s.first_layer + layers > c.n_layers)
     return InvalidArgument(at + ": layers [" + str(s.first_layer) + ", " + str(s.first_layer + layers) +
                            ") are outside the model's " + str(c.n_layers));
+  // KV heads split evenly, or each replicated over tp / n_kv ranks: otherwise
+  // a rank's query heads would read KV heads of another group.
+  if (c.n_kv_heads % s.tp != 0 && s.tp % c.n_kv_heads != 0)
+    return InvalidArgument(at + ": tp=" + str(s.tp) + " neither divides the " + str(c.n_kv_heads) +
+                           " KV heads nor is a multiple of them, so a rank's query heads would span KV groups");
   const int64_t kv_heads = std::max<int64_t>(1, c.n_kv_heads / s.tp);
   if (c.n_heads % s.tp != 0 || s.n_heads != c.n_heads / s.tp || s.n_kv_heads != kv_heads ||
       s.n_heads % s.n_kv_heads != 0)

@@ -215,6 +215,20 @@ TEST_F(ShardedForwardModel, RefusesShardsThatDisagreeWithTheirSplit) {
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("layers.1.w_down"), std::string::npos) << bad.status().message();
 
+  // 24 query heads in groups over 8 KV heads, split tp=3: 8 query heads and
+  // 2 KV heads a rank add up, but rank 0's query heads 0-7 read KV heads 0-2.
+  LlamaWeights mixed = *shard;
+  mixed.config.dim = 96;
+  mixed.config.n_heads = 24;
+  mixed.config.n_kv_heads = 8;
+  mixed.shard.tp = 3;
+  mixed.shard.n_heads = 8;
+  mixed.shard.n_kv_heads = 2;
+  auto groups = LlamaModel::create(backend, mixed, options(), comm->get());
+  EXPECT_EQ(groups.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(groups.status().message().find("tp=3 neither divides the 8 KV heads"), std::string::npos)
+      << groups.status().message();
+
   LlamaWeights both = *shard;
   both.shard.pp = 2;
   auto unsupported = LlamaModel::create(backend, both, options(), comm->get());
