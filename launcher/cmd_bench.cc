@@ -57,7 +57,7 @@ Result<std::unique_ptr<LlamaModel>> build_model(const BenchFlags& f, Backend& ba
   // On the GPU the whole prompt is one forward, so prefill runs as GEMMs.
   if (f.backend == "cuda") options.max_batch = std::max(f.prompt_tokens, f.batch);
   if (!f.model.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(ModelFiles files, resolve_model_files(f.model));
+    TANDEM_ASSIGN_OR_RETURN(ModelFiles files, resolve_model_files(f.model, "", TokenizerUse::kUnused));
     TANDEM_ASSIGN_OR_RETURN(LlamaWeights w, load_llama2c(files.checkpoint));
     if (dtype != DType::kF32) {
       TANDEM_ASSIGN_OR_RETURN(w, convert_weights(w, dtype));

@@ -47,7 +47,7 @@ Status run_bench_batch(const BatchFlags& f) {
   std::optional<LlamaConfig> config;
   std::string description;
   if (!f.model.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(const ModelFiles files, resolve_model_files(f.model));
+    TANDEM_ASSIGN_OR_RETURN(const ModelFiles files, resolve_model_files(f.model, "", TokenizerUse::kUnused));
     TANDEM_ASSIGN_OR_RETURN(source, open_model_source(files));
     config = source->config;
     description = files.checkpoint;
@@ -57,7 +57,9 @@ Status run_bench_batch(const BatchFlags& f) {
     description = f.shape + " (synthetic)";
   }
   const int64_t positions = f.prompt_tokens + f.decode_tokens;
-  if (positions > config->max_seq_len) return InvalidArgument("--prompt-tokens + --decode-tokens exceed the context");
+  if (positions > context_limit(*config))
+    return InvalidArgument("--prompt-tokens + --decode-tokens exceed the context (" +
+                           std::to_string(context_limit(*config)) + " positions)");
   TANDEM_ASSIGN_OR_RETURN(auto backend, make_backend(BackendOptions{BackendKind::kCpu, f.threads, 0}));
   LlamaWeights w;
   if (source) {
