@@ -88,7 +88,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--temperature", flags->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-p", flags->top_p, "Nucleus sampling threshold, 1 = off")->capture_default_str();
   cmd->add_option("--top-k", flags->top_k, "Sample among the k most likely, 0 = off")->capture_default_str();
-  cmd->add_option("--seed", flags->seed, "Sampling seed (default: from the clock, printed)");
+  cmd->add_option("--seed", flags->seed, "Sampling seed, >= 0 (default: from the clock, printed)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", flags->threads, "CPU threads, 0 = all")->capture_default_str();
   cmd->add_option("--backend", flags->backend, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", flags->dtype,
