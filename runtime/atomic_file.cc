@@ -33,12 +33,16 @@ Status FileWriter::close() {
 }
 
 Status write_file_atomically(const std::string& path, const std::function<Status(FileWriter&)>& write) {
+  // Said up front: the rename below would fail with EISDIR only after the
+  // whole file was written, and as an internal error.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return InvalidArgument(path + " is a directory, not a file to write");
   const std::string temp = path + ".tmp";
   Status s;
   {
     FileWriter out(temp);
     s = out.open_status();
-    if (!s.ok()) return s;
+    if (!s.ok()) return s.with_context("writing " + path);  // the user named path, not its .tmp
     s = write(out);
     if (s.ok()) s = out.sync();
     if (s.ok()) s = out.close();

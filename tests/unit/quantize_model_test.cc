@@ -219,7 +219,9 @@ TEST(QuantizeCli, BadArgumentsFailWithTheCause) {
   const std::vector<Case> cases = {
       {{"quantize", testing::bundled_model_dir(), dir.file("a.gguf"), "--type", "q5_k"}, "--type q5_k: unknown"},
       {{"quantize", dir.file("missing"), dir.file("b.gguf"), "--type", "q8_0"}, "missing"},
-      {{"quantize", testing::bundled_model_dir(), dir.file("no-such-dir/c.gguf"), "--type", "q4_k"}, "no-such-dir"},
+      {{"quantize", testing::bundled_model_dir(), dir.file("no-such-dir/c.gguf"), "--type", "q4_k"},
+       "writing " + dir.file("no-such-dir/c.gguf")},
+      {{"quantize", testing::bundled_model_dir(), dir.path(), "--type", "q8_0"}, "is a directory, not a file"},
   };
   for (const Case& c : cases) {
     auto r = tandem(c.args);
