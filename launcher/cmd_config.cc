@@ -20,8 +20,9 @@ int run_config_show(const ConfigShowFlags& f) {
   auto config = launcher::load_config(f.path, f.overrides);
   if (!config.ok()) return report_error(config.status());
   const std::string text = launcher::to_yaml(*config);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  return std::fflush(stdout) == 0 ? 0 : 1;
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+    return report_error(TANDEM_ERRNO("writing the config to stdout"));
+  return 0;
 }
 
 }  // namespace

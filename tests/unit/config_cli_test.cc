@@ -46,6 +46,13 @@ TEST(ConfigCli, BadKeyExitsOneNamingKeyAndLine) {
       << r.err;
 }
 
+// A stdout that cannot take the YAML (a full disk) fails with the cause.
+TEST(ConfigCli, AFailedWriteExitsOneSayingSo) {
+  auto r = testing::run_command({"/bin/sh", "-c", testing::tandem_binary() + " config show > /dev/full"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("writing the config to stdout"), std::string::npos) << r.err;
+}
+
 TEST(ConfigCli, BadOverrideAndMissingFileExitOne) {
   auto r = tandem({"config", "show", "--set", "parallel.tp=two"});
   EXPECT_EQ(r.exit_code, 1);
