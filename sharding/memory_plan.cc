@@ -130,9 +130,12 @@ uint64_t decode_read(const ShardPlan& p) {
 void add_notes(MemoryPlan& p) {
   const MemoryPlanOptions& o = p.options;
   const LlamaConfig& m = p.shard.model;
-  if (o.kv_dtype != DType::kF32)
+  if (o.kv_dtype == DType::kF16)
+    p.notes.push_back("KV cache planned in f16, as a serve job keeps it with engine.kv_dtype: f16 (generate's "
+                      "one-sequence cache is f32)");
+  else if (o.kv_dtype != DType::kF32)
     p.notes.push_back("KV cache planned in " + std::string(dtype_name(o.kv_dtype)) +
-                      "; the runtime keeps it in f32 today (runtime/llama_model.cc)");
+                      "; the runtime keeps f32 or f16 (engine.kv_dtype) today");
   if (o.batch > 1)
     p.notes.push_back("batch " + str(o.batch) + ": the runtime runs one sequence at a time today; "
                       "the plan holds a KV cache for each");

@@ -130,7 +130,7 @@ TEST(MemoryPlan, Llama405bQ4OnTwoSparksFits) {
   EXPECT_NEAR(static_cast<double>(p.largest_context), 7290826752.0 / (274432 + 532480 / 64.0), 64);
   EXPECT_FALSE(p.model_limit_binds);
   EXPECT_EQ(p.binding_node, 0);
-  EXPECT_TRUE(has_note(p, "f32 today"));
+  EXPECT_TRUE(has_note(p, "as a serve job keeps it with engine.kv_dtype: f16"));
   // At the solved context it fits, one more and it does not.
   MemoryPlanOptions o = two_sparks(DType::kQ4_0);
   o.context = 25785;

@@ -26,6 +26,8 @@ TEST(PlanCli, Llama405bQ4FitsTwoSparks) {
   EXPECT_TRUE(has(r.out, "114.16 GB")) << r.out;  // weights per node
   EXPECT_TRUE(has(r.out, "fits: yes (context 8192, batch 1)")) << r.out;
   EXPECT_TRUE(has(r.out, "largest context: 25785 (node 0's memory binds")) << r.out;
+  // The f16 KV cache planned is one a serve job really keeps.
+  EXPECT_TRUE(has(r.out, "KV cache planned in f16, as a serve job keeps it with engine.kv_dtype: f16")) << r.out;
 }
 
 TEST(PlanCli, Llama405bBf16IsShortAndExitsOne) {
