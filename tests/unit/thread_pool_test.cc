@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "runtime/thread_pool.h"
@@ -40,10 +42,14 @@ TEST(ThreadPool, UsesMoreThanOneThread) {
   EXPECT_EQ(pool.size(), 2);
   std::atomic<bool> other_ran{false};
   const auto caller = std::this_thread::get_id();
-  for (int attempt = 0; attempt < 200 && !other_ran; ++attempt)
-    pool.parallel_for(64, 1, [&](int64_t, int64_t) {
+  // Each chunk sleeps, so the caller cannot take every chunk before the
+  // worker wakes even on a loaded machine (yield alone flaked under ctest -j
+  // on two busy cores); tried until a generous deadline, not a count.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!other_ran && std::chrono::steady_clock::now() < deadline)
+    pool.parallel_for(16, 1, [&](int64_t, int64_t) {
       if (std::this_thread::get_id() != caller) other_ran = true;
-      std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     });
   EXPECT_TRUE(other_ran.load());
 }
