@@ -91,16 +91,21 @@ Status Lockstep::announce_batch(std::span<const SequenceStep> sequences, ResultK
   return comm_.broadcast(tables.data(), tables.size(), tandem::DType::kI32, 0, deadline);
 }
 
-// The model checks the step before it is announced: a bad step fails on rank
-// 0 alone instead of in every rank's forward.
+// The model checks the step, and the span its result goes to, before it is
+// announced: a bad step fails on rank 0 alone, where failing in the forward
+// would leave the followers waiting in their exchanges until the deadline.
 Status Lockstep::forward_batch(std::span<const SequenceStep> sequences, std::span<float> logits) {
-  TANDEM_RETURN_IF_ERROR(model_.check_batch(sequences));
+  int64_t wanted = 0;
+  TANDEM_RETURN_IF_ERROR(model_.check_batch(sequences, &wanted));
+  TANDEM_RETURN_IF_ERROR(model_.check_logits_room(wanted, logits.size()));
   TANDEM_RETURN_IF_ERROR(announce_batch(sequences, kLogits));
   return model_.forward_batch(sequences, logits);
 }
 
 Status Lockstep::forward_batch_argmax(std::span<const SequenceStep> sequences, std::span<int32_t> tokens) {
-  TANDEM_RETURN_IF_ERROR(model_.check_batch(sequences));
+  int64_t wanted = 0;
+  TANDEM_RETURN_IF_ERROR(model_.check_batch(sequences, &wanted));
+  TANDEM_RETURN_IF_ERROR(model_.check_token_room(wanted, tokens.size()));
   TANDEM_RETURN_IF_ERROR(announce_batch(sequences, kArgmax));
   return model_.forward_batch_argmax(sequences, tokens);
 }

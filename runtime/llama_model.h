@@ -113,6 +113,10 @@ class LlamaModel {
   // forward_batch's checks alone (launcher/lockstep.h runs them on rank 0
   // before it announces a step); `wanted`, when given, counts want_logits.
   Status check_batch(std::span<const SequenceStep> sequences, int64_t* wanted = nullptr);
+  // The leader's result span for a step whose sequences want `wanted` rows:
+  // wanted x vocab logits, or wanted token ids (InvalidArgument otherwise).
+  Status check_logits_room(int64_t wanted, size_t floats) const;
+  Status check_token_room(int64_t wanted, size_t ids) const;
   int64_t max_batch() const { return max_batch_; }
   // The pool's geometry (num_blocks = 0 without one).
   PagedKvConfig paged_kv() const { return paged_; }

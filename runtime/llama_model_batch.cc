@@ -197,13 +197,26 @@ Status LlamaModel::run_batch(std::span<const SequenceStep> sequences, int64_t wa
   return Status::Ok();
 }
 
+Status LlamaModel::check_logits_room(int64_t wanted, size_t floats) const {
+  const int64_t vocab = weights_.config.vocab_size;
+  if (static_cast<int64_t>(floats) != wanted * vocab)
+    return InvalidArgument("forward_batch: logits hold " + str(static_cast<int64_t>(floats)) + " floats, " +
+                           str(wanted) + " sequences want " + str(wanted * vocab));
+  return Status::Ok();
+}
+
+Status LlamaModel::check_token_room(int64_t wanted, size_t ids) const {
+  if (static_cast<int64_t>(ids) != wanted)
+    return InvalidArgument("forward_batch_argmax: room for " + str(static_cast<int64_t>(ids)) + " tokens, " +
+                           str(wanted) + " sequences want one");
+  return Status::Ok();
+}
+
 Status LlamaModel::forward_batch(std::span<const SequenceStep> sequences, std::span<float> logits) {
   int64_t wanted = 0;
   TANDEM_RETURN_IF_ERROR(check_batch(sequences, &wanted));
   const int64_t vocab = weights_.config.vocab_size;
-  if (leader() && static_cast<int64_t>(logits.size()) != wanted * vocab)
-    return InvalidArgument("forward_batch: logits hold " + str(static_cast<int64_t>(logits.size())) + " floats, " +
-                           str(wanted) + " sequences want " + str(wanted * vocab));
+  if (leader()) TANDEM_RETURN_IF_ERROR(check_logits_room(wanted, logits.size()));
   TANDEM_RETURN_IF_ERROR(run_batch(sequences, wanted));
   if (wanted == 0) return Status::Ok();
   if (!sharded()) return backend_.copy_to_host(logits.data(), batch_logits_, wanted * vocab * sizeof(float));
@@ -213,9 +226,7 @@ Status LlamaModel::forward_batch(std::span<const SequenceStep> sequences, std::s
 Status LlamaModel::forward_batch_argmax(std::span<const SequenceStep> sequences, std::span<int32_t> tokens) {
   int64_t wanted = 0;
   TANDEM_RETURN_IF_ERROR(check_batch(sequences, &wanted));
-  if (leader() && static_cast<int64_t>(tokens.size()) != wanted)
-    return InvalidArgument("forward_batch_argmax: room for " + str(static_cast<int64_t>(tokens.size())) +
-                           " tokens, " + str(wanted) + " sequences want one");
+  if (leader()) TANDEM_RETURN_IF_ERROR(check_token_room(wanted, tokens.size()));
   TANDEM_RETURN_IF_ERROR(run_batch(sequences, wanted));
   if (wanted == 0) return Status::Ok();
   if (sharded()) return timed([&] { return gather_batch_argmax(wanted, tokens); });

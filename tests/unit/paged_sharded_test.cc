@@ -156,6 +156,14 @@ TEST_F(PagedLockstep, RunsBatchesOnEveryRank) {
       const std::vector<int> token = {1};
       if (step.forward(token, INT64_MAX, one).code() != StatusCode::kOutOfRange)
         return Internal("a start position past the context was announced");
+      // And a good step whose result span is the wrong size: refused before the
+      // announcement, or the follower would wait in its exchanges until the deadline.
+      std::vector<float> short_logits(wanted * vocab + 1);
+      if (step.forward_batch(batch, short_logits).code() != StatusCode::kInvalidArgument)
+        return Internal("a step with too many logits floats was announced");
+      std::vector<int32_t> short_ids(wanted + 1);
+      if (step.forward_batch_argmax(batch, short_ids).code() != StatusCode::kInvalidArgument)
+        return Internal("a step with room for too many token ids was announced");
       for (const auto& p : parts)
         if (p.finishes) allocator.release(tables[p.seq]);
     }
