@@ -61,13 +61,18 @@ int run_generate(const GenerateFlags& f) {
   if (!loaded.ok()) return report_error(loaded.status());
   for (const std::string& note : loaded->assembly.notes) std::fprintf(stderr, "tandem: %s\n", note.c_str());
 
-  auto stats = generate(*loaded->model, loaded->tokenizer, request, [](std::string_view text) {
+  bool wrote = false;
+  auto stats = generate(*loaded->model, loaded->tokenizer, request, [&wrote](std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
+    wrote = true;
     return true;
   });
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
+  // Ends the streamed line; a request refused before any text prints nothing.
+  if (wrote || stats.ok()) {
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+  }
   if (!stats.ok()) return report_error(stats.status());
   std::fprintf(stderr, "tandem: %s, %s\n", describe(*stats, request.sampler.seed).c_str(),
                loaded->backend->name().c_str());
@@ -83,8 +88,9 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--tokenizer", flags->tokenizer, "llama2.c tokenizer file (default: the model's own, or found beside a llama2.c checkpoint)");
   cmd->add_option("--prompt", flags->prompt, "Prompt text (default: empty, start from BOS)");
-  cmd->add_option("--steps", flags->steps, "Tokens to print after BOS, prompt included")
-      ->capture_default_str();
+  cmd->add_option("--steps", flags->steps, "Tokens to print after BOS, prompt included (at most the context)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--temperature", flags->temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-p", flags->top_p, "Nucleus sampling threshold, 1 = off")->capture_default_str();
   cmd->add_option("--top-k", flags->top_k, "Sample among the k most likely, 0 = off")->capture_default_str();

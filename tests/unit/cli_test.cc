@@ -92,6 +92,10 @@ TEST(Cli, BadFlagsAreRefused) {
   r = tandem({"generate", "--model", testing::bundled_model_dir(), "--steps", "600"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("steps=600"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");  // no text, so not even a line break
+  r = tandem({"generate", "--model", testing::bundled_model_dir(), "--steps", "0"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--steps"), std::string::npos) << r.err;
   // Only the default seed means "from the clock": a negative one is a mistake.
   r = tandem({"generate", "--model", testing::bundled_model_dir(), "--seed", "-7"});
   EXPECT_NE(r.exit_code, 0);
