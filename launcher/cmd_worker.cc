@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "runtime/deadline.h"
 #include "collectives/collectives.h"
 #include "launcher/cluster.h"
 #include "launcher/commands.h"
@@ -28,7 +29,6 @@ namespace {
 using launcher::LauncherLink;
 using launcher::RunConfig;
 
-std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); }
 
 // What the config says a worker's environment holds: `env`, and the data
 // link's interface for UCX and NCCL unless `env` names them itself.
@@ -60,7 +60,7 @@ Status check_supported(const RunConfig& config) {
 
 Result<collectives::JobCommunicators> join(const RunConfig& config, int rank, const std::string& job,
                                                         const std::string& token, LauncherLink& link) {
-  const Deadline deadline = deadline_after(seconds(config.launch.startup_timeout_s));
+  const Deadline deadline = deadline_after(seconds_to_ms(config.launch.startup_timeout_s));
   collectives::CommConfig comm;
   comm.backend = std::string(to_string(config.backend.comm));
   comm.bootstrap.rank = rank;

@@ -2,11 +2,11 @@
 
 #include <filesystem>
 
+#include "runtime/deadline.h"
+
 namespace tandem::launcher {
 
 namespace {
-
-std::chrono::milliseconds ms(double seconds) { return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)); }
 
 std::string model_id(const RunConfig& config) {
   if (!config.http.model_name.empty()) return config.http.model_name;
@@ -29,9 +29,9 @@ serving::HttpServerOptions http_options(const RunConfig& config, const LoadedMod
   o.default_max_tokens = h.default_max_tokens;
   o.max_tokens = h.max_tokens;
   o.max_queued = h.max_queued;
-  o.read_timeout = ms(h.read_timeout_s);
-  o.idle_timeout = ms(h.idle_timeout_s);
-  o.write_timeout = ms(h.write_timeout_s);
+  o.read_timeout = seconds_to_ms(h.read_timeout_s);
+  o.idle_timeout = seconds_to_ms(h.idle_timeout_s);
+  o.write_timeout = seconds_to_ms(h.write_timeout_s);
   o.threads = h.threads;
   const Tokenizer& tok = model.tokenizer;
   const std::string bos = tok.bos_id() >= 0 ? tok.piece(tok.bos_id()) : "";

@@ -85,7 +85,7 @@ Status preflight(const RunConfig& config, const NodeCommandContext& context, std
     probes[r].process.close_stdin();
     probes[r].spawned = true;
   }
-  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.launch.preflight_timeout_s * 1000));
+  const auto timeout = seconds_to_ms(config.launch.preflight_timeout_s);
   run_probes(probes, deadline_after(timeout));
 
   std::vector<std::string> problems;

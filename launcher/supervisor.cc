@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "runtime/deadline.h"
 #include "launcher/cluster.h"
 #include "launcher/fd_io.h"
 #include "launcher/launch.h"
@@ -35,10 +36,6 @@ extern "C" void forward_signal(int sig) {
 }
 
 constexpr std::chrono::milliseconds kSettleWindow{500};
-
-std::chrono::milliseconds ms(double seconds) {
-  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-}
 
 std::string seconds_text(Clock::duration d) {
   char text[32];
@@ -158,7 +155,7 @@ void Supervisor::fail(const std::string& cause, int code) {
   stopping_ = true;
   cause_ = cause;
   exit_code_ = code;
-  kill_at_ = Clock::now() + ms(config_.launch.stop_grace_s);
+  kill_at_ = Clock::now() + seconds_to_ms(config_.launch.stop_grace_s);
   say("stopping the job: " + cause);
   for (Worker& w : workers_) {
     if (w.started && !w.status) {
@@ -316,7 +313,7 @@ void Supervisor::pump(int timeout_ms) {
 
 void Supervisor::check_time() {
   const Clock::time_point now = Clock::now();
-  const bool ping = now - last_ping_ >= ms(config_.launch.heartbeat_interval_s);
+  const bool ping = now - last_ping_ >= seconds_to_ms(config_.launch.heartbeat_interval_s);
   if (ping) last_ping_ = now;
   for (Worker& w : workers_) {
     if (!w.started) continue;
@@ -330,18 +327,19 @@ void Supervisor::check_time() {
       continue;
     }
     if (ping) send(w, "ping");
-    if ((w.beating || w.ready) && now - w.last_beat > ms(config_.launch.heartbeat_timeout_s)) {
+    if ((w.beating || w.ready) && now - w.last_beat > seconds_to_ms(config_.launch.heartbeat_timeout_s)) {
       w.cause = "no heartbeat for " + seconds_text(now - w.last_beat) + " (link down, host down or worker hung)";
       fail(who(w) + ": " + w.cause);
       w.process.kill_group(SIGKILL);
-    } else if (!w.ready && now - started_ > ms(config_.launch.startup_timeout_s)) {
+    } else if (!w.ready && now - started_ > seconds_to_ms(config_.launch.startup_timeout_s)) {
       w.cause = "not ready after " + seconds_text(now - started_) + " (still joining or loading)";
       fail(who(w) + ": " + w.cause);
     }
   }
   settle_failures(false);
   // The job is over when rank 0 is: the others get the grace period to follow.
-  if (leader_done_ && !stopping_ && now - *leader_done_ > ms(config_.launch.stop_grace_s + config_.launch.step_timeout_s)) {
+  if (leader_done_ && !stopping_ &&
+      now - *leader_done_ > seconds_to_ms(config_.launch.stop_grace_s + config_.launch.step_timeout_s)) {
     for (Worker& w : workers_) {
       if (w.started && !w.status) fail(who(w) + ": still running after rank 0 finished");
     }

@@ -8,6 +8,7 @@
 #include "launcher/engine_call.h"
 #include "launcher/http_options.h"
 #include "launcher/lockstep.h"
+#include "runtime/deadline.h"
 #ifdef TANDEM_HAVE_CONTROL
 #include "launcher/control_handler.h"
 #endif
@@ -15,7 +16,6 @@
 namespace tandem::launcher {
 namespace {
 
-std::chrono::milliseconds seconds(double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); }
 
 // Client mistakes end the request; anything else (a peer lost mid-step)
 // ends the job.
@@ -28,7 +28,7 @@ bool is_request_error(const Status& s) {
 Result<std::vector<uint64_t>> gather_memory(WorkerContext& ctx) {
   const uint64_t mine = ctx.model.model->weight_bytes() + ctx.model.model->allocated_bytes();
   std::vector<uint64_t> all(static_cast<size_t>(ctx.comm.size()));
-  const Deadline deadline = deadline_after(seconds(ctx.config.launch.step_timeout_s));
+  const Deadline deadline = deadline_after(seconds_to_ms(ctx.config.launch.step_timeout_s));
   TANDEM_RETURN_IF_ERROR(ctx.comm.all_gather(&mine, all.data(), 1, tandem::DType::kI64, deadline));
   return all;
 }
@@ -49,7 +49,7 @@ GenerateRequest request_from_config(const GenerateConfig& config) {
 }
 
 Leader::Leader(WorkerContext& context)
-    : ctx_(context), step_(context.comm, *context.model.model, seconds(context.config.launch.step_timeout_s)) {}
+    : ctx_(context), step_(context.comm, *context.model.model, seconds_to_ms(context.config.launch.step_timeout_s)) {}
 
 double Leader::uptime_s() const { return std::chrono::duration<double>(Clock::now() - started_).count(); }
 
@@ -121,7 +121,7 @@ void Leader::request_shutdown() {
 
 Status Leader::run_engine() {
   serving_ = true;
-  const auto idle = seconds(ctx_.config.launch.heartbeat_interval_s);
+  const auto idle = seconds_to_ms(ctx_.config.launch.heartbeat_interval_s);
   Status s = engine_->run([&] { return ctx_.link.stop_requested(); }, [&] { return step_.noop(); }, idle);
   serving_ = false;
   if (!s.ok()) return s;
@@ -199,7 +199,7 @@ Status Leader::run(const GenerateRequest* first) {
     }
     request_shutdown();
   }
-  const auto idle = seconds(ctx_.config.launch.heartbeat_interval_s);
+  const auto idle = seconds_to_ms(ctx_.config.launch.heartbeat_interval_s);
   std::unique_lock lock(mu_);
   while (failure.ok()) {
     cv_.wait_for(lock, idle, [&] { return !queue_.empty() || shutdown_; });
@@ -245,7 +245,7 @@ Status run_leader(WorkerContext& context) {
   control::ControlServerOptions options{config.control.address, config.control.port, context.token,
                                         config.control.tls.cert, config.control.tls.key,
                                         config.control.tls.client_ca};
-  options.write_timeout = std::chrono::milliseconds(static_cast<int64_t>(config.control.write_timeout_s * 1000));
+  options.write_timeout = seconds_to_ms(config.control.write_timeout_s);
   auto server = control::ControlServer::start(options, &handler);
   if (!server.ok()) return server.status().with_context("control endpoint");
   context.link.record("control", {(*server)->endpoint()});
@@ -286,7 +286,7 @@ Status run_leader(WorkerContext& context) {
 Status run_follower(WorkerContext& context) {
   TANDEM_RETURN_IF_ERROR(gather_memory(context).status());
   context.link.record("ready");
-  Lockstep step(context.comm, *context.model.model, seconds(context.config.launch.step_timeout_s));
+  Lockstep step(context.comm, *context.model.model, seconds_to_ms(context.config.launch.step_timeout_s));
   Status s = step.follow([&] { return context.link.stop_requested(); });
   if (s.code() == StatusCode::kAborted && context.link.stop_requested()) {
     std::fprintf(stderr, "tandem: stopping: %s\n", context.link.stop_reason().c_str());

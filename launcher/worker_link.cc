@@ -7,13 +7,10 @@
 #include <cstdio>
 
 #include "launcher/worker_protocol.h"
+#include "runtime/deadline.h"
 
 namespace tandem::launcher {
 namespace {
-
-std::chrono::milliseconds ms(double seconds) {
-  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
-}
 
 // How often the reader wakes to check for shutdown and staleness.
 constexpr std::chrono::milliseconds kReaderTick{100};
@@ -22,7 +19,9 @@ constexpr std::chrono::milliseconds kReaderTick{100};
 
 LauncherLink::LauncherLink(std::unique_ptr<LineReader> reader, double heartbeat_interval_s,
                            double heartbeat_timeout_s)
-    : reader_(std::move(reader)), interval_(ms(heartbeat_interval_s)), timeout_(ms(heartbeat_timeout_s)) {
+    : reader_(std::move(reader)),
+      interval_(seconds_to_ms(heartbeat_interval_s)),
+      timeout_(seconds_to_ms(heartbeat_timeout_s)) {
   reader_thread_ = std::thread([this] { read_loop(); });
   heartbeat_thread_ = std::thread([this] { heartbeat_loop(); });
 }

@@ -18,6 +18,11 @@ inline int64_t remaining_ms(Deadline d) {
   return left > 0 ? left : 0;
 }
 
+// A config's seconds (a double) as the milliseconds waits take.
+inline std::chrono::milliseconds seconds_to_ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
 // Seconds from `start` until now: for timings that are reported, not waited on.
 inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
