@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "collectives/model_comm.h"
+#include "runtime/deadline.h"
 #include "sharding/source_shard.h"
 
 namespace tandem::launcher {
@@ -69,16 +70,8 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   // for is the config's mistake, named by its key.
   LlamaModelOptions options;
   options.context = config.model.context > 0 ? config.model.context : default_context(shape);
-  if (options.context > shape.max_seq_len) {
-    return InvalidArgument("model.context " + std::to_string(options.context) + ": context " +
-                           std::to_string(options.context) + " is outside [1, " +
-                           std::to_string(shape.max_seq_len) + "], the model's trained context");
-  }
-  if (options.context > context_limit(shape)) {
-    return InvalidArgument("model.context " + std::to_string(options.context) +
-                           " exceeds the model's sliding attention window of " +
-                           std::to_string(context_limit(shape)) + " positions");
-  }
+  TANDEM_RETURN_IF_ERROR(
+      check_context(shape, options.context).with_context("model.context " + std::to_string(options.context)));
   if (config.job == JobKind::kServe) {
     // The scheduler's pool replaces the one-sequence cache: every request's
     // positions live in blocks (runtime/paged_kv.h).
@@ -102,7 +95,7 @@ Result<std::unique_ptr<WorkerModel>> load_worker_model(const RunConfig& config, 
   TANDEM_ASSIGN_OR_RETURN(loaded.tokenizer, load_model_tokenizer(loaded.files, source));
   TANDEM_ASSIGN_OR_RETURN(loaded.backend, make_backend(backend));
   if (tp * pp > 1) {
-    const auto step = std::chrono::milliseconds(static_cast<int64_t>(config.launch.step_timeout_s * 1000));
+    const auto step = seconds_to_ms(config.launch.step_timeout_s);
     collectives::Communicator& tensors = device != nullptr ? *device : host;
     TANDEM_ASSIGN_OR_RETURN(worker->comm, collectives::make_model_comm(tensors, host, *loaded.backend, tp, pp, step));
   }

@@ -55,6 +55,19 @@ int64_t LlamaConfig::parameter_count() const {
   return vocab_size * dim * (shared_classifier ? 1 : 2) + n_layers * per_layer + dim;
 }
 
+Status check_context(const LlamaConfig& c, int64_t context) {
+  if (context < 1 || context > c.max_seq_len)
+    return InvalidArgument("context " + std::to_string(context) + " is outside [1, " + std::to_string(c.max_seq_len) +
+                           "], the model's trained context");
+  const int64_t window = context_limit(c);
+  if (context > window)
+    return InvalidArgument("context " + std::to_string(context) + " exceeds the model's sliding attention window of " +
+                           std::to_string(window) + " positions; tandem's attention sees every position, which "
+                           "computes this model only within its window (run with a context up to " +
+                           std::to_string(window) + ")");
+  return Status::Ok();
+}
+
 Status validate(const LlamaConfig& c, std::string_view source) {
   const std::string where(source);
   auto in_range = [&](const char* name, int64_t v, int64_t max) -> Status {

@@ -75,16 +75,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(Backend& backend, LlamaWe
 Status LlamaModel::plan_memory(const LlamaModelOptions& options) {
   const LlamaConfig& c = weights_.config;
   const LlamaShard& s = weights_.shard;
-  const int64_t limit = context_limit(c);
   context_ = options.context == 0 ? default_context(c) : options.context;
-  if (context_ > limit && limit < c.max_seq_len)
-    return InvalidArgument("context " + std::to_string(context_) + " exceeds the model's sliding attention window of " +
-                           std::to_string(limit) + " positions; tandem's attention sees every position, which "
-                           "computes this model only within its window (run with a context up to " +
-                           std::to_string(limit) + ")");
-  if (context_ < 1 || context_ > c.max_seq_len)
-    return InvalidArgument("context " + std::to_string(context_) + " is outside [1, " +
-                           std::to_string(c.max_seq_len) + "], the model's trained context");
+  TANDEM_RETURN_IF_ERROR(check_context(c, context_));
   if (options.max_batch < 1) return InvalidArgument("max_batch must be at least 1");
   max_batch_ = std::min(options.max_batch, context_);
 

@@ -2,6 +2,7 @@
 // came from. Weight matrices are row-major [out, in] as checkpoints store them.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -69,9 +70,11 @@ inline int64_t context_limit(const LlamaConfig& c) {
 
 // The positions planned when none are asked for: context_limit, at most
 // kDefaultContext. Every planner and loader asks this one function.
-inline int64_t default_context(const LlamaConfig& c) {
-  return context_limit(c) < kDefaultContext ? context_limit(c) : kDefaultContext;
-}
+inline int64_t default_context(const LlamaConfig& c) { return std::min(context_limit(c), kDefaultContext); }
+
+// InvalidArgument unless 1 <= context <= context_limit(c), naming which
+// limit binds (the trained context, or the sliding window).
+Status check_context(const LlamaConfig& c, int64_t context);
 
 // Limits that keep every size computation far from overflow and refuse absurd
 // headers before anything is allocated.

@@ -35,12 +35,7 @@ Status check_options(const LlamaConfig& m, const MemoryPlanOptions& o) {
     if (bytes == 0 || bytes > kMaxNodeMemoryBytes)
       return InvalidArgument("node memory of " + std::to_string(bytes) + " bytes is outside [1, " +
                              std::to_string(kMaxNodeMemoryBytes) + "]");
-  if (o.context < 0 || o.context > m.max_seq_len)
-    return InvalidArgument("context " + str(o.context) + " is outside [1, " + str(m.max_seq_len) +
-                           "], the model's trained context");
-  if (o.context > context_limit(m))
-    return InvalidArgument("context " + str(o.context) + " exceeds the model's sliding attention window of " +
-                           str(context_limit(m)) + " positions");
+  if (o.context != 0) TANDEM_RETURN_IF_ERROR(check_context(m, o.context));  // 0: default_context
   if (o.batch < 1 || o.batch > kMaxPlanBatch)
     return InvalidArgument("batch " + str(o.batch) + " is outside [1, " + str(kMaxPlanBatch) + "]");
   if (o.max_batch_tokens < 1 || o.max_batch_tokens > kMaxPlanBatchTokens)
