@@ -7,10 +7,12 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "runtime/deadline.h"
 #include "launcher/commands.h"
 #include "proto/control_client.h"
 
@@ -23,8 +25,7 @@ struct CtlFlags {
   std::string endpoint;
   std::string token_file;
   std::string tls_ca, tls_cert, tls_key, tls_server_name;
-  double timeout_s = 0;  // when --timeout is not given: 30 s, 600 s for generate
-  bool timeout_given = false;
+  std::optional<double> timeout_s;  // not given: 30 s, 600 s for generate
   bool json = false;
   // generate
   std::string prompt, tokens;
@@ -137,10 +138,10 @@ int run_generate(control::ControlClient& client, const CtlFlags& f, Deadline dea
 }
 
 int run_ctl(const std::string& action, const CtlFlags& f) {
-  if (f.timeout_given && !(f.timeout_s > 0 && f.timeout_s <= 86400))  // NaN fails too
+  if (f.timeout_s && !(*f.timeout_s > 0 && *f.timeout_s <= 86400))  // NaN fails too
     return usage("--timeout must be in (0, 86400] seconds");
-  const double timeout_s = f.timeout_given ? f.timeout_s : (action == "generate" ? 600 : 30);
-  const Deadline deadline = deadline_after(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  const double timeout_s = f.timeout_s.value_or(action == "generate" ? 600 : 30);
+  const Deadline deadline = deadline_after(seconds_to_ms(timeout_s));
   auto token = read_token(f.token_file);
   if (!token.ok()) return report_error(token.status());
   auto client = control::ControlClient::connect(f.endpoint, *token, {f.tls_ca, f.tls_cert, f.tls_key, f.tls_server_name});
@@ -182,16 +183,12 @@ void add_ctl_command(CLI::App& app) {
   ctl->add_option("--tls-cert", f->tls_cert, "Client certificate (PEM), for servers that demand one");
   ctl->add_option("--tls-key", f->tls_key, "The client certificate's key (PEM)");
   ctl->add_option("--tls-server-name", f->tls_server_name, "Name to check the server's certificate against");
-  CLI::Option* timeout =
-      ctl->add_option("--timeout", f->timeout_s, "Seconds the call may take, in (0, 86400] (default 30; generate 600)");
+  ctl->add_option("--timeout", f->timeout_s, "Seconds the call may take, in (0, 86400] (default 30; generate 600)");
 
   auto action = [&](const char* name, const char* help) {
     CLI::App* sub = ctl->add_subcommand(name, help);
     sub->fallthrough();  // --endpoint and friends may follow the action too
-    sub->callback([f, name, timeout] {
-      f->timeout_given = timeout->count() > 0;
-      set_exit_code(run_ctl(name, *f));
-    });
+    sub->callback([f, name] { set_exit_code(run_ctl(name, *f)); });
     return sub;
   };
   action("health", "Exit 0 when the job can serve");
