@@ -14,7 +14,6 @@
 #include "runtime/backend.h"
 #include "runtime/cpu_affinity.h"
 #include "runtime/formats/safetensors_checkpoint.h"
-#include "runtime/mapped_file.h"
 #include "runtime/model_files.h"
 
 namespace tandem::cli {
@@ -30,18 +29,18 @@ struct PreflightFlags {
 };
 
 // A Hugging Face directory's size: config.json and the weight files the
-// loader maps (model.safetensors, or the index and the shards it names), so
+// loader reads (model.safetensors, or the index and the shards it names), so
 // a README, .git or an unused consolidated.safetensors beside them may
 // differ between nodes without a false alarm, and a missing shard is named.
 Result<std::uintmax_t> directory_model_bytes(const std::string& dir) {
-  TANDEM_ASSIGN_OR_RETURN(const SafetensorsCheckpoint checkpoint, read_safetensors_checkpoint(dir));
-  std::error_code ec;
-  std::uintmax_t total = std::filesystem::file_size(std::filesystem::path(dir) / "config.json", ec);
-  if (ec) return NotFound(dir + "/config.json: " + ec.message());
-  for (const auto& mapping : checkpoint.mappings) total += mapping->size();
-  const std::filesystem::path index = std::filesystem::path(dir) / kSafetensorsIndexFile;
-  const bool single = std::filesystem::exists(std::filesystem::path(dir) / kSafetensorsSingleFile, ec);
-  if (!single) total += std::filesystem::file_size(index, ec);  // the index was read: it exists
+  TANDEM_ASSIGN_OR_RETURN(std::vector<std::string> files, safetensors_checkpoint_files(dir));
+  files.push_back(dir + "/config.json");
+  std::uintmax_t total = 0;
+  for (const std::string& file : files) {
+    std::error_code ec;
+    total += std::filesystem::file_size(file, ec);
+    if (ec) return NotFound(file + ": " + ec.message());
+  }
   return total;
 }
 

@@ -27,12 +27,13 @@ Status check_shard_name(const std::string& index_path, const std::string& tensor
   return Status::Ok();
 }
 
-Result<SafetensorsCheckpoint> read_sharded(const std::string& dir, const std::string& index_path) {
+// The index's weight_map as shard -> the tensors it places there.
+Result<std::map<std::string, std::vector<std::string>>> read_index(const std::string& index_path) {
   TANDEM_ASSIGN_OR_RETURN(json_file::Json index, json_file::read(index_path, kMaxIndexBytes));
   const json_file::Json* weight_map = json_file::get(index, "weight_map");
   if (weight_map == nullptr || !weight_map->is_object())
     return InvalidArgument(index_path + ": \"weight_map\" must be an object of tensor -> file name");
-  std::map<std::string, std::vector<std::string>> by_shard;  // shard -> its tensors
+  std::map<std::string, std::vector<std::string>> by_shard;
   for (const auto& [tensor, shard] : weight_map->items()) {
     if (!shard.is_string())
       return InvalidArgument(index_path + ": weight_map[\"" + tensor + "\"] must be a file name string");
@@ -40,6 +41,11 @@ Result<SafetensorsCheckpoint> read_sharded(const std::string& dir, const std::st
     TANDEM_RETURN_IF_ERROR(check_shard_name(index_path, tensor, name));
     by_shard[name].push_back(tensor);
   }
+  return by_shard;
+}
+
+Result<SafetensorsCheckpoint> read_sharded(const std::string& dir, const std::string& index_path) {
+  TANDEM_ASSIGN_OR_RETURN(const auto by_shard, read_index(index_path));
   SafetensorsCheckpoint checkpoint;
   for (const auto& [shard, tensors] : by_shard) {
     const std::string path = dir + "/" + shard;
@@ -77,6 +83,19 @@ Result<SafetensorsCheckpoint> read_safetensors_checkpoint(const std::string& dir
   }
   if (std::filesystem::exists(index, ec)) return read_sharded(dir, index);
   return NotFound(dir + ": holds neither " + kSafetensorsSingleFile + " nor " + kSafetensorsIndexFile);
+}
+
+Result<std::vector<std::string>> safetensors_checkpoint_files(const std::string& dir) {
+  const std::string single = dir + "/" + kSafetensorsSingleFile;
+  const std::string index = dir + "/" + kSafetensorsIndexFile;
+  std::error_code ec;
+  if (std::filesystem::exists(single, ec)) return std::vector<std::string>{single};
+  if (!std::filesystem::exists(index, ec))
+    return NotFound(dir + ": holds neither " + kSafetensorsSingleFile + " nor " + kSafetensorsIndexFile);
+  TANDEM_ASSIGN_OR_RETURN(const auto by_shard, read_index(index));
+  std::vector<std::string> files = {index};
+  for (const auto& entry : by_shard) files.push_back(dir + "/" + entry.first);
+  return files;
 }
 
 }  // namespace tandem

@@ -35,4 +35,9 @@ inline constexpr const char* kSafetensorsIndexFile = "model.safetensors.index.js
 // transformers does). NotFound when DIR has neither.
 Result<SafetensorsCheckpoint> read_safetensors_checkpoint(const std::string& dir);
 
+// The files read_safetensors_checkpoint reads, by the same choice, without
+// mapping them: model.safetensors, or the index and the shards it names
+// (whether they exist is the caller's to find out).
+Result<std::vector<std::string>> safetensors_checkpoint_files(const std::string& dir);
+
 }  // namespace tandem
