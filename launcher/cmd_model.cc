@@ -79,13 +79,19 @@ std::string tokenizer_path_for(const std::string& checkpoint) {
   return (dir.empty() ? std::filesystem::path("tokenizer.bin") : dir / "tokenizer.bin").string();
 }
 
+// The file's bytes, or nullopt when it cannot be read.
+std::optional<std::string> read_whole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 // What writing `bytes` to `path` does to a file already there, for the log:
 // overwriting is allowed, but a user should learn that a tokenizer changed.
 std::string replacing_note(const std::string& path, const std::string& bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  const std::string old((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return old == bytes ? " (the same as the one it replaced)" : " (replacing a different tokenizer.bin)";
+  const std::optional<std::string> old = read_whole(path);
+  if (!old) return "";
+  return *old == bytes ? " (the same as the one it replaced)" : " (replacing a different tokenizer.bin)";
 }
 
 // A tokenizer.bin is what every llama2.c checkpoint beside it resolves to
@@ -102,13 +108,11 @@ Status check_no_other_model_uses(const std::string& path, const std::string& byt
     if (!it->is_regular_file(ec) || fs::equivalent(f, out, ec)) continue;
     const Result<ModelFiles> files = resolve_model_files(f.string());
     if (files.ok() && files->format != ModelFileFormat::kLlama2c) continue;  // a GGUF named .bin: its own tokenizer
-    std::ifstream in(files.ok() ? files->tokenizer : std::string(), std::ios::binary);
-    const std::string current((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!files.ok() || current != bytes) {
-      return FailedPrecondition(dir.string() + " holds another checkpoint, " + f.filename().string() +
-                                ", which a synthetic tokenizer.bin there would become the tokenizer of; write "
-                                "the model into a directory of its own, or pass --no-tokenizer");
-    }
+    // Every llama2.c checkpoint here resolves to the same tokenizer: the first decides.
+    if (files.ok() && read_whole(files->tokenizer) == bytes) return Status::Ok();
+    return FailedPrecondition(dir.string() + " holds another checkpoint, " + f.filename().string() +
+                              ", which a synthetic tokenizer.bin there would become the tokenizer of; write "
+                              "the model into a directory of its own, or pass --no-tokenizer");
   }
   return Status::Ok();
 }

@@ -52,7 +52,7 @@ int run_quantize(const QuantizeFlags& f) {
   // --tokenizer, which replaces a model's own) travels into the file as a
   // GGUF "llama" tokenizer.
   std::optional<TokenizerSpec> spec;
-  if (!files->tokenizer.empty() && (!source->has_tokenizer || !f.tokenizer.empty())) {
+  if (!files->tokenizer.empty()) {  // only a llama2.c model's, or --tokenizer, is ever set
     const Result<Tokenizer> tokenizer = load_model_tokenizer(*files, *source);
     if (!tokenizer.ok()) return report_error(tokenizer.status());
     Result<TokenizerSpec> exported = tokenizer_spec_from_llama2c(*tokenizer);
