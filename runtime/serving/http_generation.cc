@@ -88,13 +88,10 @@ void HttpSession::watch_client() {
         // request but a flood, which would otherwise pile up here for as
         // long as the generation runs. Treated as a client gone bad.
         const size_t keep_at_most = static_cast<size_t>(self->server_.options.max_request_bytes) + kMaxHeaderBytes;
-        if (!ec && self->buffer_.size() + n > keep_at_most) {
+        const bool flood = !ec && self->buffer_.size() + n > keep_at_most;
+        if (flood) {
           self->read_after_watch_ = false;
-          self->give_up_on_client();
-          if (!self->writing_) self->close();
-          return;
-        }
-        if (!ec && n > 0) {
+        } else if (!ec && n > 0) {
           // A pipelined request: keep it for the next read.
           auto space = self->buffer_.prepare(n);
           std::memcpy(space.data(), self->watch_buf_.data(), n);
@@ -105,8 +102,8 @@ void HttpSession::watch_client() {
           if (!ec || ec == asio::error::operation_aborted) return self->read_request();
           return self->close();
         }
-        if (ec) {
-          // EOF or reset mid-generation: the client left.
+        if (ec || flood) {
+          // EOF or reset mid-generation (the client left), or the flood.
           self->give_up_on_client();
           if (!self->writing_) self->close();
           return;
