@@ -313,7 +313,6 @@ bool parse_body(ApiKind kind, const Json& body, const ApiLimits& limits, ApiRequ
 
 }  // namespace
 
-
 Result<ApiRequest> parse_api_request(ApiKind kind, std::string_view body, const ApiLimits& limits,
                                      ApiError* error) {
   ApiError local;

@@ -9,7 +9,6 @@
 
 #include "runtime/atomic_file.h"
 #include "runtime/deadline.h"
-#include "runtime/mapped_file.h"
 #include "runtime/hash.h"
 #include "runtime/mapped_file.h"
 #include "runtime/train/checkpoint.h"
@@ -242,7 +241,7 @@ Result<double> Trainer::evaluate() {
 }
 
 Result<StepReport> Trainer::train_step() {
-  // start() initialises the weights and makes the exchange the ranks agreed.
+  // The gradient exchange is made by start(), once the ranks agree on it.
   if (options_.dp > 1 && !sync_) return FailedPrecondition("trainer: train_step() before start()");
   const auto started = Clock::now();
   StepReport report;
