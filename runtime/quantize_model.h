@@ -17,8 +17,9 @@
 //    writes them, and the tokenizer (tokenizer.ggml.*): the source's own, or
 //    the one the caller gives (a llama2.c tokenizer.bin exported with
 //    runtime/formats/gguf_llama_writer.h's tokenizer_spec_from_llama2c).
-// The source is decoded one layer at a time, so memory holds one layer in
-// f32 plus the quantized output (the writer keeps it until the file is out).
+// The source is decoded one layer at a time while the file is written, so
+// memory holds one layer in f32 plus a few hundred quantized rows, whatever
+// the model's size (a 405B model's 228 GB of Q4 output never is in memory).
 #pragma once
 
 #include <string>

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -273,6 +274,26 @@ TEST(QuantizeModel, RefusesWhatALlamaFileCannotCarry) {
   EXPECT_EQ(report.status().code(), StatusCode::kUnimplemented);
   EXPECT_NE(report.status().message().find("qwen2"), std::string::npos) << report.status().to_string();
   EXPECT_FALSE(std::filesystem::exists(dir.file("out.gguf")));
+}
+
+// The file is written while the source is decoded, one layer at a time: a
+// source that fails part way (here a tensor of the last layer gone) stops the
+// write with the cause, and the file a user had at OUT stays as it was.
+TEST(QuantizeModel, ASourceThatFailsPartWayLeavesOutAsItWas) {
+  auto source = load_llama2c_source(testing::bundled_checkpoint());
+  ASSERT_TRUE(source.ok()) << source.status().to_string();
+  const std::string gone = "layers." + std::to_string(source->config.n_layers - 1) + ".w_down";
+  ASSERT_EQ(source->tensors.erase(gone), 1u) << "the llama2.c source names its tensors otherwise";
+  testing::TempDir dir;
+  const std::string out = dir.file("out.gguf");
+  { std::ofstream(out) << "the previous model"; }
+  auto report = write_quantized_gguf(*source, DType::kQ8_0, out);
+  ASSERT_FALSE(report.ok());
+  EXPECT_NE(report.status().message().find(gone), std::string::npos) << report.status().to_string();
+  std::ifstream in(out);
+  const std::string kept((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(kept, "the previous model");
+  EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
 }
 
 }  // namespace
