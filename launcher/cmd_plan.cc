@@ -39,7 +39,7 @@ struct PlanFlags {
   std::vector<std::string> overrides;
   std::string model;   // empty: the config's model.path
   std::string dtype;   // empty: the config's model.dtype
-  std::string kv_dtype = "f16";
+  std::string kv_dtype;  // empty: what the run keeps (run_kv_dtype)
   int64_t context = 0;  // 0: default_context (runtime/llama_weights.h)
   int64_t batch = 1;
   double node_memory_gb = 128.0;
@@ -101,6 +101,14 @@ Result<DType> plan_dtype(const std::string& name, const NamedModel& model, const
   return choose_weight_dtype(*model.stored, backend_weight_dtypes(kind));
 }
 
+// The KV cache the config's run keeps: a serve job's paged pool in
+// engine.kv_dtype, any other job's one-sequence cache in f32. A plan that
+// assumed less than the run allocates would say "fits" to a run that does not.
+DType run_kv_dtype(const launcher::RunConfig& run) {
+  const bool f16 = run.job == launcher::JobKind::kServe && run.engine.kv_dtype == launcher::KvDType::kF16;
+  return f16 ? DType::kF16 : DType::kF32;
+}
+
 Result<sharding::MemoryPlanOptions> plan_options(const PlanFlags& f, const launcher::RunConfig& run,
                                                  const NamedModel& model) {
   sharding::MemoryPlanOptions o;
@@ -108,7 +116,11 @@ Result<sharding::MemoryPlanOptions> plan_options(const PlanFlags& f, const launc
   o.pp = run.parallel.pp;
   const std::string dtype = f.dtype.empty() ? std::string(launcher::to_string(run.model.dtype)) : f.dtype;
   TANDEM_ASSIGN_OR_RETURN(o.weight_dtype, plan_dtype(dtype, model, run));
-  TANDEM_ASSIGN_OR_RETURN(o.kv_dtype, parse_dtype("--kv-dtype", f.kv_dtype));
+  if (f.kv_dtype.empty()) {
+    o.kv_dtype = run_kv_dtype(run);
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(o.kv_dtype, parse_dtype("--kv-dtype", f.kv_dtype));
+  }
   o.context = f.context > 0 ? f.context : run.model.context;  // the flag, else the config's
   o.batch = f.batch;
   TANDEM_ASSIGN_OR_RETURN(uint64_t node, gb_to_bytes("--node-memory-gb", f.node_memory_gb, false));
@@ -163,7 +175,9 @@ void add_plan_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", f->batch, "Concurrent sequences, each with its own KV cache")->capture_default_str();
   cmd->add_option("--dtype", f->dtype, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, auto (default: the config's model.dtype)");
-  cmd->add_option("--kv-dtype", f->kv_dtype, "KV cache type: f32, f16, bf16, q8_0")->capture_default_str();
+  cmd->add_option("--kv-dtype", f->kv_dtype,
+                  "KV cache type: f32, f16, bf16, q8_0 (default: what the run keeps: a serve job's engine.kv_dtype, "
+                  "else f32)");
   cmd->add_option("--node-memory-gb", f->node_memory_gb, "Memory per node in GB (10^9 bytes; a DGX Spark: 128)")
       ->capture_default_str();
   cmd->add_option("--headroom-gb", f->headroom_gb, "GB per node left for the OS and the rest")->capture_default_str();

@@ -70,8 +70,9 @@ struct MemoryPlanOptions {
   int tp = 1;
   int pp = 1;
   DType weight_dtype = DType::kF32;
-  // The runtime keeps its KV cache in f32 today; f16 is what GPU runtimes
-  // keep, so plans default to it (the plan notes the difference).
+  // What the run keeps: `tandem plan` passes a serve job's engine.kv_dtype,
+  // f32 for other jobs. f16, what GPU runtimes keep, is the default of a
+  // plan made without a run (the plan notes which jobs keep it).
   DType kv_dtype = DType::kF16;
   int64_t context = 0;             // positions per sequence; 0: default_context(model)
   int64_t batch = 1;               // concurrent sequences, each with its own KV cache

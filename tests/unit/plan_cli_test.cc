@@ -20,18 +20,33 @@ testing::CommandResult tandem(std::vector<std::string> args) {
 bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
 TEST(PlanCli, Llama405bQ4FitsTwoSparks) {
-  auto r = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "q4_0"});
+  // A serve job with an f16 pool: the KV cache the plan takes is the run's.
+  auto r = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "q4_0", "--set", "job=serve", "--set",
+                   "engine.kv_dtype=f16"});
   EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_TRUE(has(r.out, "tp=2 pp=1 on 2 node(s); weights q4_0, KV cache f16, context 8192")) << r.out;
   EXPECT_TRUE(has(r.out, "114.16 GB")) << r.out;  // weights per node
   EXPECT_TRUE(has(r.out, "fits: yes (context 8192, batch 1)")) << r.out;
   EXPECT_TRUE(has(r.out, "largest context: 25785 (node 0's memory binds")) << r.out;
-  // The f16 KV cache planned is one a serve job really keeps.
   EXPECT_TRUE(has(r.out, "KV cache planned in f16, as a serve job keeps it with engine.kv_dtype: f16")) << r.out;
 }
 
+TEST(PlanCli, TheKvCacheDefaultsToWhatTheRunKeeps) {
+  // The default config's generate job keeps an f32 cache: twice the bytes a
+  // position, so about half the context of the f16 plan above.
+  auto generate = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "q4_0"});
+  EXPECT_EQ(generate.exit_code, 0) << generate.err << generate.out;
+  EXPECT_TRUE(has(generate.out, "weights q4_0, KV cache f32, context 8192")) << generate.out;
+  EXPECT_TRUE(has(generate.out, "largest context: 13481 (node 0's memory binds")) << generate.out;
+  // A serve job's pool is f32 unless engine.kv_dtype says f16; the flag wins over both.
+  auto serve = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "q4_0", "--set", "job=serve"});
+  EXPECT_TRUE(has(serve.out, "KV cache f32")) << serve.out;
+  auto flag = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "q4_0", "--kv-dtype", "f16"});
+  EXPECT_TRUE(has(flag.out, "KV cache f16")) << flag.out;
+}
+
 TEST(PlanCli, Llama405bBf16IsShortAndExitsOne) {
-  auto r = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "bf16"});
+  auto r = tandem({"plan", "--model", "llama-3.1-405b", "--dtype", "bf16", "--kv-dtype", "f16"});
   EXPECT_EQ(r.exit_code, 1) << r.err << r.out;
   EXPECT_TRUE(has(r.out, "fits: no (context 8192, batch 1): short by 285.86 GB")) << r.out;
   EXPECT_TRUE(has(r.out, "largest context: 0")) << r.out;
