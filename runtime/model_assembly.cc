@@ -86,6 +86,7 @@ class Assembler {
                              " columns; a block cannot be split between ranks (choose a tp whose "
                              "column slices are multiples of " + str(block) + ")");
     const DType target = target_dtype(t->dtype, cols);
+    if (options_.weight_dtype && target != *options_.weight_dtype) note_kept(target, cols);
     const uint64_t src_row_bytes =
         static_cast<uint64_t>(full_cols / block * source_block_bytes(t->dtype));
     const bool reorder = head_dim > 0 && source_.rope_layout == RopeLayout::kRotateHalf;
@@ -158,6 +159,7 @@ class Assembler {
   void finish_notes() {
     for (const auto& [what, count] : conversions_)
       report_.notes.push_back(str(count) + " matrices stored as " + what);
+    for (const auto& [what, count] : kept_) report_.notes.push_back(str(count) + " matrices stored as " + what);
     if (realigned_ > 0)
       report_.notes.push_back(str(realigned_) + " f32 matrices copied to 64-byte-aligned rows (the file's "
                               "are not)");
@@ -187,6 +189,13 @@ class Assembler {
       v[i] *= scales[(col_begin + static_cast<int64_t>(i)) / t.fp8_block_cols];
   }
 
+  // A matrix the asked-for weight_dtype cannot hold: said, as the user asked for it.
+  void note_kept(DType target, int64_t cols) {
+    const DType wanted = *options_.weight_dtype;
+    ++kept_[std::string(dtype_name(target)) + ", not " + std::string(dtype_name(wanted)) + ": rows of " + str(cols) +
+            " are not whole " + std::string(dtype_name(wanted)) + " blocks of " + str(dtype_block_elems(wanted))];
+  }
+
   void note_conversion(SourceDType from, DType to) {
     ++conversions_[std::string(source_dtype_name(from)) + " converted to " + std::string(dtype_name(to))];
   }
@@ -205,6 +214,7 @@ class Assembler {
   AssemblyReport& report_;
   AssembledStorage& storage_;
   std::map<std::string, int> conversions_;
+  std::map<std::string, int> kept_;  // not in options_.weight_dtype, by why
   int realigned_ = 0;
   int in_panels_ = 0;
 };

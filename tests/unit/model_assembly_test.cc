@@ -264,6 +264,29 @@ TEST(ModelAssembly, F16FileIsConvertedForAnF32BackendAndKeptForAnF16One) {
   EXPECT_EQ(story.substr(0, 200), testing::published_story().substr(0, 200));
 }
 
+// `--dtype q8_0` on stories260K: w_down's 172-wide rows are no whole 32-blocks
+// and stay f32; the user who asked for q8_0 is told which and why.
+TEST(ModelAssembly, AMatrixTheAskedDtypeCannotHoldIsNamedInTheNotes) {
+  const ModelSource source = bundled_source();
+  AssemblyOptions options;
+  options.backend_dtypes = {DType::kF32, DType::kQ8_0};
+  options.weight_dtype = DType::kQ8_0;
+  AssemblyReport report;
+  auto w = assemble_weights(source, whole_model_part(source.config), options, &report);
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  EXPECT_EQ(w->layers[0].wq.dtype, DType::kQ8_0);
+  EXPECT_EQ(w->layers[0].w_down.dtype, DType::kF32);
+  const std::string kept = std::to_string(source.config.n_layers) +
+                           " matrices stored as f32, not q8_0: rows of 172 are not whole q8_0 blocks of 32";
+  bool said = false;
+  std::string all;
+  for (const std::string& note : report.notes) {
+    said = said || note == kept;
+    all += note + "\n";
+  }
+  EXPECT_TRUE(said) << all;
+}
+
 TEST(ModelAssembly, ChoosesTheBackendsDtypeOrFallsBack) {
   const std::vector<DType> cuda = {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ4_0};
   EXPECT_EQ(choose_weight_dtype(SourceDType::kQ4_0, cuda), DType::kQ4_0);
