@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "launcher/config_decode.h"
+#include "runtime/chat_template.h"
 #include "runtime/cpu_affinity.h"
 
 namespace tandem::launcher {
@@ -199,12 +200,9 @@ Status check_http(const HttpConfig& h, const Checker& at) {
   TANDEM_RETURN_IF_ERROR(check_seconds(at, {{"http.read_timeout_s", h.read_timeout_s},
                                              {"http.idle_timeout_s", h.idle_timeout_s},
                                              {"http.write_timeout_s", h.write_timeout_s}}));
-  static constexpr std::string_view kFamilies[] = {"llama3", "chatml", "gemma", "llama2", "mistral", "zephyr"};
-  if (!h.chat_template.empty() && std::find(std::begin(kFamilies), std::end(kFamilies), h.chat_template) ==
-                                      std::end(kFamilies)) {
-    return at.fail("http.chat_template", "unknown family '" + h.chat_template +
-                                             "' (allowed: llama3, chatml, gemma, llama2, mistral, zephyr; empty: "
-                                             "the model's own)");
+  if (!h.chat_template.empty() && !ChatTemplate::from_name(h.chat_template, "", "").ok()) {
+    return at.fail("http.chat_template", "unknown family '" + h.chat_template + "' (allowed: " +
+                                             chat_family_names() + "; empty: the model's own)");
   }
   return Status::Ok();
 }

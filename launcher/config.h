@@ -138,7 +138,7 @@ struct HttpConfig {
   // with --set rather than in a shared file where that matters.
   std::vector<std::string> api_keys;
   std::string model_name;     // the id /v1/models lists; empty: model.path's last component
-  std::string chat_template;  // empty: the model's own; else a family (llama3, chatml, gemma, llama2, mistral, zephyr)
+  std::string chat_template;  // empty: the model's own; else a family (runtime/chat_template.h: llama3, chatml, gemma, llama2, mistral, mistral-v3, zephyr)
   int64_t max_request_bytes = 1 << 20;
   int64_t default_max_tokens = 256;  // a request naming none (capped by the context)
   int64_t max_tokens = 4096;         // the most one request may ask for

@@ -7,12 +7,13 @@
 namespace tandem {
 namespace {
 
-constexpr std::array<std::pair<ChatFamily, std::string_view>, 6> kNames = {{
+constexpr std::array<std::pair<ChatFamily, std::string_view>, 7> kNames = {{
     {ChatFamily::kLlama3, "llama3"},
     {ChatFamily::kChatml, "chatml"},
     {ChatFamily::kGemma, "gemma"},
     {ChatFamily::kLlama2, "llama2"},
     {ChatFamily::kMistral, "mistral"},
+    {ChatFamily::kMistralV3, "mistral-v3"},
     {ChatFamily::kZephyr, "zephyr"},
 }};
 
@@ -94,6 +95,12 @@ std::string_view chat_family_name(ChatFamily family) {
   return "unknown";
 }
 
+std::string chat_family_names() {
+  std::string names;
+  for (const auto& [f, name] : kNames) names += (names.empty() ? "" : ", ") + std::string(name);
+  return names;
+}
+
 Result<ChatTemplate> ChatTemplate::from_name(std::string_view name, std::string bos, std::string eos) {
   for (const auto& [family, n] : kNames) {
     if (n != name) continue;
@@ -103,14 +110,12 @@ Result<ChatTemplate> ChatTemplate::from_name(std::string_view name, std::string 
     t.eos_ = std::move(eos);
     return t;
   }
-  return InvalidArgument("unknown chat template \"" + std::string(name) +
-                         "\" (known: llama3, chatml, gemma, llama2, mistral, zephyr)");
+  return InvalidArgument("unknown chat template \"" + std::string(name) + "\" (known: " + chat_family_names() + ")");
 }
 
 Result<ChatTemplate> ChatTemplate::from_jinja(std::string_view jinja, std::string bos, std::string eos) {
   if (jinja.empty()) {
-    return FailedPrecondition(
-        "the model has no chat template; name one (llama3, chatml, gemma, llama2, mistral, zephyr)");
+    return FailedPrecondition("the model has no chat template; name one (" + chat_family_names() + ")");
   }
   std::string_view family;
   if (contains(jinja, "<|start_header_id|>") && contains(jinja, "<|end_header_id|>")) {
@@ -120,7 +125,9 @@ Result<ChatTemplate> ChatTemplate::from_jinja(std::string_view jinja, std::strin
   } else if (contains(jinja, "<start_of_turn>")) {
     family = "gemma";
   } else if (contains(jinja, "[INST]")) {
-    family = contains(jinja, "<<SYS>>") ? "llama2" : "mistral";
+    // v0.1 and v0.2 put a space before [/INST]; v0.3 (the v3 tokenizer,
+    // where the markers are control tokens) does not.
+    family = contains(jinja, "<<SYS>>") ? "llama2" : contains(jinja, " [/INST]") ? "mistral" : "mistral-v3";
   } else if (contains(jinja, "<|user|>") && contains(jinja, "<|assistant|>") && !contains(jinja, "<|end|>")) {
     family = "zephyr";
   } else {
@@ -195,6 +202,24 @@ Result<std::string> ChatTemplate::render(const std::vector<ChatMessage>& message
         }
       }
       return out;
+
+    case ChatFamily::kMistralV3: {
+      TANDEM_RETURN_IF_ERROR(check_alternating(messages, first, "mistral-v3"));
+      for (size_t i = first; i < messages.size(); ++i) {
+        const ChatMessage& m = messages[i];
+        if (m.role == "user") {
+          // The template puts the system message before the conversation's
+          // last message only when that is a user turn (Mistral's own
+          // tokenizer puts it before the last user message).
+          const bool system_here = has_system && i + 1 == messages.size();
+          append(out, {"[INST] ", system_here ? std::string_view(messages[0].content) : std::string_view(),
+                       system_here ? "\n\n" : "", m.content, "[/INST]"});
+        } else {
+          append(out, {" ", trim(m.content), eos_});
+        }
+      }
+      return out;
+    }
 
     case ChatFamily::kZephyr:
       for (const ChatMessage& m : messages) append(out, {"<|", m.role, "|>\n", m.content, eos_, "\n"});

@@ -8,7 +8,11 @@
 //                                   out when none is given is kept)
 //   gemma    <start_of_turn>
 //   llama2   [INST] and <<SYS>>
-//   mistral  [INST] without <<SYS>> (Mistral 7B Instruct v0.1's form)
+//   mistral  [INST] without <<SYS>>, " [/INST]" (Mistral 7B Instruct v0.1
+//            and v0.2: spaces inside the markers, no system role)
+//   mistral-v3  [INST] without <<SYS>> or " [/INST]" (v0.3 and the v3
+//            tokenizer's models: "[INST] text[/INST]", the system message
+//            put before the last user message)
 //   zephyr   <|user|> and <|assistant|>, turns ended by EOS
 // The rendering omits the leading BOS the official templates write: the
 // tokenizer adds it (Tokenizer::adds_bos()). Tokens the template writes
@@ -32,9 +36,11 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatFamily { kLlama3, kChatml, kGemma, kLlama2, kMistral, kZephyr };
+enum class ChatFamily { kLlama3, kChatml, kGemma, kLlama2, kMistral, kMistralV3, kZephyr };
 
 std::string_view chat_family_name(ChatFamily family);
+// "llama3, chatml, ...": every name from_name() takes, for messages.
+std::string chat_family_names();
 
 class ChatTemplate {
  public:
@@ -43,7 +49,7 @@ class ChatTemplate {
   // what it saw, for a template of no known family; FailedPrecondition for
   // an empty one.
   static Result<ChatTemplate> from_jinja(std::string_view jinja, std::string bos, std::string eos);
-  // "llama3", "chatml", "gemma", "llama2", "mistral", "zephyr"; InvalidArgument otherwise.
+  // A name of chat_family_names(); InvalidArgument otherwise.
   static Result<ChatTemplate> from_name(std::string_view name, std::string bos, std::string eos);
 
   ChatFamily family() const { return family_; }
@@ -52,11 +58,11 @@ class ChatTemplate {
   const std::string& default_system() const { return default_system_; }
 
   // The prompt for `messages`, ending with the assistant's header when
-  // `add_generation_prompt` (llama2 and mistral always end ready for it).
+  // `add_generation_prompt` (llama2 and the mistrals always end ready for it).
   // InvalidArgument for a role other than system/user/assistant, a system
   // message anywhere but first, or where the official template raises: roles
-  // not alternating user/assistant (llama2, mistral, gemma), a system
-  // message for mistral or gemma (Gemma 3's template folds it into the first
+  // not alternating user/assistant (llama2, the mistrals, gemma), a system
+  // message for mistral (v0.1) or gemma (Gemma 3's template folds it into the first
   // user turn; that one is accepted).
   Result<std::string> render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 

@@ -44,6 +44,17 @@ const char kMistral[] =
     "message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == "
     "'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles "
     "are supported!') }}{% endif %}{% endfor %}";
+// Mistral-7B-Instruct-v0.3's form (the template's tool branches left out):
+// the system message before the last user message, no space before [/INST].
+const char kMistralV3[] =
+    "{%- if messages[0][\"role\"] == \"system\" %}{%- set system_message = messages[0][\"content\"] %}{%- set "
+    "loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- endif %}{{- bos_token }}{%- "
+    "for message in loop_messages %}{%- if (message[\"role\"] == \"user\") != (loop.index0 % 2 == 0) %}{{- "
+    "raise_exception(\"After the optional system message, conversation roles must alternate user/assistant/user/"
+    "assistant/...\") }}{%- endif %}{%- if message[\"role\"] == \"user\" %}{%- if loop.last and system_message is "
+    "defined %}{{- \"[INST] \" + system_message + \"\\n\\n\" + message[\"content\"] + \"[/INST]\" }}{%- else %}{{- "
+    "\"[INST] \" + message[\"content\"] + \"[/INST]\" }}{%- endif %}{%- elif message[\"role\"] == \"assistant\" "
+    "%}{{- \" \" + message[\"content\"]|trim + eos_token}}{%- endif %}{%- endfor %}";
 // gemma-7b-it.
 const char kGemma[] =
     "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% "
@@ -120,6 +131,19 @@ TEST(ChatTemplate, Mistral) {
   EXPECT_EQ(render(t, kTwoTurns), "[INST] Hi [/INST]Hello!</s>[INST] How are you? [/INST]");
   EXPECT_EQ(t.render(kSysUser, true).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(t.render({{"user", "a"}, {"user", "b"}}, true).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ChatTemplate, MistralV3) {
+  const ChatTemplate t = make(kMistralV3);
+  EXPECT_EQ(t.family(), ChatFamily::kMistralV3);
+  EXPECT_EQ(render(t, kTwoTurns), "[INST] Hi[/INST] Hello!</s>[INST] How are you?[/INST]");
+  // The system message goes before the last user message, not the first.
+  EXPECT_EQ(render(t, {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello!"}, {"user", "And you?"}}),
+            "[INST] Hi[/INST] Hello!</s>[INST] Be brief.\n\nAnd you?[/INST]");
+  EXPECT_EQ(t.render({{"user", "a"}, {"user", "b"}}, true).status().code(), StatusCode::kInvalidArgument);
+  // v0.1's template is still told apart by its " [/INST]".
+  EXPECT_EQ(make(kMistral).family(), ChatFamily::kMistral);
+  EXPECT_EQ(ChatTemplate::from_name("mistral-v3", "<s>", "</s>")->family(), ChatFamily::kMistralV3);
 }
 
 TEST(ChatTemplate, Gemma) {
