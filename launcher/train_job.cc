@@ -147,6 +147,11 @@ std::string train_record(const train::StepReport& r, double tokens_per_s) {
 
 namespace {
 
+// How long a rank whose exchange failed waits for the launcher's stop before
+// calling the failure its own: the stop reaches every rank within
+// milliseconds of the first.
+constexpr std::chrono::seconds kStopGrace{2};
+
 // A stop from the launcher (a signal, another rank's failure) must not leave
 // this rank inside an exchange until its deadline: the watcher aborts the
 // communicator, and the abort that follows is the stop, not an error.
@@ -249,8 +254,20 @@ Status run_train_job(const RunConfig& config, int rank, collectives::Communicato
     StopWatcher watcher(link, comm);
     s = train(config, rank, comm, link);
   }
+  // The launcher stops every rank at once, but a peer that stops first
+  // closes its endpoints, and this rank's exchange can fail on that before
+  // its own stop is read: a failure that is the stop's doing, not an error.
+  // A peer that really failed is followed by a stop too ("rank N failed"),
+  // and the launcher reports that rank's error.
+  const bool peer_gone = s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kAborted;
+  if (peer_gone && !link.stop_requested()) link.wait_stop(deadline_after(kStopGrace));
   if (link.stop_requested()) {
-    std::fprintf(stderr, "tandem: stopping: %s\n", link.stop_reason().c_str());
+    if (s.ok()) {
+      std::fprintf(stderr, "tandem: stopping: %s\n", link.stop_reason().c_str());
+    } else {
+      std::fprintf(stderr, "tandem: stopping: %s (this rank's exchange had failed first: %s)\n",
+                   link.stop_reason().c_str(), s.to_string().c_str());
+    }
     return Status::Ok();
   }
   return s;

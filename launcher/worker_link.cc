@@ -51,6 +51,11 @@ std::string LauncherLink::stop_reason() const {
   return stop_reason_;
 }
 
+bool LauncherLink::wait_stop(Deadline deadline) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_until(lock, deadline, [&] { return stop_.load(); });
+}
+
 Result<Endpoint> LauncherLink::wait_coordinator(Deadline deadline) {
   std::unique_lock lock(mu_);
   if (!cv_.wait_until(lock, deadline, [&] { return coordinator_.has_value() || stop_.load(); })) {

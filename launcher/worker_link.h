@@ -42,6 +42,9 @@ class LauncherLink {
   Result<Endpoint> wait_coordinator(Deadline deadline);
   // Set when the launcher asked this worker to stop (a signal, another rank failed).
   bool stop_requested() const { return stop_.load(); }
+  // Waits for the launcher to ask this worker to stop, until `deadline`;
+  // whether it asked.
+  bool wait_stop(Deadline deadline);
   std::string stop_reason() const;
 
  private:
