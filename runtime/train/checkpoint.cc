@@ -121,13 +121,17 @@ Status commit_checkpoint(const std::string& out_dir, int rank, int64_t step) {
                               (ec ? " cannot be read: " + ec.message() : " does not exist"));
   }
   const std::string dir = rank_directory(out_dir, rank);
+  // Keep `step` and the checkpoint `latest` named until now, when older: the
+  // one every rank holds should this rank's peers crash before committing
+  // `step`. Not "the newest shard before step": that may be one a crashed run
+  // wrote and never committed, which a peer may not hold. Every other shard
+  // goes: newer ones were never committed (`latest` can never name them and
+  // a resumed run writes them again), older ones are superseded. Temp files
+  // are what a crash mid-write leaves.
+  TANDEM_ASSIGN_OR_RETURN(const std::optional<int64_t> committed, latest_step(out_dir, rank));
+  const int64_t previous = committed.value_or(-1) < step ? committed.value_or(-1) : -1;
   TANDEM_RETURN_IF_ERROR(write_file_atomically(dir + "/" + kLatestName, std::to_string(step) + "\n"));
 
-  // Keep `step` and the newest shard before it. Shards after `step` were
-  // written by a run that crashed before committing them; `latest` can never
-  // name them, and the resumed run writes them again. Temp files are what a
-  // crash mid-write leaves.
-  int64_t previous = -1;
   std::vector<std::pair<int64_t, fs::path>> shards;
   std::vector<fs::path> temps;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -136,7 +140,6 @@ Status commit_checkpoint(const std::string& out_dir, int rank, int64_t step) {
       temps.push_back(it->path());
     } else if (const int64_t s = step_of_shard_name(name); s >= 0) {
       shards.emplace_back(s, it->path());
-      if (s < step && s > previous) previous = s;
     }
   }
   if (ec) return Internal("listing checkpoint directory " + dir + ": " + ec.message());

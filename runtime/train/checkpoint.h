@@ -8,17 +8,17 @@
 //   1. write_shard: the shard to a temporary file, fsync, rename, fsync the
 //      directory: a crash leaves the previous files whole;
 //   2. (all ranks confirm step 1)
-//   3. commit: `latest` replaced atomically by N, then shards older than the
-//      previous checkpoint removed (two are kept: a rank may crash between
-//      steps 2 and 3 while another has committed, and the ranks then resume
-//      from the older, which all still hold).
+//   3. commit: `latest` replaced atomically by N, then every shard but N
+//      and the one `latest` named before removed (two are kept: a rank may
+//      crash between steps 2 and 3 while another has committed, and the
+//      ranks then resume from the older, which all still hold).
 // Resuming: every rank reads its `latest`; Trainer takes the smallest over
 // the ranks, and each rank loads that step's shard.
 //
 // A shard is versioned and checksummed (layout: checkpoint_format.h);
 // read_shard refuses a file that is truncated, corrupt, of another version
 // (DataLoss) or of another job's shape (FailedPrecondition), naming the file
-// and what is wrong, without allocating more than the file holds.
+// and what is wrong, before reading its arrays.
 #pragma once
 
 #include <cstdint>
@@ -60,15 +60,22 @@ std::string shard_path(const std::string& out_dir, int rank, int64_t step);
 Status write_shard(const std::string& out_dir, const ShardMeta& meta, std::span<const float> params,
                    std::span<const float> adam_m, std::span<const float> adam_v);
 // Step 3 above. FailedPrecondition if this rank's shard of `step` is
-// missing. Also removes shards newer than `step` (written by a run that
-// crashed before committing them; `latest` can never name them) and temp
-// files a crash mid-write left.
+// missing. Keeps the shard `latest` named before when it is older than
+// `step`; removes every other shard (those newer than `step` were written by
+// a run that crashed before committing them) and temp files a crash
+// mid-write left. A malformed `latest` is an error: nothing is removed.
 Status commit_checkpoint(const std::string& out_dir, int rank, int64_t step);
 // The rank's `latest` step; nullopt when it has none (a fresh run). A
 // malformed manifest is an error naming it.
 Result<std::optional<int64_t>> latest_step(const std::string& out_dir, int rank);
-// Loads a shard, checking it against what the resuming job expects
-// (expected.step/rank/world/tp/dp/job_hash and the parameter count).
+// Loads a shard into the caller's arrays (each as long as the job's
+// parameters), checking it against what the resuming job expects
+// (expected.step/rank/world/tp/dp/job_hash and the parameter count): a
+// resume needs no memory beyond what training holds anyway. On an error
+// the arrays may hold part of the file and must not be used.
+Result<ShardMeta> read_shard_into(const std::string& out_dir, const ShardMeta& expected, std::span<float> params,
+                                  std::span<float> adam_m, std::span<float> adam_v);
+// The same into arrays of its own (n_params each), for tools and tests.
 Result<ShardState> read_shard(const std::string& out_dir, const ShardMeta& expected, int64_t n_params);
 
 }  // namespace tandem::train

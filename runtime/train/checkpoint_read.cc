@@ -125,7 +125,13 @@ Status check_job(const std::string& path, const ShardFileHeader& h, const ShardM
 
 }  // namespace
 
-Result<ShardState> read_shard(const std::string& out_dir, const ShardMeta& expected, int64_t n_params) {
+Result<ShardMeta> read_shard_into(const std::string& out_dir, const ShardMeta& expected, std::span<float> params,
+                                  std::span<float> adam_m, std::span<float> adam_v) {
+  if (adam_m.size() != params.size() || adam_v.size() != params.size()) {
+    return InvalidArgument("read_shard: AdamW moments of " + std::to_string(adam_m.size()) + " and " +
+                           std::to_string(adam_v.size()) + " values for " + std::to_string(params.size()) +
+                           " parameters");
+  }
   const std::string path = shard_path(out_dir, expected.rank, expected.step);
   ReadOnlyFile file(path);
   TANDEM_RETURN_IF_ERROR(file.open_status());
@@ -137,19 +143,24 @@ Result<ShardState> read_shard(const std::string& out_dir, const ShardMeta& expec
   ShardFileHeader h{};
   TANDEM_RETURN_IF_ERROR(file.read(&h, sizeof h, nullptr));
   TANDEM_RETURN_IF_ERROR(check_structure(path, h, file_bytes));
-  TANDEM_RETURN_IF_ERROR(check_job(path, h, expected, n_params));
+  TANDEM_RETURN_IF_ERROR(check_job(path, h, expected, static_cast<int64_t>(params.size())));
 
-  ShardState state;
-  state.meta = ShardMeta{h.step, h.rank, h.world, h.tp, h.dp, h.job_hash, h.seed, h.tokens_seen};
+  // check_job matched the file's count to the spans', so the file fills them exactly.
   uint32_t crc = 0;
-  for (std::vector<float>* a : {&state.params, &state.adam_m, &state.adam_v}) {
-    a->resize(h.n_params);  // check_structure bounded it by the file's size
-    TANDEM_RETURN_IF_ERROR(file.read(a->data(), a->size() * sizeof(float), &crc));
-  }
+  for (std::span<float> a : {params, adam_m, adam_v}) TANDEM_RETURN_IF_ERROR(file.read(a.data(), a.size_bytes(), &crc));
   if (crc != h.payload_crc32c) {
     return DataLoss("checkpoint " + path + " is corrupt: payload checksum " + hex32(crc) + ", header says " +
                     hex32(h.payload_crc32c));
   }
+  return ShardMeta{h.step, h.rank, h.world, h.tp, h.dp, h.job_hash, h.seed, h.tokens_seen};
+}
+
+Result<ShardState> read_shard(const std::string& out_dir, const ShardMeta& expected, int64_t n_params) {
+  if (n_params < 0) return InvalidArgument("read_shard: " + std::to_string(n_params) + " parameters");
+  ShardState state;
+  const size_t n = static_cast<size_t>(n_params);
+  for (std::vector<float>* a : {&state.params, &state.adam_m, &state.adam_v}) a->resize(n);
+  TANDEM_ASSIGN_OR_RETURN(state.meta, read_shard_into(out_dir, expected, state.params, state.adam_m, state.adam_v));
   return state;
 }
 

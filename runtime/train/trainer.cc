@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <new>
 
 #include "runtime/atomic_file.h"
 #include "runtime/deadline.h"
@@ -78,14 +79,24 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const TrainerOptions& options, 
   TANDEM_RETURN_IF_ERROR(check_corpus(corpus, options.shape.seq_len, options.shape.vocab_size));
   std::unique_ptr<Trainer> t(new Trainer(options, corpus, rank, comm, pool));
   TrainComm* tp_comm = options.tp > 1 ? comm : nullptr;
-  TANDEM_ASSIGN_OR_RETURN(t->model_, TrainModel::create(options.shape, TensorParallelRank{options.tp, options.tp > 1 ? rank : 0},
-                                                        tp_comm, pool, t->layout_.micro_batch));
-  const size_t n = t->model_->params().size();
-  t->adam_m_.assign(n, 0.0f);
-  t->adam_v_.assign(n, 0.0f);
-  const size_t window = static_cast<size_t>(t->layout_.micro_batch * options.shape.seq_len);
-  t->inputs_.resize(window);
-  t->targets_.resize(window);
+  // The model's arrays and the moments are most of a rank's memory; a model
+  // too large for the node is an error to report, not std::bad_alloc
+  // ending the worker.
+  try {
+    TANDEM_ASSIGN_OR_RETURN(t->model_, TrainModel::create(options.shape, TensorParallelRank{options.tp, options.tp > 1 ? rank : 0},
+                                                          tp_comm, pool, t->layout_.micro_batch));
+    const size_t n = t->model_->params().size();
+    t->adam_m_.assign(n, 0.0f);
+    t->adam_v_.assign(n, 0.0f);
+    const size_t window = static_cast<size_t>(t->layout_.micro_batch * options.shape.seq_len);
+    t->inputs_.resize(window);
+    t->targets_.resize(window);
+  } catch (const std::bad_alloc&) {
+    return ResourceExhausted("trainer: out of memory allocating the model (dim " + std::to_string(options.shape.dim) +
+                             ", " + std::to_string(options.shape.n_layers) + " layers, micro-batch " +
+                             std::to_string(t->layout_.micro_batch) + " x " + std::to_string(options.shape.seq_len) +
+                             " tokens), its gradients, activations and AdamW moments");
+  }
   return t;
 }
 
@@ -206,17 +217,21 @@ Result<int64_t> Trainer::start() {
   expected.dp = options_.dp;
   expected.job_hash = hash;
   expected.seed = options_.seed;
-  Result<ShardState> state = read_shard(options_.out_dir, expected, static_cast<int64_t>(model_->params().size()));
-  // A rank that committed a newer step than the others drops it, so its two
-  // kept shards are again ones every rank holds (checkpoint.h).
-  Status loaded = state.status();
-  if (loaded.ok() && latest->value_or(-1) > *lo) loaded = commit_checkpoint(options_.out_dir, rank_, *lo);
-  TANDEM_RETURN_IF_ERROR(agree(loaded, "loading the checkpoint of step " + std::to_string(*lo)));
-  std::copy(state->params.begin(), state->params.end(), model_->params().begin());
-  adam_m_ = std::move(state->adam_m);
-  adam_v_ = std::move(state->adam_v);
-  step_ = state->meta.step;
-  tokens_seen_ = state->meta.tokens_seen;
+  // Straight into the arrays training holds: a resume needs no second copy
+  // of the parameters and moments (which a model sized to the node's memory
+  // would not have room for). A failed read leaves them partly written, and
+  // the job ends.
+  Result<ShardMeta> loaded = read_shard_into(options_.out_dir, expected, model_->params(), adam_m_, adam_v_);
+  TANDEM_RETURN_IF_ERROR(agree(loaded.status(), "loading the checkpoint of step " + std::to_string(*lo)));
+  // Only once every rank has loaded: a rank that committed a newer step than
+  // the others drops it, so its two kept shards are again ones every rank
+  // holds (checkpoint.h). Earlier, a peer's failed load would have cost the
+  // newer checkpoint that every rank wrote.
+  Status committed;
+  if (latest->value_or(-1) > *lo) committed = commit_checkpoint(options_.out_dir, rank_, *lo);
+  TANDEM_RETURN_IF_ERROR(agree(committed, "recommitting the checkpoint of step " + std::to_string(*lo)));
+  step_ = loaded->step;
+  tokens_seen_ = loaded->tokens_seen;
   TANDEM_RETURN_IF_ERROR(check_weights_agree());
   return step_;
 }

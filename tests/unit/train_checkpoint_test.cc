@@ -169,6 +169,20 @@ TEST(Checkpoint, CommitKeepsExactlyTheTwoNewestShards) {
   EXPECT_EQ(**latest_step(dir.path(), 1), 600);
 }
 
+// A crashed run wrote step 400 and never committed it; the resumed run
+// commits 500. The checkpoint kept beside 500 is 200, which `latest` named
+// and every rank holds, not the newer 400, which a peer may never have written.
+TEST(Checkpoint, CommitKeepsTheCheckpointLatestNamedNotANewerUncommittedOne) {
+  testing::TempDir dir;
+  ASSERT_TRUE(write(dir.path(), meta_for(200), arrays_for(200, 64)).ok());
+  ASSERT_TRUE(commit_checkpoint(dir.path(), 1, 200).ok());
+  ASSERT_TRUE(write(dir.path(), meta_for(400), arrays_for(400, 64)).ok());
+  ASSERT_TRUE(write(dir.path(), meta_for(500), arrays_for(500, 64)).ok());
+  ASSERT_TRUE(commit_checkpoint(dir.path(), 1, 500).ok());
+  EXPECT_EQ(names_in(rank_directory(dir.path(), 1)),
+            (std::set<std::string>{"latest", "step-00000200.ckpt", "step-00000500.ckpt"}));
+}
+
 TEST(Checkpoint, MalformedLatestIsAnErrorNamingIt) {
   testing::TempDir dir;
   fs::create_directories(rank_directory(dir.path(), 0));

@@ -309,6 +309,31 @@ TEST(Trainer, ARankThatCannotResumeStopsTheOthersAtOnce) {
   EXPECT_NE(runs[0].status.message().find("rank 1 failed"), std::string::npos) << runs[0].status.to_string();
 }
 
+// Rank 1 crashed before committing step 4 (its `latest` still says 2), and
+// its step-2 shard is damaged. The resume fails on rank 1; rank 0 must not
+// have dropped its step 4 on the way, as it did when it recommitted step 2
+// before knowing every rank had loaded it.
+TEST(Trainer, AFailedResumeKeepsTheNewerCheckpoint) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  testing::TempDir dir;
+  TrainerOptions options = tiny_options();
+  options.dp = 2;
+  options.out_dir = dir.path();
+  options.checkpoint_interval = 2;
+  ASSERT_TRUE(run_group(options, corpus, 4)[0].status.ok());
+  testing::write_file(rank_directory(dir.path(), 1) + "/latest", "2\n");
+  const std::string damaged = shard_path(dir.path(), 1, 2);
+  std::string bytes = testing::read_file(damaged);
+  bytes.back() = static_cast<char>(bytes.back() ^ 0x5A);
+  testing::write_file(damaged, bytes);
+  options.resume = true;
+  const auto runs = run_group(options, corpus, 1);
+  EXPECT_EQ(runs[1].status.code(), StatusCode::kDataLoss) << runs[1].status.to_string();
+  EXPECT_EQ(runs[0].status.code(), StatusCode::kAborted) << runs[0].status.to_string();
+  EXPECT_TRUE(std::filesystem::exists(shard_path(dir.path(), 0, 4)));
+  EXPECT_EQ(testing::read_file(rank_directory(dir.path(), 0) + "/latest"), "4\n");
+}
+
 // Nodes that disagree on the job (here: another training text) are refused
 // before anything trains, instead of failing later in a mismatched exchange.
 TEST(Trainer, RanksTrainingDifferentJobsAreRefused) {
