@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
+#include <iterator>
 #include <memory>
 
 #include "runtime/deadline.h"
@@ -410,13 +411,16 @@ SupervisorResult supervise(const RunConfig& config, const std::string& run_id, c
   struct sigaction action {};
   action.sa_handler = forward_signal;
   sigemptyset(&action.sa_mask);
-  struct sigaction old_int {}, old_term {};
-  ::sigaction(SIGINT, &action, &old_int);
-  ::sigaction(SIGTERM, &action, &old_term);
+  // SIGHUP: the terminal or the ssh session to the launcher's host closed;
+  // left to its default (or to the handler UCX installs), the launcher would
+  // die without stopping the job, or not stop at all. Every one of these
+  // winds the job down and exits 128 + the signal.
+  constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+  struct sigaction old[std::size(kStopSignals)] = {};
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) ::sigaction(kStopSignals[i], &action, &old[i]);
   ::signal(SIGPIPE, SIG_IGN);
   SupervisorResult result = Supervisor(config, run_id, token, context, files).run();
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
+  for (size_t i = 0; i < std::size(kStopSignals); ++i) ::sigaction(kStopSignals[i], &old[i], nullptr);
   return result;
 }
 

@@ -184,6 +184,21 @@ TEST(LaunchLocal, SigintStopsEveryWorkerAndExits130) {
   EXPECT_TRUE(run.worker_pids().empty());
 }
 
+// The terminal or ssh session the launcher ran in closed: the job stops as
+// for Ctrl-C, instead of the launcher dying (or, with UCX's handler
+// installed, ignoring it) and leaving a headless job on both nodes.
+TEST(LaunchLocal, SighupStopsEveryWorkerAndExits129) {
+  LaunchRun run("hung-up");
+  Child launcher = Child::spawn(run.argv({"job=serve"}));
+  ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
+  launcher.kill(SIGHUP);
+  const ChildExit e = launcher.wait(15s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 128 + SIGHUP);
+  EXPECT_TRUE(contains(launcher.err(), "interrupted by SIGHUP")) << launcher.err();
+  EXPECT_TRUE(run.worker_pids().empty());
+}
+
 TEST(LaunchLocal, AFailingWorkerIsNamedWithItsError) {
   // Rank 1 starts in a directory where the relative model path does not
   // resolve; the preflight is skipped so the worker itself meets the error.
