@@ -214,7 +214,7 @@ Status check(const RunConfig& c, const Checker& at) {
     const std::string node = "cluster.nodes[" + std::to_string(i) + "]";
     if (nodes[i].host.empty()) return at.fail(node + ".host", "must not be empty");
     const int port = nodes[i].ssh.port;
-    if (port < 1 || port > 65535) return at.fail(node + ".ssh.port", outside(port, 1, 65535));
+    if (port < 0 || port > 65535) return at.fail(node + ".ssh.port", outside(port, 0, 65535));
     if (!nodes[i].cpu_affinity.empty()) {
       // Which CPUs the node has is the worker's to check, on the node.
       if (auto cpus = parse_cpu_list(nodes[i].cpu_affinity); !cpus.ok())

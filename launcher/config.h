@@ -47,7 +47,7 @@ std::string_view to_string(KvDType v);
 
 struct SshConfig {
   std::string user;           // empty: whatever the user's ssh config says
-  int port = 22;
+  int port = 0;               // 0: whatever the user's ssh config says (else 22)
   std::string identity_file;  // empty: ssh's own choice of key
   // Extra `-o` options, e.g. "StrictHostKeyChecking=accept-new" or
   // "UserKnownHostsFile=/path"; BatchMode=yes is always set.

@@ -31,8 +31,9 @@ std::vector<std::string> ssh_argv(const RunConfig& config, int rank, const std::
                                    "-o", "BatchMode=yes",
                                    "-o", "ServerAliveInterval=" + std::to_string(alive_interval),
                                    "-o", "ServerAliveCountMax=" + std::to_string(alive_count),
-                                   "-o", "ConnectTimeout=" + std::to_string(static_cast<int>(std::ceil(l.preflight_timeout_s))),
-                                   "-p", std::to_string(node.ssh.port)};
+                                   "-o", "ConnectTimeout=" + std::to_string(static_cast<int>(std::ceil(l.preflight_timeout_s)))};
+  // Only when set: `-p` wins over a Port in ~/.ssh/config (and over `-o Port=`).
+  if (node.ssh.port != 0) argv.insert(argv.end(), {"-p", std::to_string(node.ssh.port)});
   if (!node.ssh.identity_file.empty()) argv.insert(argv.end(), {"-i", node.ssh.identity_file});
   if (!node.ssh.user.empty()) argv.insert(argv.end(), {"-l", node.ssh.user});
   for (const std::string& option : node.ssh.options) argv.insert(argv.end(), {"-o", option});

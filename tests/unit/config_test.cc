@@ -134,8 +134,8 @@ TEST(Config, ImpossibleValuesNameTheKeyAndLine) {
   EXPECT_EQ(error_of("control:\n  port: 70000\n"), "x.yaml:2:9: control.port: 70000 is outside 0..65535");
   EXPECT_EQ(error_of("model:\n  context: -1\n"),
             "x.yaml:2:12: model.context: must be in [0, 4194304] (0: the model's own context), got -1");
-  EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n    - host: b\n      ssh: {port: 0}\n"),
-            "x.yaml:5:19: cluster.nodes[1].ssh.port: 0 is outside 1..65535");
+  EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n    - host: b\n      ssh: {port: -1}\n"),
+            "x.yaml:5:19: cluster.nodes[1].ssh.port: -1 is outside 0..65535");
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n    - ssh: {user: me}\n"),
             "x.yaml:4:7: cluster.nodes[1].host: must not be empty");
   EXPECT_EQ(error_of("generate:\n  steps: 0\n"), "x.yaml:2:10: generate.steps: must be at least 1, got 0");
@@ -158,7 +158,7 @@ TEST(Config, RanksMustMatchNodes) {
   RunConfig c = parse_ok("cluster:\n  nodes: [{host: a}, {host: b}, {host: c}, {host: d}]\nparallel: {tp: 4, pp: 1}\n");
   EXPECT_EQ(c.cluster.nodes.size(), 4u);
   EXPECT_EQ(c.cluster.nodes[3].host, "d");
-  EXPECT_EQ(c.cluster.nodes[3].ssh.port, 22);
+  EXPECT_EQ(c.cluster.nodes[3].ssh.port, 0);  // ssh's own choice
 }
 
 TEST(Config, OverridesSetScalarsNestedKeysNodesAndEnv) {

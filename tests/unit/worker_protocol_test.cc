@@ -124,6 +124,16 @@ TEST(NodeCommand, RemoteNodesGoThroughBatchModeSsh) {
   EXPECT_EQ(a.back(), "cd '/w d' && exec '/opt/t' 'worker' '--rank' '1'");
 }
 
+// No port in the config: no -p, which would override a Port the user's
+// ~/.ssh/config gives the host (as would any -o Port= after it).
+TEST(NodeCommand, AnUnsetPortIsLeftToTheUsersSshConfig) {
+  RunConfig config;
+  config.cluster.nodes[1].host = "spark-b";
+  ASSERT_EQ(config.cluster.nodes[1].ssh.port, 0);
+  const ProcessSpec remote = node_command(config, 1, {"/bin/tandem", "/here"}, {"worker"});
+  for (const std::string& arg : remote.argv) EXPECT_NE(arg, "-p");
+}
+
 TEST(NodeCommand, EnvReachesWorkersFromTheirFirstInstruction) {
   RunConfig config;
   config.env = {{"UCX_TLS", "tcp,self"}, {"ODD", "it's"}};
