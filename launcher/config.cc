@@ -120,9 +120,12 @@ std::string outside(int64_t value, int64_t lo, int64_t hi) {
 
 // Timeouts and intervals: a finite, positive number of seconds, a day at most.
 Status check_seconds(const Checker& at, std::initializer_list<std::pair<const char*, double>> durations) {
+  // At least a millisecond: deadlines and intervals count whole
+  // milliseconds (runtime/deadline.h), and 0.0004 s would be 0 ms: every
+  // exchange timed out at once, a heartbeat thread that never sleeps.
   for (const auto& [key, seconds] : durations) {
-    if (!(std::isfinite(seconds) && seconds > 0 && seconds <= 86400)) {
-      return at.fail(key, "must be a number of seconds in (0, 86400]");
+    if (!(std::isfinite(seconds) && seconds >= 0.001 && seconds <= 86400)) {
+      return at.fail(key, "must be a number of seconds in [0.001, 86400]");
     }
   }
   return Status::Ok();

@@ -52,7 +52,7 @@ TEST(ConfigHttp, ImpossibleValuesNameTheKey) {
   EXPECT_EQ(error_of("http:\n  default_max_tokens: 10\n  max_tokens: 5\n"),
             "x.yaml:2:23: http.default_max_tokens: must be in [1, http.max_tokens]");
   EXPECT_EQ(error_of("http:\n  read_timeout_s: 0\n"),
-            "x.yaml:2:19: http.read_timeout_s: must be a number of seconds in (0, 86400]");
+            "x.yaml:2:19: http.read_timeout_s: must be a number of seconds in [0.001, 86400]");
   EXPECT_NE(error_of("http:\n  chat_template: jinja\n").find("http.chat_template: unknown family 'jinja'"),
             std::string::npos);
   EXPECT_EQ(error_of("http:\n  enabled: true\n"),

@@ -285,7 +285,10 @@ TEST(Config, OneDocumentAndNoValueThatYamlEmptiesSilently) {
 
 TEST(Config, LaunchTimingsMustBeSane) {
   EXPECT_EQ(error_of("launch:\n  stop_grace_s: -1\n"),
-            "x.yaml:2:17: launch.stop_grace_s: must be a number of seconds in (0, 86400]");
+            "x.yaml:2:17: launch.stop_grace_s: must be a number of seconds in [0.001, 86400]");
+  // Under a millisecond would be a 0 ms deadline: every exchange timed out at once.
+  EXPECT_EQ(error_of("launch:\n  step_timeout_s: 0.0009\n"),
+            "x.yaml:2:19: launch.step_timeout_s: must be a number of seconds in [0.001, 86400]");
   EXPECT_EQ(error_of("launch:\n  heartbeat_interval_s: 2\n  heartbeat_timeout_s: 3\n"),
             "x.yaml:3:24: launch.heartbeat_timeout_s: must be at least twice launch.heartbeat_interval_s, or one "
             "late beat ends the job");
@@ -298,7 +301,7 @@ TEST(Config, LaunchTimingsMustBeSane) {
   EXPECT_NE(error_of("", {"generate.seed=+-1"}).find("expected an integer"), std::string::npos);
   EXPECT_NE(error_of("", {"launch.stop_grace_s=++2"}).find("expected a number"), std::string::npos);
   EXPECT_EQ(error_of("", {"launch.preflight_timeout_s=1e9"}),
-            "--set launch.preflight_timeout_s=1e9: launch.preflight_timeout_s: must be a number of seconds in (0, 86400]");
+            "--set launch.preflight_timeout_s=1e9: launch.preflight_timeout_s: must be a number of seconds in [0.001, 86400]");
   EXPECT_EQ(error_of("cluster:\n  nodes:\n    - host: a\n      ssh: {options: yes}\n"),
             "x.yaml:4:22: cluster.nodes[0].ssh.options: expected a list, got 'yes'");
 }
