@@ -37,6 +37,8 @@ extern "C" void forward_signal(int sig) {
 }
 
 constexpr std::chrono::milliseconds kSettleWindow{500};
+// What report_error() (launcher/commands.h) starts a failing worker's line with.
+constexpr std::string_view kErrorPrefix = "tandem: error: ";
 
 std::string seconds_text(Clock::duration d) {
   char text[32];
@@ -65,7 +67,10 @@ struct Worker {
   std::string stdin_backlog;
   std::optional<int> status;
   Clock::time_point exited_at;
-  std::string last_error;  // the worker's last stderr line
+  // Its last "tandem: error:" line (what a failing worker prints), and its
+  // last stderr line of any kind (a crash's message has no such prefix).
+  std::string last_error;
+  std::string last_line;
   std::string cause;
 };
 
@@ -101,6 +106,8 @@ class Supervisor {
   void draw_loss_curve();
   void settle_failures(bool force);
   void pump(int timeout_ms);
+  // Reads what the worker's pipes hold now, without blocking.
+  void drain(Worker& w);
   void check_time();
   bool finished(const Worker& w) const {
     return w.status && w.process.stdout_fd() < 0 && w.process.stderr_fd() < 0;
@@ -143,7 +150,10 @@ void Supervisor::start(Worker& w) {
       std::fflush(terminal);
       std::fprintf(w.log, "%.*s\n", static_cast<int>(line.size()), line.data());
       std::fflush(w.log);
-      if (terminal == stderr && !line.empty()) w.last_error = std::string(line.substr(0, 400));
+      if (terminal == stderr && !line.empty()) {
+        w.last_line = std::string(line.substr(0, 400));
+        if (line.starts_with(kErrorPrefix)) w.last_error = w.last_line;
+      }
     };
   };
   auto record = [this, &w](const WorkerRecord& r) { on_record(w, r); };
@@ -236,16 +246,30 @@ void Supervisor::draw_loss_curve() {
 }
 
 void Supervisor::on_exit(Worker& w) {
+  // What it wrote before exiting (its "ready", its error line) may still be
+  // in the pipes: read it before judging the exit.
+  drain(w);
   const std::string status = describe_wait_status(*w.status);
   w.exited_at = Clock::now();
   say(who(w) + " exited: " + status);
   if (w.rank == 0 && !leader_done_) leader_done_ = Clock::now();
-  if (status == "exit 0") return;
+  if (status == "exit 0" && (w.ready || stopping_)) return;
   std::string reason = status;
-  if (!w.local && status == "exit 255") {
+  if (status == "exit 0") {
+    // A worker is ready before it runs its job, so one that exits 0 without
+    // being ready (unasked) ran none: not a tandem worker (a wrapper script,
+    // a login shell's rc file, ForceCommand), or one that returned early.
+    reason = "exit 0 without ever being ready (is cluster.nodes[" + std::to_string(w.rank) +
+             "].tandem a tandem binary?)" + (w.last_line.empty() ? std::string() : ": " + w.last_line);
+  } else if (!w.local && status == "exit 255") {
     reason = "the ssh session ended (connection lost, or the remote worker was killed)";
   } else if (!w.last_error.empty()) {
     reason = status + ": " + w.last_error;
+  } else if (status.starts_with("exit ") && !w.last_line.empty()) {
+    // No error line: its last words may be a crash's (an abort's message).
+    // A worker killed by a signal said nothing about it: its last line
+    // would be some progress note, misread as the cause.
+    reason = status + ": " + w.last_line;
   }
   w.cause = reason;
   if (!stopping_ && !first_failure_) first_failure_ = Clock::now();
@@ -291,23 +315,25 @@ void Supervisor::pump(int timeout_ms) {
       kill_at_ = Clock::now();
     }
   }
+  for (Worker& w : workers_) drain(w);
+}
+
+void Supervisor::drain(Worker& w) {
   char buf[16384];
-  for (Worker& w : workers_) {
-    for (const bool is_out : {true, false}) {
-      const int fd = is_out ? w.process.stdout_fd() : w.process.stderr_fd();
-      if (fd < 0) continue;
-      for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n > 0) {
-          (is_out ? w.out : w.err)->feed(std::string_view(buf, static_cast<size_t>(n)));
-          continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-          (is_out ? w.out : w.err)->finish();
-          is_out ? w.process.close_stdout() : w.process.close_stderr();
-        }
-        break;
+  for (const bool is_out : {true, false}) {
+    const int fd = is_out ? w.process.stdout_fd() : w.process.stderr_fd();
+    if (fd < 0) continue;
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n > 0) {
+        (is_out ? w.out : w.err)->feed(std::string_view(buf, static_cast<size_t>(n)));
+        continue;
       }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        (is_out ? w.out : w.err)->finish();
+        is_out ? w.process.close_stdout() : w.process.close_stderr();
+      }
+      break;
     }
   }
 }

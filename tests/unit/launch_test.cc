@@ -141,7 +141,9 @@ TEST(LaunchLocal, AKilledWorkerEndsTheJobNamingIt) {
   const ChildExit e = kill_rank_1_once_ready(run, launcher, 0ms, 10s);
   ASSERT_TRUE(e.exited) << describe(e);
   EXPECT_NE(e.code, 0);
-  EXPECT_TRUE(contains(launcher.err(), "job killed failed: rank 1 (localhost): killed by SIGKILL")) << launcher.err();
+  // The cause ends there: rank 1's last log line (which rank holds what
+  // share of the weights) says nothing about its death.
+  EXPECT_TRUE(contains(launcher.err(), "job killed failed: rank 1 (localhost): killed by SIGKILL\n")) << launcher.err();
   EXPECT_TRUE(run.worker_pids().empty());
   const auto summary = nlohmann::json::parse(read_file(run.run_dir() + "/summary.json"));
   EXPECT_FALSE(summary["ok"].get<bool>());
@@ -214,6 +216,23 @@ TEST(LaunchLocal, AFailingWorkerIsNamedWithItsError) {
   EXPECT_EQ(e.code, 1);
   EXPECT_TRUE(contains(launcher.err(), "job failing failed: rank 1 (localhost): exit 1: tandem: error:")) << launcher.err();
   EXPECT_TRUE(contains(launcher.err(), "loading the model")) << launcher.err();
+  EXPECT_TRUE(run.worker_pids().empty());
+}
+
+// A "worker" that exits 0 without ever saying it is ready ran no job (here
+// /bin/true stands for a wrapper or an rc file that exits 0): the job
+// fails naming it, instead of "finished: 2 ranks exited 0".
+TEST(LaunchLocal, AWorkerThatExitsZeroWithoutBeingReadyFailsTheJob) {
+  LaunchRun run("not-tandem");
+  std::vector<std::string> argv = run.argv({"cluster.nodes[1].tandem=/bin/true"});
+  argv.push_back("--no-preflight");
+  Child launcher = Child::spawn(argv);
+  const ChildExit e = launcher.wait(60s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 1);
+  EXPECT_TRUE(contains(launcher.err(), "rank 1 (localhost): exit 0 without ever being ready (is cluster.nodes[1].tandem "
+                                       "a tandem binary?)"))
+      << launcher.err();
   EXPECT_TRUE(run.worker_pids().empty());
 }
 
