@@ -68,6 +68,7 @@ struct NodeConfig {
   // The tandem binary on the node and the directory the worker starts in
   // (relative model paths resolve there). Empty: the launcher's own binary
   // path and working directory, as on a pair of identically set-up machines.
+  // A leading "~/" is the home directory of the user on that node.
   std::string tandem;
   std::string workdir;
   // The CPUs the node's worker (all its threads) runs on, as taskset and

@@ -1,5 +1,6 @@
 // How the launcher starts a process on a node.
 #include <cmath>
+#include <cstdlib>
 
 #include "launcher/cluster.h"
 #include "launcher/launch.h"
@@ -17,6 +18,26 @@ std::string shell_quote(const std::string& word) {
   }
   return out + "'";
 }
+
+namespace {
+
+// A path as the remote shell must see it: quoted, but a leading "~/" (or a
+// lone "~") bare, so that it expands to the remote user's home, as a path
+// typed into ssh would.
+std::string shell_path(const std::string& path) {
+  if (path == "~") return path;
+  if (path.starts_with("~/")) return "~/" + shell_quote(path.substr(2));
+  return shell_quote(path);
+}
+
+// The same expansion for a worker started here, where no shell runs.
+std::string home_expanded(const std::string& path) {
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0' || (path != "~" && !path.starts_with("~/"))) return path;
+  return home + path.substr(1);
+}
+
+}  // namespace
 
 std::vector<std::string> ssh_argv(const RunConfig& config, int rank, const std::string& remote_command) {
   const NodeConfig& node = config.cluster.nodes.at(rank);
@@ -52,16 +73,16 @@ ProcessSpec node_command(const RunConfig& config, int rank, const NodeCommandCon
   // when the worker sets it. Its values are therefore visible on the node's
   // process list: no secrets there (the job token travels on stdin).
   if (is_local_host(node.host)) {
-    spec.argv = {binary};
+    spec.argv = {home_expanded(binary)};
     spec.argv.insert(spec.argv.end(), tandem_args.begin(), tandem_args.end());
-    spec.cwd = workdir;
+    spec.cwd = home_expanded(workdir);
     for (const auto& [name, value] : config.env) spec.env.push_back(name + "=" + value);
     return spec;
   }
   // exec: the worker replaces the shell, so it leads the session sshd made
   // and nothing sits between it and the ssh channel.
   std::string command = "cd ";
-  command += shell_quote(workdir);
+  command += shell_path(workdir);
   command += " && exec ";
   if (!config.env.empty()) {
     command += "env";
@@ -71,7 +92,7 @@ ProcessSpec node_command(const RunConfig& config, int rank, const NodeCommandCon
     }
     command += ' ';
   }
-  command += shell_quote(binary);
+  command += shell_path(binary);
   for (const std::string& a : tandem_args) {
     command += ' ';
     command += shell_quote(a);

@@ -1,6 +1,8 @@
 // The launcher <-> worker channel's pieces, without processes: the output
 // splitter, the header, the ssh command line.
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <unistd.h>
 
 #include "launcher/fd_io.h"
@@ -122,6 +124,23 @@ TEST(NodeCommand, RemoteNodesGoThroughBatchModeSsh) {
   EXPECT_TRUE(has("-o", "StrictHostKeyChecking=yes"));
   EXPECT_EQ(a[a.size() - 3], "spark-b");
   EXPECT_EQ(a.back(), "cd '/w d' && exec '/opt/t' 'worker' '--rank' '1'");
+}
+
+// "~/" in a node's workdir or tandem path is the user's home there: bare
+// for the remote shell to expand (the rest still quoted), expanded here for
+// a local worker, where no shell runs.
+TEST(NodeCommand, AHomeRelativePathIsTheHomeOfTheNodeItRunsOn) {
+  RunConfig config;
+  config.cluster.nodes[1] = NodeConfig{"spark-b", {}, "", "", "~/bin/tandem", "~/runs/it's here", ""};
+  const ProcessSpec remote = node_command(config, 1, {"/bin/tandem", "/here"}, {"worker"});
+  EXPECT_EQ(remote.argv.back(), "cd ~/'runs/it'\\''s here' && exec ~/'bin/tandem' 'worker'");
+  config.cluster.nodes[0].workdir = "~/runs";
+  config.cluster.nodes[0].tandem = "~";
+  const ProcessSpec local = node_command(config, 0, {"/bin/tandem", "/here"}, {"worker"});
+  const std::string home = std::getenv("HOME") != nullptr ? std::getenv("HOME") : "";
+  ASSERT_FALSE(home.empty()) << "the test needs HOME";
+  EXPECT_EQ(local.cwd, home + "/runs");
+  EXPECT_EQ(local.argv.front(), home);
 }
 
 // No port in the config: no -p, which would override a Port the user's
