@@ -92,6 +92,7 @@ Result<GenerateSummary> ControlClient::generate(const GenerateParams& params,
                                                 const std::function<bool(const GeneratedPiece&)>& on_piece,
                                                 Deadline deadline,
                                                 const std::function<void(const std::string&)>& on_started) {
+  TANDEM_RETURN_IF_ERROR(internal::check_text_is_utf8(params));
   grpc::ClientContext ctx;
   impl_->prepare(&ctx, deadline);
   const v1::GenerateRequest request = internal::params_to_proto(params);

@@ -7,6 +7,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
+
+#include "runtime/unicode_class.h"
 
 namespace tandem::control {
 
@@ -161,6 +164,27 @@ Result<GenerateParams> params_from_proto(const v1::GenerateRequest& r) {
     p.stop.push_back(s);
   }
   return p;
+}
+
+namespace {
+
+Status check_utf8(std::string_view text, const std::string& field) {
+  for (size_t pos = 0; pos < text.size();) {
+    const Utf8Unit unit = next_utf8(text, pos);
+    if (unit.cp == kInvalidUtf8)
+      return InvalidArgument(field + " is not valid UTF-8 (byte " + std::to_string(pos) + " of " +
+                             std::to_string(text.size()) + ")");
+    pos += unit.bytes;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status check_text_is_utf8(const GenerateParams& p) {
+  if (!p.has_prompt_tokens) TANDEM_RETURN_IF_ERROR(check_utf8(p.prompt, "prompt"));
+  for (size_t i = 0; i < p.stop.size(); ++i) TANDEM_RETURN_IF_ERROR(check_utf8(p.stop[i], "stop[" + std::to_string(i) + "]"));
+  return Status::Ok();
 }
 
 v1::GenerateRequest params_to_proto(const GenerateParams& p) {

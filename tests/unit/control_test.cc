@@ -285,6 +285,29 @@ INSTANTIATE_TEST_SUITE_P(
         BadRequest{"stop_too_many", [](GenerateParams& p) { p.stop.assign(17, "x"); }, "stop"}),
     [](const auto& param_info) { return param_info.param.name; });
 
+// proto3 strings must be UTF-8: protobuf would refuse to serialize the
+// request and the caller would see a bare gRPC INTERNAL. The client names
+// the field and the byte instead, and sends nothing.
+TEST_F(ControlServerTest, TextThatIsNotUtf8IsRefusedNamingTheField) {
+  GenerateParams p;
+  p.prompt = "caf\xe9";
+  auto call = [&] {
+    return client->generate(p, [](const GeneratedPiece&) { return true; }, deadline_after(seconds(10)));
+  };
+  auto r = call();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("prompt is not valid UTF-8 (byte 3 of 4)"), std::string::npos)
+      << r.status().message();
+  p.prompt = "caf\xc3\xa9";
+  p.stop = {"ok", "\xff"};
+  r = call();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("stop[1] is not valid UTF-8"), std::string::npos) << r.status().message();
+  p.stop.clear();
+  EXPECT_TRUE(call().ok());
+}
+
 TEST_F(ControlServerTest, CancelWithABadIdIsInvalidArgument) {
   Status s = client->cancel("", deadline_after(seconds(10)));
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
