@@ -120,7 +120,10 @@ Status check_job(const std::string& path, const ShardFileHeader& h, const ShardM
   compare("params", static_cast<int64_t>(h.n_params), n_params);
   if (theirs.empty()) return Status::Ok();
   return FailedPrecondition("checkpoint " + path + " was written by a job with " + theirs + ", this job has " + ours +
-                            " (job_hash covers the model shape, data and optimizer settings)");
+                            " (job_hash covers the model's shape, train.batch_size and the micro-batch, train.lr, "
+                            "min_lr, warmup_iters and lr_decay_iters (train.iters when 0), beta1, beta2, weight_decay, "
+                            "grad_clip, the seed and the training text: resume with none of them changed, or train "
+                            "into a new train.out_dir)");
 }
 
 }  // namespace

@@ -300,7 +300,8 @@ Result<StepReport> Trainer::train_step() {
   if (!std::isfinite(report.grad_norm) || !std::isfinite(report.train_loss)) {
     return DataLoss("step " + std::to_string(step_ + 1) + ": the loss (" + std::to_string(report.train_loss) +
                     ") or the gradient norm (" + std::to_string(report.grad_norm) +
-                    ") is not finite; the weights were not updated (a lower train.lr or train.grad_clip may help)");
+                    ") is not finite; the weights were not updated (a lower train.lr or train.grad_clip may help, "
+                    "in a new train.out_dir: a resume must keep the settings its checkpoints were trained with)");
   }
   const double clip = clip_factor(report.grad_norm, options_.grad_clip);
   if (clip < 1.0) {
