@@ -360,9 +360,21 @@ Status apply_override(RunConfig& config, const std::string& text, Origins& origi
   // Text YAML reads as null without saying null: a '#' comment, a bare tag
   // or anchor. Taken as given, it would empty the key just the same.
   static constexpr std::string_view kNulls[] = {"~", "null", "Null", "NULL"};
-  if (value.IsNull() && std::find(std::begin(kNulls), std::end(kNulls), raw) == std::end(kNulls))
+  const size_t first = raw.find_first_not_of(" \t"), last = raw.find_last_not_of(" \t");
+  const std::string trimmed = raw.substr(first, last - first + 1);
+  if (value.IsNull() && std::find(std::begin(kNulls), std::end(kNulls), trimmed) == std::end(kNulls))
     return InvalidArgument(source + ": YAML reads the value as null (a '#' starts a comment); quote it, e.g. " +
                            text.substr(0, eq) + "='\"" + raw + "\"'");
+  // Text YAML reads as less than was written: " #..." a comment, "!x " a
+  // tag, "&x " an anchor, "|" or ">" a block scalar. `prompt=Tell me about
+  // #hashtags` would quietly become "Tell me about", `client_ca=|` empty.
+  // A plain scalar's text is exactly what was written, so any difference is
+  // something dropped.
+  const bool quoted = trimmed.front() == '"' || trimmed.front() == '\'';
+  if (value.IsScalar() && !quoted && value.Scalar() != trimmed)
+    return InvalidArgument(source + ": YAML reads the value as \"" + value.Scalar() + "\", not all of what was written ('" +
+                           "#' starts a comment, '!' a tag, '&' an anchor, '|' and '>' a block); quote it, e.g. " +
+                           text.substr(0, eq) + "='\"" + trimmed + "\"'");
   detail::Decoder decoder(source, /*has_lines=*/false, origins);
   return decoder.set(config, std::string_view(text).substr(0, eq), "", value);
 }

@@ -281,6 +281,15 @@ TEST(Config, OneDocumentAndNoValueThatYamlEmptiesSilently) {
   EXPECT_EQ(parse_ok("", {"generate.prompt=\"#1 bestseller\""}).generate.prompt, "#1 bestseller");
   EXPECT_TRUE(parse_ok("http:\n  api_keys: [a]\n", {"http.api_keys=[]"}).http.api_keys.empty());
   EXPECT_EQ(parse_ok("", {"generate.prompt=\"\""}).generate.prompt, "");
+  // Part of a value lost to YAML's syntax is refused too, not taken in part.
+  EXPECT_EQ(error_of("", {"generate.prompt=Tell me about #hashtags"}),
+            "--set generate.prompt=Tell me about #hashtags: YAML reads the value as \"Tell me about\", not all of "
+            "what was written ('#' starts a comment, '!' a tag, '&' an anchor, '|' and '>' a block); quote it, e.g. "
+            "generate.prompt='\"Tell me about #hashtags\"'");
+  for (const char* lossy : {"generate.prompt=!foo bar", "generate.prompt=&a hi", "control.tls.client_ca=|"})
+    EXPECT_NE(error_of("", {lossy}).find("not all of what was written"), std::string::npos) << lossy;
+  EXPECT_EQ(parse_ok("", {"generate.prompt=C# is  fine "}).generate.prompt, "C# is  fine");
+  EXPECT_EQ(parse_ok("", {"generate.prompt=\"#1\""}).generate.prompt, "#1");
 }
 
 TEST(Config, LaunchTimingsMustBeSane) {
