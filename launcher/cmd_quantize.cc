@@ -23,9 +23,13 @@ struct QuantizeFlags {
 // tokenizer, or any file in a Hugging Face input's directory.
 Status check_not_an_input(const std::string& out, const ModelFiles& files) {
   std::error_code ec;
-  for (const std::string& input : {files.checkpoint, files.tokenizer}) {
-    if (!input.empty() && std::filesystem::equivalent(out, input, ec))
-      return InvalidArgument(out + " is the input " + input + "; write the quantized model to another file");
+  // OUT.tmp too: the file is written there while the input is still being
+  // read (runtime/atomic_file.h), which would truncate it under its mapping.
+  for (const std::string& written : {out, out + ".tmp"}) {
+    for (const std::string& input : {files.checkpoint, files.tokenizer}) {
+      if (!input.empty() && std::filesystem::equivalent(written, input, ec))
+        return InvalidArgument(written + " is the input " + input + "; write the quantized model to another file");
+    }
   }
   const std::filesystem::path parent = std::filesystem::absolute(out, ec).parent_path();
   if (std::filesystem::is_directory(files.checkpoint, ec) && std::filesystem::equivalent(parent, files.checkpoint, ec))

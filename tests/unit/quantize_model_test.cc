@@ -240,6 +240,13 @@ TEST(QuantizeCli, BadArgumentsFailWithTheCause) {
   EXPECT_EQ(self.exit_code, 1);
   EXPECT_NE(self.err.find("is the input"), std::string::npos) << self.err;
   EXPECT_EQ(testing::read_file(dir.file("m.bin")), before);
+  // Nor have it read while OUT.tmp, where the file is written, replaces it.
+  std::filesystem::copy_file(dir.file("m.bin"), dir.file("m.gguf.tmp"));
+  auto temp = tandem({"quantize", dir.file("m.gguf.tmp"), dir.file("m.gguf"), "--type", "q8_0",
+                      "--tokenizer", dir.file("tok512.bin")});
+  EXPECT_EQ(temp.exit_code, 1);
+  EXPECT_NE(temp.err.find("m.gguf.tmp is the input"), std::string::npos) << temp.err;
+  EXPECT_EQ(testing::read_file(dir.file("m.gguf.tmp")), before);
   // Nor a file of a Hugging Face input's directory.
   const std::string hf = dir.file("hf");
   std::filesystem::create_directory(hf);
