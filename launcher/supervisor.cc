@@ -265,10 +265,11 @@ void Supervisor::on_exit(Worker& w) {
     reason = "the ssh session ended (connection lost, or the remote worker was killed)";
   } else if (!w.last_error.empty()) {
     reason = status + ": " + w.last_error;
-  } else if (status.starts_with("exit ") && !w.last_line.empty()) {
-    // No error line: its last words may be a crash's (an abort's message).
-    // A worker killed by a signal said nothing about it: its last line
-    // would be some progress note, misread as the cause.
+  } else if ((status.starts_with("exit ") || status == "killed by SIGABRT") && !w.last_line.empty()) {
+    // No error line: its last words may be a crash's (an abort() follows
+    // "tandem: internal check failed ..."). A worker killed by another
+    // signal said nothing about it: its last line would be some progress
+    // note, misread as the cause.
     reason = status + ": " + w.last_line;
   }
   w.cause = reason;

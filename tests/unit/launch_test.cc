@@ -236,6 +236,25 @@ TEST(LaunchLocal, AWorkerThatExitsZeroWithoutBeingReadyFailsTheJob) {
   EXPECT_TRUE(run.worker_pids().empty());
 }
 
+// A worker that aborts (a failed internal check prints its line, then
+// abort()) is named with that line, although it died of a signal.
+TEST(LaunchLocal, AnAbortedWorkerIsNamedWithItsLastWords) {
+  TempDir bin;
+  const std::string script = bin.file("aborts.sh");
+  write_file(script, "#!/bin/sh\necho 'tandem: internal check failed at x.cc:1: boom' >&2\nkill -ABRT $$\n");
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  LaunchRun run("aborted");
+  std::vector<std::string> argv = run.argv({"cluster.nodes[1].tandem=" + script});
+  argv.push_back("--no-preflight");
+  Child launcher = Child::spawn(argv);
+  const ChildExit e = launcher.wait(60s);
+  ASSERT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 1);
+  EXPECT_TRUE(contains(launcher.err(), "rank 1 (localhost): killed by SIGABRT: tandem: internal check failed at "
+                                       "x.cc:1: boom"))
+      << launcher.err();
+}
+
 // A worker's error quotes whatever bytes it met (here a path that is not
 // UTF-8): the job still ends with its exit code and a summary.json that
 // parses, the bytes replaced, rather than the launcher aborting.
