@@ -126,8 +126,20 @@ Result<ChatTemplate> ChatTemplate::from_jinja(std::string_view jinja, std::strin
     family = "gemma";
   } else if (contains(jinja, "[INST]")) {
     // v0.1 and v0.2 put a space before [/INST]; v0.3 (the v3 tokenizer,
-    // where the markers are control tokens) does not.
-    family = contains(jinja, "<<SYS>>") ? "llama2" : contains(jinja, " [/INST]") ? "mistral" : "mistral-v3";
+    // where the markers are control tokens) only after [INST]. Tekken's
+    // "[INST]Hi[/INST]" and the [SYSTEM_PROMPT] templates are neither, and
+    // rendering them as either would silently degrade the model.
+    if (contains(jinja, "<<SYS>>")) {
+      family = "llama2";
+    } else if (contains(jinja, " [/INST]")) {
+      family = "mistral";
+    } else if (contains(jinja, "[INST] ") && !contains(jinja, "[SYSTEM_PROMPT]")) {
+      family = "mistral-v3";
+    } else {
+      return Unimplemented("chat template not recognised: an [INST] template of neither Mistral v0.1's form "
+                           "(\" [/INST]\") nor v0.3's (\"[INST] \", no [SYSTEM_PROMPT]), e.g. a Tekken one; name a "
+                           "family if one fits (" + chat_family_names() + ")");
+    }
   } else if (contains(jinja, "<|user|>") && contains(jinja, "<|assistant|>") && !contains(jinja, "<|end|>")) {
     family = "zephyr";
   } else {

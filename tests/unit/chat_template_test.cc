@@ -144,6 +144,15 @@ TEST(ChatTemplate, MistralV3) {
   // v0.1's template is still told apart by its " [/INST]".
   EXPECT_EQ(make(kMistral).family(), ChatFamily::kMistral);
   EXPECT_EQ(ChatTemplate::from_name("mistral-v3", "<s>", "</s>")->family(), ChatFamily::kMistralV3);
+  // Tekken's form (no space after [INST]) and [SYSTEM_PROMPT] templates are
+  // neither: refused, not rendered as one of them.
+  const char kTekken[] =
+      "{{- bos_token }}{%- for message in messages %}{%- if message['role'] == 'user' %}{{- '[INST]' + "
+      "message['content'] + '[/INST]' }}{%- else %}{{- message['content'] + eos_token }}{%- endif %}{%- endfor %}";
+  const Result<ChatTemplate> tekken = ChatTemplate::from_jinja(kTekken, "<s>", "</s>");
+  EXPECT_EQ(tekken.status().code(), StatusCode::kUnimplemented) << tekken.status().to_string();
+  const std::string with_system = std::string(kMistralV3) + "{{- '[SYSTEM_PROMPT]' }}";
+  EXPECT_EQ(ChatTemplate::from_jinja(with_system, "<s>", "</s>").status().code(), StatusCode::kUnimplemented);
 }
 
 TEST(ChatTemplate, Gemma) {
