@@ -342,6 +342,35 @@ Status check(const RunConfig& c, const Checker& at) {
   return Status::Ok();
 }
 
+// Where a quoted scalar starting text[0] ends (one past its closing quote;
+// npos when it does not close): '' is a quote inside single quotes, a
+// backslash escapes inside double ones.
+size_t quoted_end(std::string_view text) {
+  const char q = text[0];
+  for (size_t i = 1; i < text.size(); ++i) {
+    if (q == '"' && text[i] == '\\') {
+      ++i;
+    } else if (text[i] == q) {
+      if (q == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;
+      } else {
+        return i + 1;
+      }
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Whether YAML took all of `text` (trimmed, not empty) as `value`: a plain
+// scalar's text is exactly what was written, a quoted one ends at its
+// closing quote, a flow list or map at its closing bracket.
+bool read_whole(const YAML::Node& value, std::string_view text) {
+  if (text.find_first_of("\n\r") != std::string_view::npos) return false;
+  if (text[0] == '"' || text[0] == '\'') return quoted_end(text) == text.size();
+  if (text[0] == '[' || text[0] == '{') return text.back() == (text[0] == '[' ? ']' : '}');
+  return !value.IsScalar() || value.Scalar() == text;
+}
+
 Status apply_override(RunConfig& config, const std::string& text, Origins& origins) {
   const std::string source = "--set " + text;
   const size_t eq = text.find('=');
@@ -366,15 +395,16 @@ Status apply_override(RunConfig& config, const std::string& text, Origins& origi
     return InvalidArgument(source + ": YAML reads the value as null (a '#' starts a comment); quote it, e.g. " +
                            text.substr(0, eq) + "='\"" + raw + "\"'");
   // Text YAML reads as less than was written: " #..." a comment, "!x " a
-  // tag, "&x " an anchor, "|" or ">" a block scalar. `prompt=Tell me about
-  // #hashtags` would quietly become "Tell me about", `client_ca=|` empty.
-  // A plain scalar's text is exactly what was written, so any difference is
-  // something dropped.
-  const bool quoted = trimmed.front() == '"' || trimmed.front() == '\'';
-  if (value.IsScalar() && !quoted && value.Scalar() != trimmed)
-    return InvalidArgument(source + ": YAML reads the value as \"" + value.Scalar() + "\", not all of what was written ('" +
-                           "#' starts a comment, '!' a tag, '&' an anchor, '|' and '>' a block); quote it, e.g. " +
-                           text.substr(0, eq) + "='\"" + trimmed + "\"'");
+  // tag, "&x " an anchor, "|" or ">" a block scalar, text after a closing
+  // quote or bracket, a folded line break. `prompt=Tell me about #hashtags`
+  // would quietly become "Tell me about", `client_ca=|` empty.
+  if (!read_whole(value, trimmed)) {
+    const std::string read = value.IsScalar() ? "as \"" + value.Scalar() + "\", not all of what was written"
+                                              : "only in part";
+    return InvalidArgument(source + ": YAML reads the value " + read + " (' #' starts a comment, '!' a tag, '&' an " +
+                           "anchor, '|' and '>' a block, a line break folds); quote it, e.g. " + text.substr(0, eq) +
+                           "='\"" + trimmed + "\"'");
+  }
   detail::Decoder decoder(source, /*has_lines=*/false, origins);
   return decoder.set(config, std::string_view(text).substr(0, eq), "", value);
 }

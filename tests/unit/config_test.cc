@@ -284,10 +284,15 @@ TEST(Config, OneDocumentAndNoValueThatYamlEmptiesSilently) {
   // Part of a value lost to YAML's syntax is refused too, not taken in part.
   EXPECT_EQ(error_of("", {"generate.prompt=Tell me about #hashtags"}),
             "--set generate.prompt=Tell me about #hashtags: YAML reads the value as \"Tell me about\", not all of "
-            "what was written ('#' starts a comment, '!' a tag, '&' an anchor, '|' and '>' a block); quote it, e.g. "
-            "generate.prompt='\"Tell me about #hashtags\"'");
-  for (const char* lossy : {"generate.prompt=!foo bar", "generate.prompt=&a hi", "control.tls.client_ca=|"})
-    EXPECT_NE(error_of("", {lossy}).find("not all of what was written"), std::string::npos) << lossy;
+            "what was written (' #' starts a comment, '!' a tag, '&' an anchor, '|' and '>' a block, a line break "
+            "folds); quote it, e.g. generate.prompt='\"Tell me about #hashtags\"'");
+  for (const char* lossy : {"generate.prompt=!foo bar", "generate.prompt=&a hi", "control.tls.client_ca=|",
+                            "generate.prompt=\"Hello\" #1 fan", "generate.prompt='a' b", "generate.prompt=a\nb",
+                            "http.api_keys=[k1, k2] #k3", "http.api_keys=[k1] &x"})
+    EXPECT_NE(error_of("", {lossy}).find("YAML reads the value"), std::string::npos) << lossy;
+  EXPECT_EQ(parse_ok("", {"generate.prompt='it''s \"#1\"'"}).generate.prompt, "it's \"#1\"");
+  EXPECT_EQ(parse_ok("", {"generate.prompt=\"say \\\"hi\\\" #2\""}).generate.prompt, "say \"hi\" #2");
+  EXPECT_EQ(parse_ok("", {"http.api_keys=[k1, \"k#2\"]"}).http.api_keys, (std::vector<std::string>{"k1", "k#2"}));
   EXPECT_EQ(parse_ok("", {"generate.prompt=C# is  fine "}).generate.prompt, "C# is  fine");
   EXPECT_EQ(parse_ok("", {"generate.prompt=\"#1\""}).generate.prompt, "#1");
 }
