@@ -145,6 +145,7 @@ Result<GenerateSummary> ControlClient::generate(const GenerateParams& params,
 }
 
 Status ControlClient::cancel(const std::string& request_id, Deadline deadline) {
+  TANDEM_RETURN_IF_ERROR(internal::check_utf8(request_id, "request_id"));
   grpc::ClientContext ctx;
   impl_->prepare(&ctx, deadline);
   v1::CancelRequest request;

@@ -166,8 +166,6 @@ Result<GenerateParams> params_from_proto(const v1::GenerateRequest& r) {
   return p;
 }
 
-namespace {
-
 Status check_utf8(std::string_view text, const std::string& field) {
   for (size_t pos = 0; pos < text.size();) {
     const Utf8Unit unit = next_utf8(text, pos);
@@ -179,9 +177,8 @@ Status check_utf8(std::string_view text, const std::string& field) {
   return Status::Ok();
 }
 
-}  // namespace
-
 Status check_text_is_utf8(const GenerateParams& p) {
+  TANDEM_RETURN_IF_ERROR(check_utf8(p.request_id, "request_id"));
   if (!p.has_prompt_tokens) TANDEM_RETURN_IF_ERROR(check_utf8(p.prompt, "prompt"));
   for (size_t i = 0; i < p.stop.size(); ++i) TANDEM_RETURN_IF_ERROR(check_utf8(p.stop[i], "stop[" + std::to_string(i) + "]"));
   return Status::Ok();

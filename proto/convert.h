@@ -27,10 +27,11 @@ std::string_view grpc_code_name(grpc::StatusCode code);
 Result<GenerateParams> params_from_proto(const v1::GenerateRequest& request);
 // The client's side; seed -1 and an empty request id stay unset.
 v1::GenerateRequest params_to_proto(const GenerateParams& params);
-// InvalidArgument naming the field and the byte offset when the prompt text
-// or a stop string is not UTF-8: proto3 `string` fields must be, and
-// protobuf would otherwise refuse to serialize the request with nothing
-// better than gRPC INTERNAL.
+// InvalidArgument naming `field` and the byte offset when `text` is not
+// UTF-8: proto3 `string` fields must be, and protobuf would otherwise refuse
+// to serialize the request with nothing better than gRPC INTERNAL.
+Status check_utf8(std::string_view text, const std::string& field);
+// check_utf8 over a request's string fields: request_id, the prompt text, stop strings.
 Status check_text_is_utf8(const GenerateParams& params);
 
 // True if `id` is a request id the API accepts (1..128 of [A-Za-z0-9._:-]).

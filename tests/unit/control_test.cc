@@ -305,6 +305,13 @@ TEST_F(ControlServerTest, TextThatIsNotUtf8IsRefusedNamingTheField) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("stop[1] is not valid UTF-8"), std::string::npos) << r.status().message();
   p.stop.clear();
+  p.request_id = "id\xff";
+  r = call();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("request_id is not valid UTF-8"), std::string::npos) << r.status().message();
+  const Status cancel = client->cancel("id\xff", deadline_after(seconds(10)));
+  EXPECT_NE(cancel.message().find("request_id is not valid UTF-8"), std::string::npos) << cancel.to_string();
+  p.request_id.clear();
   EXPECT_TRUE(call().ok());
 }
 
