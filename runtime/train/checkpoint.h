@@ -13,7 +13,9 @@
 //      crash between steps 2 and 3 while another has committed, and the
 //      ranks then resume from the older, which all still hold).
 // Resuming: every rank reads its `latest`; Trainer takes the smallest over
-// the ranks, and each rank loads that step's shard.
+// the ranks, and each rank loads that step's shard. A rank with no `latest`
+// while its peers name step N died between steps 2 and 3 of the first
+// checkpoint: it holds N's shard, and the ranks resume from N.
 //
 // A shard is versioned and checksummed (layout: checkpoint_format.h);
 // read_shard refuses a file that is truncated, corrupt, of another version

@@ -203,14 +203,29 @@ Result<int64_t> Trainer::start() {
     tokens_seen_ = 0;
     return step_;
   }
+  int64_t from = *lo;
   if (*lo < 0) {
+    // The first checkpoint's window: a rank that died after every rank had
+    // written step hi (they agreed on it before any committed) but before
+    // its own commit has no `latest`, while a peer's names hi. It holds the
+    // shard all the same, and every rank resumes from hi. A rank without
+    // the shard (or peers naming different steps, which the protocol never
+    // leaves) means the nodes do not share one out_dir's history.
     const size_t missing = static_cast<size_t>(lo - steps.begin());
-    return FailedPrecondition("resume: rank " + std::to_string(missing) + " has no checkpoint in " + options_.out_dir +
-                              " but rank " + std::to_string(hi - steps.begin()) + " has step " + std::to_string(*hi) +
-                              " (is out_dir the same on every node?)");
+    const bool one_step = std::all_of(steps.begin(), steps.end(), [&](int64_t s) { return s < 0 || s == *hi; });
+    std::error_code ec;
+    const bool holds = latest->has_value() || std::filesystem::is_regular_file(shard_path(options_.out_dir, rank_, *hi), ec);
+    const Status usable = one_step && holds ? Status::Ok()
+                                            : FailedPrecondition("resume: rank " + std::to_string(missing) +
+                                                                 " has no checkpoint in " + options_.out_dir +
+                                                                 " but rank " + std::to_string(hi - steps.begin()) +
+                                                                 " has step " + std::to_string(*hi) +
+                                                                 " (is out_dir the same on every node?)");
+    TANDEM_RETURN_IF_ERROR(agree(usable, "resuming the first checkpoint, step " + std::to_string(*hi)));
+    from = *hi;
   }
   ShardMeta expected;
-  expected.step = *lo;
+  expected.step = from;
   expected.rank = rank_;
   expected.world = world;
   expected.tp = options_.tp;
@@ -222,14 +237,15 @@ Result<int64_t> Trainer::start() {
   // would not have room for). A failed read leaves them partly written, and
   // the job ends.
   Result<ShardMeta> loaded = read_shard_into(options_.out_dir, expected, model_->params(), adam_m_, adam_v_);
-  TANDEM_RETURN_IF_ERROR(agree(loaded.status(), "loading the checkpoint of step " + std::to_string(*lo)));
+  TANDEM_RETURN_IF_ERROR(agree(loaded.status(), "loading the checkpoint of step " + std::to_string(from)));
   // Only once every rank has loaded: a rank that committed a newer step than
   // the others drops it, so its two kept shards are again ones every rank
-  // holds (checkpoint.h). Earlier, a peer's failed load would have cost the
-  // newer checkpoint that every rank wrote.
+  // holds (checkpoint.h), and one that never committed `from` commits it.
+  // Earlier, a peer's failed load would have cost the newer checkpoint that
+  // every rank wrote.
   Status committed;
-  if (latest->value_or(-1) > *lo) committed = commit_checkpoint(options_.out_dir, rank_, *lo);
-  TANDEM_RETURN_IF_ERROR(agree(committed, "recommitting the checkpoint of step " + std::to_string(*lo)));
+  if (latest->value_or(-1) != from) committed = commit_checkpoint(options_.out_dir, rank_, from);
+  TANDEM_RETURN_IF_ERROR(agree(committed, "recommitting the checkpoint of step " + std::to_string(from)));
   step_ = loaded->step;
   tokens_seen_ = loaded->tokens_seen;
   TANDEM_RETURN_IF_ERROR(check_weights_agree());
