@@ -7,7 +7,11 @@
 // A joining rank sends HELLO {rank, world size, job id}; the coordinator
 // checks every field (protocol version, world size, job id, rank in range and
 // not taken) and answers WELCOME or REJECT {reason}. Frames above 16 MiB, an
-// unknown type or a bad magic end the connection with DATA_LOSS.
+// unknown type or a bad magic end the connection with DATA_LOSS. A peer of
+// another job (or none: silence, garbage) is turned away and admission goes
+// on, so nothing without the job id can fail the job; one of this job whose
+// HELLO disagrees fails it at once. A joiner whose connection is closed
+// before any answer connects again until the deadline.
 //
 // After the handshake the connections stay open as the job's control channel:
 // all_gather() exchanges small blobs (UCX worker addresses, the NCCL unique

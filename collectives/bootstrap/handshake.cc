@@ -100,20 +100,28 @@ void Admission::start_accept() {
     }
     c->addr = endpoint_text(c->sock);
     if (unidentified_.size() >= kMaxUnidentified) {
-      close_conn(*c);  // a flood of silent connections must not exhaust descriptors
-    } else {
-      set_nodelay(*c);
-      unidentified_.push_back(c);
-      read_frame(c, wire::kMaxHandshakeBytes,
-                 [this, c](const Status& st, const wire::FrameHeader& h, std::string p) { on_hello(c, st, h, p); });
+      // A flood of silent connections must not exhaust descriptors, nor lock
+      // the ranks out: the oldest goes, not the newcomer. A rank sends its
+      // HELLO as soon as it connects, so only a flood faster than that
+      // (thousands of connections a second) could still shed one, which
+      // then reconnects (join_coordinator).
+      // Closed without a REJECT: a rank reads end of file and reconnects.
+      const ConnPtr oldest = unidentified_.front();
+      unidentified_.erase(unidentified_.begin());
+      if (dropped_.size() < 8)
+        dropped_.push_back(oldest->addr + ": sent no HELLO before " + std::to_string(kMaxUnidentified) +
+                           " newer connections");
+      close_conn(*oldest);
     }
+    set_nodelay(*c);
+    unidentified_.push_back(c);
+    read_frame(c, wire::kMaxHandshakeBytes,
+               [this, c](const Status& st, const wire::FrameHeader& h, std::string p) { on_hello(c, st, h, p); });
     start_accept();
   });
 }
 
-// A peer that is no tandem rank at all (garbage, silence, a broken frame) is
-// dropped and admission goes on; a tandem rank whose HELLO disagrees with
-// this job is refused and the job fails, since it cannot form without it.
+// See handshake.h: dropped, or refused (failing the job).
 void Admission::on_hello(const ConnPtr& c, const Status& st, const wire::FrameHeader& h,
                          const std::string& payload) {
   if (!failure_.ok() || !c->sock.is_open()) return;
@@ -136,8 +144,10 @@ void Admission::on_hello(const ConnPtr& c, const Status& st, const wire::FrameHe
   const std::string who = "rank " + std::to_string(hello->rank);
   const std::string world = std::to_string(cfg_.world_size);
   if (hello->job_id != cfg_.job_id) {
-    // Neither id is echoed: the launcher puts the job's secret in it.
-    return refuse(c, InvalidArgument(who + " belongs to another job (its job id differs from this job's)"));
+    // Dropped, not refused: without the job's id (the launcher puts its
+    // secret in it) a peer must not be able to fail the job; this one's own
+    // rank still comes. Neither id is echoed.
+    return drop(c, who + " belongs to another job (its job id differs from this job's)", StatusCode::kInvalidArgument);
   }
   if (hello->world_size != static_cast<uint32_t>(cfg_.world_size)) {
     return refuse(c, InvalidArgument(who + " expects world size " + std::to_string(hello->world_size) +
@@ -153,9 +163,9 @@ void Admission::on_hello(const ConnPtr& c, const Status& st, const wire::FrameHe
   ++joined_;
 }
 
-void Admission::drop(const ConnPtr& c, const std::string& why) {
+void Admission::drop(const ConnPtr& c, const std::string& why, StatusCode code) {
   if (dropped_.size() < 8) dropped_.push_back(c->addr + ": " + why);
-  send_now(*c, reject_frame(cfg_.protocol_version, StatusCode::kDataLoss, why));
+  send_now(*c, reject_frame(cfg_.protocol_version, code, why));
   close_conn(*c);
 }
 
@@ -180,8 +190,10 @@ Result<ConnPtr> join_coordinator(const BootstrapConfig& cfg, asio::io_context& i
     std::chrono::milliseconds backoff{10};
     std::string last_error = "no connection attempt finished";
     bool connected = false, hello_done = false, answered = false, give_up = false;
+    int attempt_number = 0;  // handlers of an earlier attempt's socket see another and stop
     Status outcome;
     std::function<void()> attempt;
+    std::function<void(std::string)> retry;
   };
   State state;
   state.endpoints = std::move(*endpoints);
@@ -208,6 +220,7 @@ Result<ConnPtr> join_coordinator(const BootstrapConfig& cfg, asio::io_context& i
       if (!s->answered || !s->outcome.ok()) close_conn(c);
       drain(io);
       s->attempt = nullptr;
+      s->retry = nullptr;
     }
   };
   const Cleanup cleanup{s, io, timer, *c};
@@ -228,32 +241,46 @@ Result<ConnPtr> join_coordinator(const BootstrapConfig& cfg, asio::io_context& i
       s->outcome = DataLoss(who + " answered HELLO with " + std::string(wire::frame_type_name(h.type)));
     }
   };
-  s->attempt = [s, c, &timer, &hello, on_answer] {
+  // Refused while rank 0 starts up, or closed before any answer (a
+  // coordinator shedding connections it cannot tell from a flood's):
+  // again after a backoff, until the deadline.
+  s->retry = [s, &timer](std::string why) {
+    s->last_error = std::move(why);
+    timer.expires_after(s->backoff);
+    s->backoff = std::min(s->backoff * 2, std::chrono::milliseconds(500));
+    timer.async_wait([s](error_code tec) {
+      if (!tec && !s->give_up) s->attempt();
+    });
+  };
+  s->attempt = [s, c, &hello, on_answer] {
     close_conn(*c);
-    asio::async_connect(c->sock, s->endpoints, [s, c, &timer, &hello, on_answer](error_code ec, const tcp::endpoint&) {
-      if (s->give_up || ec == asio::error::operation_aborted) return;
-      if (ec) {  // refused while rank 0 starts up: retry until the deadline
-        s->last_error = ec.message();
-        timer.expires_after(s->backoff);
-        s->backoff = std::min(s->backoff * 2, std::chrono::milliseconds(500));
-        timer.async_wait([s](error_code tec) {
-          if (!tec && !s->give_up) s->attempt();
-        });
-        return;
-      }
+    const int number = ++s->attempt_number;
+    s->hello_done = false;
+    asio::async_connect(c->sock, s->endpoints, [s, c, &hello, on_answer, number](error_code ec, const tcp::endpoint&) {
+      if (s->give_up || number != s->attempt_number || ec == asio::error::operation_aborted) return;
+      if (ec) return s->retry(ec.message());
       s->connected = true;
+      s->last_error.clear();
       set_nodelay(*c);
-      asio::async_write(c->sock, asio::buffer(hello), [s](error_code, size_t) { s->hello_done = true; });
-      read_frame(c, wire::kMaxHandshakeBytes, on_answer);
+      asio::async_write(c->sock, asio::buffer(hello), [s, number](error_code, size_t) {
+        if (number == s->attempt_number) s->hello_done = true;
+      });
+      read_frame(c, wire::kMaxHandshakeBytes,
+                 [s, number, on_answer](const Status& rs, const wire::FrameHeader& h, const std::string& p) {
+                   if (s->give_up || number != s->attempt_number) return;
+                   if (!rs.ok() && rs.code() == StatusCode::kUnavailable) return s->retry(rs.message());
+                   on_answer(rs, h, p);
+                 });
     });
   };
   s->attempt();
   // A failed HELLO write needs no report of its own: the read then fails too.
   if (!run_until(
           io, [&] { return s->answered && (s->hello_done || !s->outcome.ok()); }, deadline)) {
-    return error(DeadlineExceeded(s->connected ? who + " did not admit this rank by deadline (are all " +
-                                                     std::to_string(cfg.world_size) + " ranks started?)"
-                                               : who + " not reachable by deadline (" + s->last_error + ")"));
+    return error(DeadlineExceeded(
+        s->connected ? who + " did not admit this rank by deadline (are all " + std::to_string(cfg.world_size) +
+                           " ranks started?" + (s->last_error.empty() ? "" : "; then: " + s->last_error) + ")"
+                     : who + " not reachable by deadline (" + s->last_error + ")"));
   }
   if (!s->outcome.ok()) return error(s->outcome);
   return c;

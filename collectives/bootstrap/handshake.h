@@ -53,13 +53,14 @@ class Admission {
   // Accepts connections (backing off on errors) and reads each one's HELLO.
   void start_accept();
 
-  // A peer that is no tandem rank at all (garbage, silence, a broken frame) is
-  // dropped and admission goes on; a tandem rank whose HELLO disagrees with
-  // this job is refused and the job fails, since it cannot form without it.
+  // A peer that is no rank of this job (garbage, silence, a broken frame,
+  // another job's id) is dropped and admission goes on; a rank of this job
+  // whose HELLO disagrees with it is refused and the job fails, since it
+  // cannot form without it.
   void on_hello(const ConnPtr& c, const Status& st, const wire::FrameHeader& h, const std::string& payload);
 
-  // Sends a DATA_LOSS REJECT {why} and closes; admission goes on.
-  void drop(const ConnPtr& c, const std::string& why);
+  // Sends a REJECT {code, why} and closes; admission goes on.
+  void drop(const ConnPtr& c, const std::string& why, StatusCode code = StatusCode::kDataLoss);
 
   // Sends a REJECT and closes, failing the job with cause.
   // `reason` is what the refused peer reads; by default the coordinator's own.

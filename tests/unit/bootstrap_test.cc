@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "collectives/bootstrap/wire.h"
 #include "tests/unit/bootstrap_test_util.h"
 
@@ -249,9 +252,58 @@ void expect_refused(const BootstrapConfig& joiner_config, StatusCode code, const
       0ms);
 }
 
-TEST(BootstrapFailure, WrongJobIdIsRefused) {
-  expect_refused(config(1, 2, free_port(), "job-b"), StatusCode::kInvalidArgument,
-                 "rank 1 belongs to another job (its job id differs from this job's)");
+// A HELLO of another job is turned away at once, but cannot fail this job
+// (nothing without its id may): its own rank 1 still joins.
+TEST(BootstrapFailure, AnotherJobsRankIsTurnedAwayAndTheJobStillForms) {
+  const uint16_t port = free_port();
+  auto coordinator = start(config(0, 2, port), kLong);
+  auto stranger = start(config(1, 2, port, "job-b"), kLong).get();
+  expect_failed_in_time(stranger, StatusCode::kInvalidArgument,
+                        "rejected by coordinator 127.0.0.1:" + std::to_string(port) +
+                            ": rank 1 belongs to another job (its job id differs from this job's)",
+                        0ms);
+  auto joiner = start(config(1, 2, port), kLong).get();
+  EXPECT_TRUE(joiner.result.ok()) << joiner.result.status().to_string();
+  EXPECT_TRUE(coordinator.get().result.ok());
+}
+
+// 64 connections that never speak (the most the coordinator holds) must not
+// lock the real rank out: the oldest silent one makes room.
+TEST(BootstrapFailure, AFloodOfSilentConnectionsDoesNotLockARankOut) {
+  const uint16_t port = free_port();
+  auto coordinator = start(config(0, 2, port), kLong);
+  std::vector<std::unique_ptr<RawClient>> flood;
+  for (int i = 0; i < 70; ++i) {
+    flood.push_back(std::make_unique<RawClient>(port));
+    ASSERT_TRUE(flood.back()->connected()) << i;
+  }
+  auto joiner = start(config(1, 2, port), kLong).get();
+  EXPECT_TRUE(joiner.result.ok()) << joiner.result.status().to_string();
+  EXPECT_TRUE(coordinator.get().result.ok());
+}
+
+// A coordinator that closes the connection before answering (one shedding
+// a flood, or restarting) is dialled again, not given up on.
+TEST(BootstrapFailure, AJoinerReconnectsWhenClosedBeforeAnAnswer) {
+  const uint16_t port = free_port();
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  const int one = 1;
+  ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  auto joiner = start(config(1, 2, port), kLong);
+  const int first = ::accept(listener, nullptr, nullptr);  // the joiner's first connection: closed unanswered
+  ASSERT_GE(first, 0);
+  ::close(first);
+  ::close(listener);
+  auto coord = start(config(0, 2, port), kLong).get();
+  EXPECT_TRUE(coord.result.ok()) << coord.result.status().to_string();
+  EXPECT_TRUE(joiner.get().result.ok());
 }
 
 TEST(BootstrapFailure, WrongWorldSizeIsRefused) {
