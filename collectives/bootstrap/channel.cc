@@ -1,9 +1,17 @@
 // The bootstrap's connection and Asio steps: see channel.h.
 #include "collectives/bootstrap/channel.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 namespace tandem::collectives::bootstrap_detail {
@@ -127,35 +135,58 @@ Status write_all(asio::io_context& io, const std::vector<ConnPtr>& to,
   return st->failure;
 }
 
-// An IP literal resolves at once; a host name goes through the resolver
-// (Asio runs getaddrinfo on a helper thread) and is abandoned at the deadline.
-Result<std::vector<tcp::endpoint>> resolve(asio::io_context& io, const std::string& host, uint16_t port,
-                                           Deadline deadline) {
+// An IP literal resolves at once; a host name goes to getaddrinfo on a
+// thread of its own, waited for until the deadline. Not Asio's resolver:
+// its getaddrinfo runs on a thread the io_context joins when it is
+// destroyed, so a lookup that hangs (a dead DNS server: 5 s a try) held the
+// caller past its deadline. A thread left behind at the deadline finishes
+// the lookup alone and drops it.
+Result<std::vector<tcp::endpoint>> resolve(const std::string& host, uint16_t port, Deadline deadline) {
   error_code ec;
   const auto addr = asio::ip::make_address(host, ec);
   if (!ec) return std::vector<tcp::endpoint>{tcp::endpoint(addr, port)};
 
-  struct State {
+  struct Lookup {
+    std::mutex mu;
+    std::condition_variable cv;
     bool done = false;
-    error_code ec;
+    int rc = 0;
     std::vector<tcp::endpoint> endpoints;
   };
-  auto st = std::make_shared<State>();
-  tcp::resolver resolver(io);
-  resolver.async_resolve(host, std::to_string(port), [st](error_code rec, const tcp::resolver::results_type& r) {
-    st->done = true;
-    st->ec = rec;
-    for (const auto& e : r) st->endpoints.push_back(e.endpoint());
-  });
-  if (!run_until(
-          io, [&] { return st->done; }, deadline)) {
-    resolver.cancel();
+  auto lookup = std::make_shared<Lookup>();
+  try {
+    std::thread([lookup, host, port] {
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* found = nullptr;
+      const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+      std::vector<tcp::endpoint> endpoints;
+      for (const addrinfo* a = rc == 0 ? found : nullptr; a != nullptr; a = a->ai_next) {
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(sockaddr_storage)) continue;
+        tcp::endpoint e;
+        std::memcpy(e.data(), a->ai_addr, a->ai_addrlen);
+        e.resize(a->ai_addrlen);
+        endpoints.push_back(e);
+      }
+      if (found != nullptr) ::freeaddrinfo(found);
+      std::lock_guard lock(lookup->mu);
+      lookup->done = true;
+      lookup->rc = rc;
+      lookup->endpoints = std::move(endpoints);
+      lookup->cv.notify_all();
+    }).detach();
+  } catch (const std::system_error& e) {
+    return Unavailable("cannot resolve host '" + host + "': no thread for the lookup (" + e.what() + ")");
+  }
+  std::unique_lock lock(lookup->mu);
+  if (!lookup->cv.wait_until(lock, deadline, [&] { return lookup->done; }))
     return DeadlineExceeded("cannot resolve host '" + host + "' by deadline");
+  if (lookup->rc != 0 || lookup->endpoints.empty()) {
+    return Unavailable("cannot resolve host '" + host + "' (" +
+                       (lookup->rc != 0 ? std::string(::gai_strerror(lookup->rc)) : "no address") + ")");
   }
-  if (st->ec || st->endpoints.empty()) {
-    return Unavailable("cannot resolve host '" + host + "' (" + (st->ec ? st->ec.message() : "no address") + ")");
-  }
-  return std::move(st->endpoints);
+  return std::move(lookup->endpoints);
 }
 
 }  // namespace tandem::collectives::bootstrap_detail

@@ -85,9 +85,8 @@ void read_frame(const ConnPtr& c, uint32_t max_payload, FrameCallback done);
 Status write_all(asio::io_context& io, const std::vector<ConnPtr>& to,
                  const std::shared_ptr<const std::string>& frame, Deadline deadline);
 
-// An IP literal resolves at once; a host name goes through the resolver
-// (Asio runs getaddrinfo on a helper thread) and is abandoned at the deadline.
-Result<std::vector<tcp::endpoint>> resolve(asio::io_context& io, const std::string& host, uint16_t port,
-                                           Deadline deadline);
+// An IP literal resolves at once; a host name through getaddrinfo on a
+// thread of its own, abandoned at the deadline (it may finish later, alone).
+Result<std::vector<tcp::endpoint>> resolve(const std::string& host, uint16_t port, Deadline deadline);
 
 }  // namespace tandem::collectives::bootstrap_detail

@@ -19,7 +19,7 @@ Admission::~Admission() { close_pending(); }  // no handler may outlive this obj
 // deadline. On success peers() holds rank r's connection at [r] ([0] empty).
 Status Admission::run(Deadline deadline) {
   peers_.assign(cfg_.world_size, nullptr);
-  auto endpoints = resolve(io_, cfg_.coordinator_host, cfg_.coordinator_port, deadline);
+  auto endpoints = resolve(cfg_.coordinator_host, cfg_.coordinator_port, deadline);
   if (!endpoints.ok()) return fail(endpoints.status());
   const tcp::endpoint ep = endpoints->front();
   error_code ec;
@@ -182,7 +182,7 @@ void Admission::refuse(const ConnPtr& c, const Status& cause, const std::string&
 Result<ConnPtr> join_coordinator(const BootstrapConfig& cfg, asio::io_context& io, Deadline deadline) {
   const std::string who = "coordinator " + cfg.coordinator_host + ":" + std::to_string(cfg.coordinator_port);
   auto error = [&](const Status& s) { return bootstrap_error(cfg.rank, s.code(), s.message()); };
-  auto endpoints = resolve(io, cfg.coordinator_host, cfg.coordinator_port, deadline);
+  auto endpoints = resolve(cfg.coordinator_host, cfg.coordinator_port, deadline);
   if (!endpoints.ok()) return error(Status(endpoints.status().code(), who + ": " + endpoints.status().message()));
 
   struct State {

@@ -225,6 +225,25 @@ void expect_failed_in_time(const Joined& j, StatusCode code, std::string_view te
   EXPECT_LT(j.elapsed, deadline + kSlack) << j.result.status().to_string();
 }
 
+// Host names resolve (the launcher passes a node's host when no data
+// address is set); one that does not resolve fails by the deadline, naming
+// it, whether the lookup answers at once or hangs.
+TEST(BootstrapFailure, AHostNameResolvesAndAnUnknownOneFailsByTheDeadline) {
+  const uint16_t port = free_port();
+  BootstrapConfig c0 = config(0, 2, port), c1 = config(1, 2, port);
+  c0.coordinator_host = c1.coordinator_host = "localhost";
+  auto coordinator = start(c0, kLong);
+  auto joiner = start(c1, kLong).get();
+  EXPECT_TRUE(joiner.result.ok()) << joiner.result.status().to_string();
+  EXPECT_TRUE(coordinator.get().result.ok());
+  BootstrapConfig lost = config(1, 2, free_port());
+  lost.coordinator_host = "tandem-test.invalid";
+  const Joined j = start(lost, kShort).get();
+  ASSERT_FALSE(j.result.ok());
+  EXPECT_HAS(j.result.status().message(), "cannot resolve host 'tandem-test.invalid'");
+  EXPECT_LT(j.elapsed, kShort + kSlack) << j.result.status().to_string();
+}
+
 TEST(BootstrapFailure, ProtocolVersionMismatchNamesBothVersions) {
   const uint16_t port = free_port();
   auto coordinator = start(config(0, 2, port), kLong);
