@@ -14,13 +14,31 @@ namespace {
 
 // Transport tags are 64-bit. Bit 63 set: a user send/recv (low 32 bits are the
 // caller's tag), so user messages can never match a collective's. Bit 63
-// clear: a collective, (sequence << 8) | phase. Every collective call takes
-// the next sequence number on every rank (calls are made in the same order),
-// so consecutive collectives never cross-match, and a rank calling a
-// different collective than its peers waits for a tag nobody sends and fails
-// by its deadline instead of reducing the wrong data.
+// clear: a collective, (sequence << 24) | (shape << 8) | phase, below bit 48
+// (a transport may keep the bits above for itself: UCX's source rank). Every
+// collective call takes the next sequence number on every rank (calls are
+// made in the same order), so consecutive collectives never cross-match, and
+// a rank calling a different collective than its peers waits for a tag
+// nobody sends and fails by its deadline instead of reducing the wrong data.
+// `shape` is 16 bits of a hash of the call's count, dtype, reduce op and
+// root: ranks that call the same collective with different counts would
+// otherwise match the chunks they share, and one could return OK holding
+// part of the wrong data.
 constexpr uint64_t kUserTagBit = uint64_t{1} << 63;
-constexpr uint64_t kSeqMask = (uint64_t{1} << 55) - 1;
+// 16.7M calls before the sequence wraps, harmlessly: only one collective is
+// ever in flight between the ranks.
+constexpr uint64_t kSeqMask = (uint64_t{1} << 24) - 1;
+
+// 16 bits of a hash of what every rank must agree on in one call.
+uint64_t call_shape(std::initializer_list<uint64_t> fields) {
+  uint64_t h = 0x9E3779B97F4A7C15ull;
+  for (uint64_t f : fields) {
+    h ^= f + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  return h & 0xFFFF;
+}
 enum Phase : uint64_t { kSmall = 1, kRingRS, kRingAG, kReduceScatter, kAllGather, kBroadcast, kBarrier };
 
 // Recv chunks in flight per reducing ring pass: the next chunk arrives into
@@ -71,7 +89,7 @@ class HostCommunicator final : public Communicator {
                     Deadline deadline) override {
     constexpr std::string_view kOp = "all_reduce";
     TANDEM_RETURN_IF_ERROR(enter(kOp, count, dtype, 1, {send, recv}, &op));
-    const uint64_t tag = next_tag();
+    const uint64_t tag = next_tag(call_shape({1, count, static_cast<uint64_t>(dtype), static_cast<uint64_t>(op)}));
     const size_t bytes = count * dtype_size(dtype);
     if (count == 0) return Status::Ok();
     if (n_ == 1) {
@@ -92,7 +110,7 @@ class HostCommunicator final : public Communicator {
   Status all_gather(const void* send, void* recv, size_t count, DType dtype, Deadline deadline) override {
     constexpr std::string_view kOp = "all_gather";
     TANDEM_RETURN_IF_ERROR(enter(kOp, count, dtype, static_cast<size_t>(n_), {send, recv}, nullptr));
-    const uint64_t tag = next_tag();
+    const uint64_t tag = next_tag(call_shape({2, count, static_cast<uint64_t>(dtype)}));
     if (count == 0) return Status::Ok();
     const size_t bytes = count * dtype_size(dtype);
     auto* out = static_cast<char*>(recv);
@@ -107,7 +125,7 @@ class HostCommunicator final : public Communicator {
                         Deadline deadline) override {
     constexpr std::string_view kOp = "reduce_scatter";
     TANDEM_RETURN_IF_ERROR(enter(kOp, count, dtype, static_cast<size_t>(n_), {send, recv}, &op));
-    const uint64_t tag = next_tag();
+    const uint64_t tag = next_tag(call_shape({3, count, static_cast<uint64_t>(dtype), static_cast<uint64_t>(op)}));
     if (count == 0) return Status::Ok();
     if (n_ == 1) {
       std::memcpy(recv, send, count * dtype_size(dtype));
@@ -127,7 +145,8 @@ class HostCommunicator final : public Communicator {
     if (root < 0 || root >= n_)
       return InvalidArgument("root " + std::to_string(root) + " out of range [0, " + std::to_string(n_) + ")")
           .with_context(context(kOp));
-    const uint64_t tag = next_tag();
+    const uint64_t tag =
+        next_tag(call_shape({4, count, static_cast<uint64_t>(dtype), static_cast<uint64_t>(root)}));
     if (count == 0 || n_ == 1) return Status::Ok();
     return finish(kOp, chain_broadcast(static_cast<char*>(buffer), count, dtype_size(dtype), root,
                                        tag | kBroadcast, deadline));
@@ -143,7 +162,7 @@ class HostCommunicator final : public Communicator {
   Status barrier(Deadline deadline) override {
     constexpr std::string_view kOp = "barrier";
     TANDEM_RETURN_IF_ERROR(enter(kOp, 0, DType::kF32, 1, {}, nullptr));
-    const uint64_t tag = next_tag() | kBarrier;
+    const uint64_t tag = next_tag(call_shape({5})) | kBarrier;
     // One round of empty messages with every peer: no rank leaves before all
     // have arrived, in one latency rather than n-1.
     reqs_.clear();
@@ -197,11 +216,14 @@ class HostCommunicator final : public Communicator {
   // call fails at once rather than mismatching.
   Status finish(std::string_view op, Status s) {
     if (s.ok()) return s;
+    if (s.code() == StatusCode::kDeadlineExceeded)  // a mismatched call looks like a missing peer
+      s = DeadlineExceeded(s.message() + " (a peer late, dead, or calling " + std::string(op) +
+                           " with another count, dtype, op or root)");
     record_abort(std::string(op) + " failed: " + s.to_string());
     return s.with_context(context(op));
   }
 
-  uint64_t next_tag() { return (++seq_ & kSeqMask) << 8; }
+  uint64_t next_tag(uint64_t shape) { return ((++seq_ & kSeqMask) << 24) | (shape << 8); }
   size_t chunk_elems(size_t es) const { return std::max<size_t>(1, options_.chunk_bytes / es); }
   char* scratch(size_t bytes) {
     if (scratch_.size() < bytes) scratch_.resize(bytes);  // grows once, then reused

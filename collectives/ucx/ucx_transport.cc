@@ -63,8 +63,8 @@ class UcxTransport final : public Transport {
         // The source rank sits just below bit 63 (which the host algorithms
         // use to tell user messages from collectives), in as few bits as the
         // group needs, with one more bit below it for the transport's own
-        // wireup messages. Collective tags grow from the bottom, so these
-        // bits stay clear for 2^50 collectives (8 ranks; more for fewer).
+        // wireup messages. Collective tags stay below bit 48
+        // (host_communicator.cc), clear of these up to 2^13 ranks.
         rank_bits_(std::max(1, static_cast<int>(std::bit_width(static_cast<unsigned>(w_->size() - 1))))),
         rank_shift_(63 - rank_bits_),
         internal_bit_(uint64_t{1} << (rank_shift_ - 1)),

@@ -349,6 +349,27 @@ TEST(CollectivesLocalFaults, RankThatNeverCallsMeansDeadlineExceededThenAborted)
   }
 }
 
+// Ranks that call a collective with counts differing by whole chunks would
+// otherwise match the chunks they share: one returned OK holding part of
+// the wrong data while the other timed out. Neither may return OK.
+TEST(CollectivesLocalFaults, RanksCallingWithDifferentCountsBothFail) {
+  constexpr auto kTimeout = 300ms;
+  const size_t chunk = kTiny.chunk_bytes / sizeof(float);
+  for (int which = 0; which < 2; ++which) {  // all_gather, broadcast
+    Comms comms = make_local_group(2, kTiny);
+    on_ranks(2, [&](int r) {
+      const size_t count = (r == 0 ? 2 : 4) * chunk;
+      std::vector<float> send(count, static_cast<float>(r + 1)), recv(2 * count);
+      const Status s = which == 0 ? comms[r]->all_gather(send.data(), recv.data(), count, DType::kF32,
+                                                         deadline_after(kTimeout))
+                                  : comms[r]->broadcast(send.data(), count, DType::kF32, 0, deadline_after(kTimeout));
+      EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << (which == 0 ? "all_gather" : "broadcast") << " rank "
+                                                          << r << ": " << s.to_string();
+      EXPECT_TRUE(contains(s, "with another count")) << s.to_string();
+    });
+  }
+}
+
 TEST(CollectivesLocalFaults, AbortFromAnotherThreadUnblocksAWait) {
   Comms comms = make_local_group(2);
   std::thread aborter([&] {
