@@ -30,9 +30,14 @@ const char* base_name(const char* path) {
   return slash ? slash + 1 : path;
 }
 
+// A peer's failure (ncclRemoteError: it died, or its link dropped) is
+// UNAVAILABLE, as communicator.h promises for a lost peer and as the
+// launcher reads when it tells a first failure from its consequences;
+// anything else is INTERNAL.
 Status nccl_error(ncclResult_t r, const char* call, const char* file, int line) {
-  return Internal(std::string(call) + ": " + ncclGetErrorString(r) + " (" + base_name(file) + ":" +
-                  std::to_string(line) + ")");
+  const std::string m = std::string(call) + ": " + ncclGetErrorString(r) + " (" + base_name(file) + ":" +
+                        std::to_string(line) + ")";
+  return r == ncclRemoteError ? Unavailable("a peer failed or its link dropped: " + m) : Internal(m);
 }
 
 Status cuda_error(cudaError_t e, const char* call, const char* file, int line) {
