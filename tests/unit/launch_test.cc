@@ -219,21 +219,28 @@ TEST(LaunchLocal, AFailingWorkerIsNamedWithItsError) {
   EXPECT_TRUE(run.worker_pids().empty());
 }
 
+// Launches (no preflight) with rank 1's tandem binary replaced by
+// `binary`; the job must fail: the launcher's stderr.
+std::string failed_launch_with_rank_1_as(const std::string& run_name, const std::string& binary) {
+  LaunchRun run(run_name);
+  std::vector<std::string> argv = run.argv({"cluster.nodes[1].tandem=" + binary});
+  argv.push_back("--no-preflight");
+  Child launcher = Child::spawn(argv);
+  const ChildExit e = launcher.wait(60s);
+  EXPECT_TRUE(e.exited) << describe(e);
+  EXPECT_EQ(e.code, 1);
+  EXPECT_TRUE(run.worker_pids().empty());
+  return launcher.err();
+}
+
 // A "worker" that exits 0 without ever saying it is ready ran no job (here
 // /bin/true stands for a wrapper or an rc file that exits 0): the job
 // fails naming it, instead of "finished: 2 ranks exited 0".
 TEST(LaunchLocal, AWorkerThatExitsZeroWithoutBeingReadyFailsTheJob) {
-  LaunchRun run("not-tandem");
-  std::vector<std::string> argv = run.argv({"cluster.nodes[1].tandem=/bin/true"});
-  argv.push_back("--no-preflight");
-  Child launcher = Child::spawn(argv);
-  const ChildExit e = launcher.wait(60s);
-  ASSERT_TRUE(e.exited) << describe(e);
-  EXPECT_EQ(e.code, 1);
-  EXPECT_TRUE(contains(launcher.err(), "rank 1 (localhost): exit 0 without ever being ready (is cluster.nodes[1].tandem "
-                                       "a tandem binary?)"))
-      << launcher.err();
-  EXPECT_TRUE(run.worker_pids().empty());
+  const std::string err = failed_launch_with_rank_1_as("not-tandem", "/bin/true");
+  EXPECT_TRUE(contains(err, "rank 1 (localhost): exit 0 without ever being ready (is cluster.nodes[1].tandem a "
+                            "tandem binary?)"))
+      << err;
 }
 
 // A worker that aborts (a failed internal check prints its line, then
@@ -243,16 +250,9 @@ TEST(LaunchLocal, AnAbortedWorkerIsNamedWithItsLastWords) {
   const std::string script = bin.file("aborts.sh");
   write_file(script, "#!/bin/sh\necho 'tandem: internal check failed at x.cc:1: boom' >&2\nkill -ABRT $$\n");
   ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
-  LaunchRun run("aborted");
-  std::vector<std::string> argv = run.argv({"cluster.nodes[1].tandem=" + script});
-  argv.push_back("--no-preflight");
-  Child launcher = Child::spawn(argv);
-  const ChildExit e = launcher.wait(60s);
-  ASSERT_TRUE(e.exited) << describe(e);
-  EXPECT_EQ(e.code, 1);
-  EXPECT_TRUE(contains(launcher.err(), "rank 1 (localhost): killed by SIGABRT: tandem: internal check failed at "
-                                       "x.cc:1: boom"))
-      << launcher.err();
+  const std::string err = failed_launch_with_rank_1_as("aborted", script);
+  EXPECT_TRUE(contains(err, "rank 1 (localhost): killed by SIGABRT: tandem: internal check failed at x.cc:1: boom"))
+      << err;
 }
 
 // A worker's error quotes whatever bytes it met (here a path that is not
