@@ -174,32 +174,25 @@ TEST(LaunchLocal, AWorkerKilledMidGenerationEndsTheJobWithAnError) {
   EXPECT_TRUE(run.worker_pids().empty());
 }
 
-TEST(LaunchLocal, SigintStopsEveryWorkerAndExits130) {
-  LaunchRun run("interrupted");
+// A serve job stopped by `sig` to the launcher: every worker gone, exit 128 + sig.
+void expect_signal_stops_the_job(const std::string& run_name, int sig) {
+  LaunchRun run(run_name);
   Child launcher = Child::spawn(run.argv({"job=serve"}));
   ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
-  launcher.kill(SIGINT);
+  launcher.kill(sig);
   const ChildExit e = launcher.wait(15s);
   ASSERT_TRUE(e.exited) << describe(e);
-  EXPECT_EQ(e.code, 130);
-  EXPECT_TRUE(contains(launcher.err(), "interrupted by SIGINT")) << launcher.err();
+  EXPECT_EQ(e.code, 128 + sig);
+  EXPECT_TRUE(contains(launcher.err(), std::string("interrupted by SIG") + sigabbrev_np(sig))) << launcher.err();
   EXPECT_TRUE(run.worker_pids().empty());
 }
+
+TEST(LaunchLocal, SigintStopsEveryWorkerAndExits130) { expect_signal_stops_the_job("interrupted", SIGINT); }
 
 // The terminal or ssh session the launcher ran in closed: the job stops as
 // for Ctrl-C, instead of the launcher dying (or, with UCX's handler
 // installed, ignoring it) and leaving a headless job on both nodes.
-TEST(LaunchLocal, SighupStopsEveryWorkerAndExits129) {
-  LaunchRun run("hung-up");
-  Child launcher = Child::spawn(run.argv({"job=serve"}));
-  ASSERT_TRUE(run.wait_for_log("rank 1 (localhost) is ready", 60s)) << launcher.err();
-  launcher.kill(SIGHUP);
-  const ChildExit e = launcher.wait(15s);
-  ASSERT_TRUE(e.exited) << describe(e);
-  EXPECT_EQ(e.code, 128 + SIGHUP);
-  EXPECT_TRUE(contains(launcher.err(), "interrupted by SIGHUP")) << launcher.err();
-  EXPECT_TRUE(run.worker_pids().empty());
-}
+TEST(LaunchLocal, SighupStopsEveryWorkerAndExits129) { expect_signal_stops_the_job("hung-up", SIGHUP); }
 
 TEST(LaunchLocal, AFailingWorkerIsNamedWithItsError) {
   // Rank 1 starts in a directory where the relative model path does not

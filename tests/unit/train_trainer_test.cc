@@ -292,14 +292,20 @@ TEST(Trainer, ResumeRefusesACheckpointOfAnotherJob) {
   EXPECT_NE(runs[0].status.message().find(dir.path()), std::string::npos) << runs[0].status.to_string();
 }
 
-TEST(Trainer, AFreshRunRefusesToOverwriteACheckpoint) {
-  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
-  testing::TempDir dir;
+// dp=2 options checkpointing every 2 steps into `dir`, after `steps` steps of them.
+TrainerOptions checkpointed_after(const TokenCorpus& corpus, const testing::TempDir& dir, int steps) {
   TrainerOptions options = tiny_options();
   options.dp = 2;
   options.out_dir = dir.path();
   options.checkpoint_interval = 2;
-  ASSERT_TRUE(run_group(options, corpus, 2)[0].status.ok());
+  EXPECT_TRUE(run_group(options, corpus, steps)[0].status.ok());
+  return options;
+}
+
+TEST(Trainer, AFreshRunRefusesToOverwriteACheckpoint) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  testing::TempDir dir;
+  const TrainerOptions options = checkpointed_after(corpus, dir, 2);
   const auto again = run_group(options, corpus, 1);
   for (const RankRun& run : again) {
     EXPECT_EQ(run.status.code(), StatusCode::kFailedPrecondition) << run.status.to_string();
@@ -312,11 +318,7 @@ TEST(Trainer, AFreshRunRefusesToOverwriteACheckpoint) {
 TEST(Trainer, ARankThatCannotResumeStopsTheOthersAtOnce) {
   const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
   testing::TempDir dir;
-  TrainerOptions options = tiny_options();
-  options.dp = 2;
-  options.out_dir = dir.path();
-  options.checkpoint_interval = 2;
-  ASSERT_TRUE(run_group(options, corpus, 2)[0].status.ok());
+  TrainerOptions options = checkpointed_after(corpus, dir, 2);
   testing::write_file(rank_directory(dir.path(), 1) + "/latest", "not a step\n");
   options.resume = true;
   const auto start = std::chrono::steady_clock::now();
@@ -334,11 +336,7 @@ TEST(Trainer, ARankThatCannotResumeStopsTheOthersAtOnce) {
 TEST(Trainer, AFailedResumeKeepsTheNewerCheckpoint) {
   const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
   testing::TempDir dir;
-  TrainerOptions options = tiny_options();
-  options.dp = 2;
-  options.out_dir = dir.path();
-  options.checkpoint_interval = 2;
-  ASSERT_TRUE(run_group(options, corpus, 4)[0].status.ok());
+  TrainerOptions options = checkpointed_after(corpus, dir, 4);
   testing::write_file(rank_directory(dir.path(), 1) + "/latest", "2\n");
   const std::string damaged = shard_path(dir.path(), 1, 2);
   std::string bytes = testing::read_file(damaged);
