@@ -2,6 +2,10 @@
 // checkpoint_read.cc.
 #include "runtime/train/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -62,6 +66,30 @@ uint32_t shard_header_checksum(const ShardFileHeader& header) {
 }
 
 std::string rank_directory(const std::string& out_dir, int rank) { return out_dir + "/rank-" + std::to_string(rank); }
+
+Result<CheckpointDirLock> CheckpointDirLock::acquire(const std::string& out_dir, int rank) {
+  const std::string dir = rank_directory(out_dir, rank);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Internal("creating checkpoint directory " + dir + ": " + ec.message());
+  const std::string path = dir + "/lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return TANDEM_ERRNO("opening " + path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == ENOLCK) return CheckpointDirLock(fd);  // no flock there (some network file systems): unlocked
+    ::close(fd);
+    if (err == EWOULDBLOCK)
+      return FailedPrecondition(dir + " is in use by another run (it holds " + path +
+                                "); wait for it to end, or name another train.out_dir");
+    return errno_status("locking " + path, err, __FILE__, __LINE__);
+  }
+  return CheckpointDirLock(fd);
+}
+
+CheckpointDirLock::~CheckpointDirLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
 
 std::string shard_path(const std::string& out_dir, int rank, int64_t step) {
   char name[40];

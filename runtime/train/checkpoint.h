@@ -3,6 +3,7 @@
 //
 //   step-00000500.ckpt   this rank's parameters, AdamW moments and meta
 //   latest               text: the step of the newest complete checkpoint
+//   lock                 flock'ed by the run using the directory (CheckpointDirLock)
 //
 // Writing step N (every rank, then Trainer's barrier, then every rank):
 //   1. write_shard: the shard to a temporary file, fsync, rename, fsync the
@@ -54,6 +55,24 @@ struct ShardState {
 };
 
 std::string rank_directory(const std::string& out_dir, int rank);
+
+// Held while a run uses out_dir/rank-<r>/ (an flock on its `lock` file, so
+// released by a crash too): a second run on the same directory would commit
+// over the first's checkpoints and delete its half-written shards.
+class CheckpointDirLock {
+ public:
+  // Creates the directory as needed. FailedPrecondition when another run
+  // holds it; a file system without flock (ENOLCK) goes unlocked.
+  static Result<CheckpointDirLock> acquire(const std::string& out_dir, int rank);
+  CheckpointDirLock(CheckpointDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  CheckpointDirLock& operator=(CheckpointDirLock&&) = delete;
+  CheckpointDirLock(const CheckpointDirLock&) = delete;
+  ~CheckpointDirLock();
+
+ private:
+  explicit CheckpointDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 std::string shard_path(const std::string& out_dir, int rank, int64_t step);
 
 // Step 1 above; creates the rank's directory as needed. InvalidArgument

@@ -183,8 +183,18 @@ Result<int64_t> Trainer::start() {
   if (options_.dp > 1 && !sync_)
     sync_ = std::make_unique<GradientSync>(*comm_, model_->grads(), options_.bucket_bytes, overlapping_);
 
+  // The directory is this run's from here on (a second run on it fails
+  // here), so what `latest` says stays true until this run commits.
   Result<std::optional<int64_t>> latest = std::optional<int64_t>();
-  if (!options_.out_dir.empty()) latest = latest_step(options_.out_dir, rank_);
+  if (!options_.out_dir.empty()) {
+    Result<CheckpointDirLock> lock = CheckpointDirLock::acquire(options_.out_dir, rank_);
+    if (lock.ok()) {
+      dir_lock_.emplace(std::move(lock).value());
+      latest = latest_step(options_.out_dir, rank_);
+    } else {
+      latest = lock.status();
+    }
+  }
   TANDEM_RETURN_IF_ERROR(agree(latest.status(), "reading the checkpoint manifests"));
   std::vector<int64_t> steps(static_cast<size_t>(world), latest->value_or(-1));
   if (world > 1) {

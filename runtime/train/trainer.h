@@ -23,10 +23,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/status.h"
 #include "runtime/thread_pool.h"
+#include "runtime/train/checkpoint.h"
 #include "runtime/train/dataset.h"
 #include "runtime/train/gradient_sync.h"
 #include "runtime/train/optimizer.h"
@@ -131,6 +133,7 @@ class Trainer {
   std::vector<int> targets_;
   int64_t step_ = 0;
   int64_t tokens_seen_ = 0;
+  std::optional<CheckpointDirLock> dir_lock_;  // out_dir's rank directory, from start()
 };
 
 }  // namespace tandem::train

@@ -313,6 +313,29 @@ TEST(Trainer, AFreshRunRefusesToOverwriteACheckpoint) {
   }
 }
 
+// Two runs on one out_dir would commit over each other's checkpoints and
+// delete each other's half-written shards: the second is refused while the
+// first holds the directory, and may start once it is gone.
+TEST(Trainer, ASecondRunOnTheSameOutDirIsRefusedWhileTheFirstHoldsIt) {
+  const TokenCorpus corpus = synthetic_corpus(11, 4000, 600);
+  testing::TempDir dir;
+  TrainerOptions options = tiny_options();
+  options.out_dir = dir.path();
+  auto first = Trainer::create(options, corpus, 0, nullptr, nullptr);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  ASSERT_TRUE((*first)->start().ok());
+  auto second = Trainer::create(options, corpus, 0, nullptr, nullptr);
+  ASSERT_TRUE(second.ok()) << second.status().to_string();
+  const Result<int64_t> refused = (*second)->start();
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition) << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("is in use by another run"), std::string::npos)
+      << refused.status().to_string();
+  first->reset();
+  auto third = Trainer::create(options, corpus, 0, nullptr, nullptr);
+  ASSERT_TRUE(third.ok()) << third.status().to_string();
+  EXPECT_TRUE((*third)->start().ok());
+}
+
 // A rank whose own manifest is unreadable fails with its reason, and the
 // other fails at once (not at the step deadline) saying which rank failed.
 TEST(Trainer, ARankThatCannotResumeStopsTheOthersAtOnce) {
