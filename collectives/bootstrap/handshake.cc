@@ -103,14 +103,12 @@ void Admission::start_accept() {
       // A flood of silent connections must not exhaust descriptors, nor lock
       // the ranks out: the oldest goes, not the newcomer. A rank sends its
       // HELLO as soon as it connects, so only a flood faster than that
-      // (thousands of connections a second) could still shed one, which
-      // then reconnects (join_coordinator).
-      // Closed without a REJECT: a rank reads end of file and reconnects.
+      // (thousands of connections a second) could still shed one; it is
+      // closed without a REJECT, so such a rank reads end of file and
+      // reconnects (join_coordinator).
       const ConnPtr oldest = unidentified_.front();
       unidentified_.erase(unidentified_.begin());
-      if (dropped_.size() < 8)
-        dropped_.push_back(oldest->addr + ": sent no HELLO before " + std::to_string(kMaxUnidentified) +
-                           " newer connections");
+      note_dropped(*oldest, "sent no HELLO before " + std::to_string(kMaxUnidentified) + " newer connections");
       close_conn(*oldest);
     }
     set_nodelay(*c);
@@ -163,8 +161,12 @@ void Admission::on_hello(const ConnPtr& c, const Status& st, const wire::FrameHe
   ++joined_;
 }
 
+void Admission::note_dropped(const Conn& c, const std::string& why) {
+  if (dropped_.size() < kMaxDroppedNotes) dropped_.push_back(c.addr + ": " + why);
+}
+
 void Admission::drop(const ConnPtr& c, const std::string& why, StatusCode code) {
-  if (dropped_.size() < 8) dropped_.push_back(c->addr + ": " + why);
+  note_dropped(*c, why);
   send_now(*c, reject_frame(cfg_.protocol_version, code, why));
   close_conn(*c);
 }

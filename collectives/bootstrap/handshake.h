@@ -59,6 +59,9 @@ class Admission {
   // cannot form without it.
   void on_hello(const ConnPtr& c, const Status& st, const wire::FrameHeader& h, const std::string& payload);
 
+  // Remembers why a connection was turned away, for missing_ranks().
+  void note_dropped(const Conn& c, const std::string& why);
+
   // Sends a REJECT {code, why} and closes; admission goes on.
   void drop(const ConnPtr& c, const std::string& why, StatusCode code = StatusCode::kDataLoss);
 
@@ -67,6 +70,7 @@ class Admission {
   void refuse(const ConnPtr& c, const Status& cause, const std::string& reason = {});
 
   static constexpr size_t kMaxUnidentified = 64;
+  static constexpr size_t kMaxDroppedNotes = 8;  // a flood's reasons are not all worth keeping
 
   const BootstrapConfig& cfg_;
   asio::io_context& io_;
