@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "collectives/host/reduce.h"
+#include "runtime/hash.h"
 
 namespace tandem::collectives {
 namespace {
@@ -31,12 +32,8 @@ constexpr uint64_t kSeqMask = (uint64_t{1} << 24) - 1;
 
 // 16 bits of a hash of what every rank must agree on in one call.
 uint64_t call_shape(std::initializer_list<uint64_t> fields) {
-  uint64_t h = 0x9E3779B97F4A7C15ull;
-  for (uint64_t f : fields) {
-    h ^= f + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 31;
-  }
+  uint64_t h = 0;
+  for (uint64_t f : fields) h = splitmix64(h ^ f);
   return h & 0xFFFF;
 }
 enum Phase : uint64_t { kSmall = 1, kRingRS, kRingAG, kReduceScatter, kAllGather, kBroadcast, kBarrier };
