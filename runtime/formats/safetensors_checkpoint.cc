@@ -44,6 +44,22 @@ Result<std::map<std::string, std::vector<std::string>>> read_index(const std::st
   return by_shard;
 }
 
+// The file a checkpoint directory is read from: model.safetensors when it
+// is there (as transformers prefers it), else the index of the shards.
+struct CheckpointEntry {
+  std::string path;
+  bool sharded = false;
+};
+
+Result<CheckpointEntry> checkpoint_entry(const std::string& dir) {
+  const std::string single = dir + "/" + kSafetensorsSingleFile;
+  const std::string index = dir + "/" + kSafetensorsIndexFile;
+  std::error_code ec;
+  if (std::filesystem::exists(single, ec)) return CheckpointEntry{single, false};
+  if (std::filesystem::exists(index, ec)) return CheckpointEntry{index, true};
+  return NotFound(dir + ": holds neither " + kSafetensorsSingleFile + " nor " + kSafetensorsIndexFile);
+}
+
 Result<SafetensorsCheckpoint> read_sharded(const std::string& dir, const std::string& index_path) {
   TANDEM_ASSIGN_OR_RETURN(const auto by_shard, read_index(index_path));
   SafetensorsCheckpoint checkpoint;
@@ -72,29 +88,20 @@ Result<SafetensorsCheckpoint> read_sharded(const std::string& dir, const std::st
 }  // namespace
 
 Result<SafetensorsCheckpoint> read_safetensors_checkpoint(const std::string& dir) {
-  const std::string single = dir + "/" + kSafetensorsSingleFile;
-  const std::string index = dir + "/" + kSafetensorsIndexFile;
-  std::error_code ec;
-  if (std::filesystem::exists(single, ec)) {
-    TANDEM_ASSIGN_OR_RETURN(SafetensorsFile file, read_safetensors(single));
-    SafetensorsCheckpoint checkpoint;
-    add_file(checkpoint, std::move(file));
-    return checkpoint;
-  }
-  if (std::filesystem::exists(index, ec)) return read_sharded(dir, index);
-  return NotFound(dir + ": holds neither " + kSafetensorsSingleFile + " nor " + kSafetensorsIndexFile);
+  TANDEM_ASSIGN_OR_RETURN(const CheckpointEntry entry, checkpoint_entry(dir));
+  if (entry.sharded) return read_sharded(dir, entry.path);
+  TANDEM_ASSIGN_OR_RETURN(SafetensorsFile file, read_safetensors(entry.path));
+  SafetensorsCheckpoint checkpoint;
+  add_file(checkpoint, std::move(file));
+  return checkpoint;
 }
 
 Result<std::vector<std::string>> safetensors_checkpoint_files(const std::string& dir) {
-  const std::string single = dir + "/" + kSafetensorsSingleFile;
-  const std::string index = dir + "/" + kSafetensorsIndexFile;
-  std::error_code ec;
-  if (std::filesystem::exists(single, ec)) return std::vector<std::string>{single};
-  if (!std::filesystem::exists(index, ec))
-    return NotFound(dir + ": holds neither " + kSafetensorsSingleFile + " nor " + kSafetensorsIndexFile);
-  TANDEM_ASSIGN_OR_RETURN(const auto by_shard, read_index(index));
-  std::vector<std::string> files = {index};
-  for (const auto& entry : by_shard) files.push_back(dir + "/" + entry.first);
+  TANDEM_ASSIGN_OR_RETURN(const CheckpointEntry entry, checkpoint_entry(dir));
+  std::vector<std::string> files = {entry.path};
+  if (!entry.sharded) return files;
+  TANDEM_ASSIGN_OR_RETURN(const auto by_shard, read_index(entry.path));
+  for (const auto& shard : by_shard) files.push_back(dir + "/" + shard.first);
   return files;
 }
 
