@@ -364,7 +364,7 @@ size_t quoted_end(std::string_view text) {
 // Whether YAML took all of `text` (trimmed, not empty) as `value`: a plain
 // scalar's text is exactly what was written, a quoted one ends at its
 // closing quote, a flow list or map at its closing bracket.
-bool read_whole(const YAML::Node& value, std::string_view text) {
+bool yaml_took_all_of(const YAML::Node& value, std::string_view text) {
   if (text.find_first_of("\n\r") != std::string_view::npos) return false;
   if (text[0] == '"' || text[0] == '\'') return quoted_end(text) == text.size();
   if (text[0] == '[' || text[0] == '{') return text.back() == (text[0] == '[' ? ']' : '}');
@@ -376,10 +376,12 @@ Status apply_override(RunConfig& config, const std::string& text, Origins& origi
   const size_t eq = text.find('=');
   if (eq == std::string::npos || eq == 0) return InvalidArgument(source + ": expected KEY.PATH=VALUE");
   const std::string raw = text.substr(eq + 1);
+  const size_t first = raw.find_first_not_of(" \t"), last = raw.find_last_not_of(" \t");
   // An empty value would silently empty a string or a list (`--set
   // http.api_keys=$KEYS` with KEYS unset: authentication off).
-  if (raw.find_first_not_of(" \t") == std::string::npos)
+  if (first == std::string::npos)
     return InvalidArgument(source + ": empty value (write [] for an empty list, '\"\"' for an empty string)");
+  const std::string trimmed = raw.substr(first, last - first + 1);
   YAML::Node value;
   try {
     value = YAML::Load(raw);
@@ -389,8 +391,6 @@ Status apply_override(RunConfig& config, const std::string& text, Origins& origi
   // Text YAML reads as null without saying null: a '#' comment, a bare tag
   // or anchor. Taken as given, it would empty the key just the same.
   static constexpr std::string_view kNulls[] = {"~", "null", "Null", "NULL"};
-  const size_t first = raw.find_first_not_of(" \t"), last = raw.find_last_not_of(" \t");
-  const std::string trimmed = raw.substr(first, last - first + 1);
   if (value.IsNull() && std::find(std::begin(kNulls), std::end(kNulls), trimmed) == std::end(kNulls))
     return InvalidArgument(source + ": YAML reads the value as null (a '#' starts a comment); quote it, e.g. " +
                            text.substr(0, eq) + "='\"" + raw + "\"'");
@@ -398,7 +398,7 @@ Status apply_override(RunConfig& config, const std::string& text, Origins& origi
   // tag, "&x " an anchor, "|" or ">" a block scalar, text after a closing
   // quote or bracket, a folded line break. `prompt=Tell me about #hashtags`
   // would quietly become "Tell me about", `client_ca=|` empty.
-  if (!read_whole(value, trimmed)) {
+  if (!yaml_took_all_of(value, trimmed)) {
     const std::string read = value.IsScalar() ? "as \"" + value.Scalar() + "\", not all of what was written"
                                               : "only in part";
     return InvalidArgument(source + ": YAML reads the value " + read + " (' #' starts a comment, '!' a tag, '&' an " +
