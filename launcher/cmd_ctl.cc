@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/deadline.h"
 #include "launcher/commands.h"
 #include "proto/control_client.h"
+#include "runtime/deadline.h"
 
 namespace tandem::cli {
 namespace {

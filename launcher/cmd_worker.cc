@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <memory>
 
-#include "runtime/deadline.h"
 #include "collectives/collectives.h"
 #include "launcher/cluster.h"
 #include "launcher/commands.h"
@@ -21,6 +20,7 @@
 #include "launcher/worker_model.h"
 #include "launcher/worker_protocol.h"
 #include "runtime/cpu_affinity.h"
+#include "runtime/deadline.h"
 #include "runtime/loaded_model.h"
 
 namespace tandem::cli {
@@ -28,7 +28,6 @@ namespace {
 
 using launcher::LauncherLink;
 using launcher::RunConfig;
-
 
 // What the config says a worker's environment holds: `env`, and the data
 // link's interface for UCX and NCCL unless `env` names them itself.

@@ -16,7 +16,6 @@
 namespace tandem::launcher {
 namespace {
 
-
 // Client mistakes end the request; anything else (a peer lost mid-step)
 // ends the job.
 bool is_request_error(const Status& s) {
